@@ -1,0 +1,3 @@
+from gefreg.cli import main
+
+main()

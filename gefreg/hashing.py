@@ -1,0 +1,107 @@
+"""File hashing: streamed, cached by (size, mtime, inode) like git's index, parallel for many files.
+
+Hashing is a hot path (build contexts of hundreds of MB, input archives of GBs), so files are
+read in chunks, never whole, and unchanged files are not rehashed when a cache is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """sha256 of a file's content as 'sha256:<hex>', read in chunks (hashlib releases the GIL)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+            if progress:
+                progress(n)
+    return "sha256:" + digest.hexdigest()
+
+
+class HashCache:
+    """Remembers file hashes keyed on path, size, mtime and inode; saved as JSON.
+
+    A file whose stat key is unchanged is trusted; any change (even touching it) rehashes.
+    Entries are only written after hashing completed, so an interrupted run caches nothing false.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[object]] = {}
+        self._dirty = False
+        if path is not None:
+            try:
+                data = json.loads(path.read_text())
+                if data.get("version") == self.VERSION:
+                    self._entries = data["entries"]
+            except (OSError, ValueError, KeyError, TypeError):
+                self._entries = {}
+
+    @staticmethod
+    def _key(st: os.stat_result) -> list[object]:
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+    def hash(self, path: Path, progress: Callable[[int], None] | None = None) -> str:
+        name = str(path.resolve())
+        st = path.stat()
+        key = self._key(st)
+        with self._lock:
+            hit = self._entries.get(name)
+        if hit is not None and hit[:4] == key:
+            if progress:
+                progress(st.st_size)
+            return str(hit[4])
+        digest = sha256_file(path, progress)
+        # Only trust the result if the file did not change while we read it.
+        if self._key(path.stat()) == key:
+            with self._lock:
+                self._entries[name] = [*key, digest]
+                self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"version": self.VERSION, "entries": self._entries}))
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
+def hash_files(
+    paths: Iterable[Path],
+    *,
+    cache: HashCache | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Hash many files in parallel threads; returns digests in the order given."""
+    items = list(paths)
+    if not items:
+        return []
+    hasher = cache.hash if cache is not None else sha256_file
+    workers = workers or min(len(items), max(2, (os.cpu_count() or 2)))
+    if workers == 1 or len(items) == 1:
+        return [hasher(p, progress) for p in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: hasher(p, progress), items))

@@ -1,0 +1,121 @@
+"""Domain values as frozen dataclasses. No I/O here: loading and validation live in catalog.py."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Shared syntax rules. The same patterns guard validation (catalog.py) and rendering (render.py),
+# so a value that reaches a Dockerfile instruction outside a quoted label has passed one of these.
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+PORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CONTAINER_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9_.+@-]+/?)*$")
+ENTRY_PATH_RE = re.compile(r"^(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+/?$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")
+PIP_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+TEMPLATES = ("debian", "python", "static")
+SCRATCH = "scratch"
+DEFAULT_UID = 10001
+
+
+@dataclass(frozen=True)
+class Port:
+    """A GEF input or output: a directory mounted at ``path`` inside the container."""
+
+    name: str
+    path: str
+    type: str | None = None
+    filename: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Limits the runner applies. Defaults are documented in the README."""
+
+    memory: int = 1024**3
+    cpus: float = 1.0
+    timeout: float = 600.0
+    pids: int = 256
+
+
+@dataclass(frozen=True)
+class ServiceTest:
+    """A golden test: run with sample inputs and compare output files against expected hashes."""
+
+    name: str
+    inputs: tuple[tuple[str, str], ...]
+    expect: tuple[tuple[str, str], ...]
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One catalog record, validated. It drives the Dockerfile, the labels and the runner."""
+
+    name: str
+    version: str
+    description: str
+    license: str
+    maintainers: tuple[str, ...]
+    base: str
+    template: str
+    command: tuple[str, ...]
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    source: str | None = None
+    documentation: str | None = None
+    revision: str | None = None
+    apt: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    workdir: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    user: int = DEFAULT_UID
+    resources: Resources = field(default_factory=Resources)
+    tests: tuple[ServiceTest, ...] = ()
+    volatile: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A service record together with where it lives."""
+
+    spec: ServiceSpec
+    directory: Path
+    record_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A curated base image built from the Debian archive with mmdebstrap."""
+
+    name: str
+    description: str
+    suite: str
+    variant: str
+    mirror: str
+    packages: tuple[str, ...]
+    source_date_epoch: int
+    labels: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BaseEntry:
+    spec: BaseSpec
+    directory: Path
+    record_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

