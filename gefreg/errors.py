@@ -87,6 +87,7 @@ class InvalidRecord(BadInput):
     """A catalog record (or policy, base, lock file) failed validation; lists every problem."""
 
     def __init__(self, problems: list[Problem]) -> None:
+        problems = sorted(problems, key=lambda p: (str(p.path), p.line or 0, p.column or 0))
         self.problems = problems
         count = len(problems)
         lines = "\n".join(f"  {p}" for p in problems)

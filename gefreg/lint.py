@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gefreg.catalog import base_names, load_entry, load_lock, resolve
 from gefreg.errors import BadInput, InvalidRecord
-from gefreg.hadolint import run_hadolint
+from gefreg.hadolint import Hadolint
 from gefreg.hashing import HashCache
 from gefreg.labels import REQUIRED_LABELS, ports_from_labels
 from gefreg.model import SCRATCH, Entry
@@ -126,6 +126,8 @@ def lint(
     rendered: dict[Path, Entry] = {}
     out_dir = settings.state_dir / "lint"
     out_dir.mkdir(parents=True, exist_ok=True)
+    config = root / ".hadolint.yaml"
+    linter = Hadolint(config=config if config.is_file() else None) if hadolint else None
     for folder in resolve(root, targets):
         label = folder.name
         names.append(label)
@@ -152,10 +154,11 @@ def lint(
         dockerfile = out_dir / f"{label}.Dockerfile"
         _write_if_changed(dockerfile, plan.dockerfile)
         rendered[dockerfile] = entry
+        if linter is not None:
+            linter.add(dockerfile)
     cache.save()
-    if hadolint and rendered:
-        config = root / ".hadolint.yaml"
-        for f in run_hadolint(list(rendered), config=config if config.is_file() else None):
+    if linter is not None:
+        for f in linter.results():
             entry = rendered[f.file]
             findings.append(Finding(entry.name, str(f.file), f.line, f.code, f.level, f.message))
     return LintReport(tuple(names), tuple(findings), threshold)

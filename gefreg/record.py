@@ -346,15 +346,17 @@ class _ServiceReader(FieldReader):
             field = f"files.{src}"
             error = check_entry_path(str(src))
             if error:
-                self.fail(node, src, field, error, "ship files from inside the entry directory")
+                self.fail(node, src, field, error, "ship files from inside the entry directory",
+                          at_key=True)
                 continue
             target = inside(self.directory, str(src))
             if target is None:
                 self.fail(node, src, field, "resolves outside the entry directory (symlink?)",
-                          "copy the file into the entry instead of linking to it")
+                          "copy the file into the entry instead of linking to it", at_key=True)
                 continue
             if not target.exists():
-                self.fail(node, src, field, f"no such file in the entry: {self.directory / src}")
+                self.fail(node, src, field, f"no such file in the entry: {self.directory / src}",
+                          at_key=True)
                 continue
             dst = self.string(node, src, field, check=check_container_path,
                               expected="an absolute path in the image")

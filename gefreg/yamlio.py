@@ -45,13 +45,15 @@ def load_yaml(path: Path) -> Any:
         raise InvalidRecord([Problem(path, None, None, "", f"YAML error: {exc}")]) from None
 
 
-def _position(node: Any, key: Any = None) -> tuple[int | None, int | None]:
-    """1-based (line, column) of ``node[key]`` (its value) or of ``node`` itself."""
+def _position(node: Any, key: Any = None, at_key: bool = False) -> tuple[int | None, int | None]:
+    """1-based (line, column) of ``node[key]`` (its value, or the key itself) or of ``node``."""
     lc = getattr(node, "lc", None)
     if lc is None:
         return None, None
     try:
-        if key is None:
+        if at_key and key is not None:
+            line, col = lc.key(key)
+        elif key is None:
             line, col = lc.line, lc.col
         elif isinstance(key, int):
             line, col = lc.item(key)
@@ -89,8 +91,9 @@ class FieldReader:
         self.path = path
         self.problems: list[Problem] = []
 
-    def fail(self, node: Any, key: Any, field: str, message: str, hint: str | None = None) -> None:
-        line, col = _position(node, key)
+    def fail(self, node: Any, key: Any, field: str, message: str, hint: str | None = None,
+             *, at_key: bool = False) -> None:
+        line, col = _position(node, key, at_key)
         self.problems.append(Problem(self.path, line, col, field, message, hint))
 
     def raise_if_problems(self) -> None:
@@ -120,7 +123,7 @@ class FieldReader:
             elif not open_keys and k not in known:
                 close = difflib.get_close_matches(k, known, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-                self.fail(node, k, _join(field, k), "unknown key", hint)
+                self.fail(node, k, _join(field, k), "unknown key", hint, at_key=True)
         for k in required:
             if k not in node:
                 self.fail(node, None, _join(field, k), "required key is missing")

@@ -10,7 +10,9 @@ import traceback
 import click
 
 from gefreg import __version__
-from gefreg.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, GefregError
+from gefreg.errors import EXIT_ENVIRONMENT, GefregError
+
+EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
 Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced)
@@ -18,10 +20,22 @@ Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced
 
 
 class Group(click.Group):
-    """Lists commands in the order they were added (the order of the workflow)."""
+    """Lists commands in workflow order and maps gefreg errors to exit codes, in one place."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GefregError as exc:
+            from gefreg import ui
+
+            ui.error(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(
@@ -44,27 +58,9 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point: maps every error to its documented exit code, in one place."""
+    """Entry point. Anything that is not a GefregError is a bug: show it, exit 3."""
     try:
-        cli.main(standalone_mode=False)
-    except GefregError as exc:
-        from gefreg import ui
-
-        ui.error(exc)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_BAD_INPUT if isinstance(exc, click.UsageError) else exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+        cli(prog_name="gefreg")
     except Exception:
         traceback.print_exc()
         click.echo("gefreg: internal error (a bug): please report it with the traceback above.",

@@ -1,0 +1,25 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up first.
+.PHONY: setup demo test unit lint-code bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+unit: setup
+	.venv/bin/python -m pytest -q tests/unit
+
+lint-code:
+	.venv/bin/ruff check gefreg tests benchmarks
+	.venv/bin/ruff format --check gefreg tests benchmarks
+	.venv/bin/mypy
+
+bench: setup
+	.venv/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf .gefreg .pytest_cache .hypothesis

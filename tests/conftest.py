@@ -1,0 +1,52 @@
+"""Test configuration. Tests marked `docker` need a running engine: with CI=true a missing
+engine fails them; elsewhere they are skipped with the reason."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import demo_entry, make_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _engine_problem() -> str | None:
+    from gefreg.engine import Engine
+    from gefreg.errors import EnvironmentFailure
+
+    try:
+        Engine.connect(timeout=10)
+    except EnvironmentFailure as exc:
+        return exc.message
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None:
+        return
+    problem = _engine_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but no Docker engine answers ({problem}); run `make setup`",
+                    pytrace=False)
+    pytest.skip(f"no Docker engine: {problem}")
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    """A catalog with one valid debian entry, `demo-service`."""
+    return make_catalog(tmp_path / "catalog", demo_entry())
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep gefreg's state and caches inside the test's temporary folder."""
+    monkeypatch.setenv("GEFREG_STATE", str(tmp_path / "state"))
+    monkeypatch.delenv("GEFREG_CATALOG", raising=False)
+    monkeypatch.delenv("GEFREG_REGISTRY", raising=False)

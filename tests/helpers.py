@@ -1,0 +1,75 @@
+"""Small helpers shared by the tests: file trees from dicts, valid records with overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FAKE_DIGEST = "sha256:" + "ab" * 32
+
+BASE_YAML = """\
+name: {name}
+description: Test base.
+suite: bookworm
+source_date_epoch: 1735689600
+"""
+
+SERVICE = {
+    "name": "demo-service",
+    "version": "1.0.0",
+    "description": "A service for tests.",
+    "license": "MIT",
+    "maintainers": ["Ada Example <ada@example.org>"],
+    "base": "debian-bookworm",
+    "template": "debian",
+    "files": {"run.sh": "/opt/service/run.sh"},
+    "command": ["/bin/sh", "/opt/service/run.sh"],
+    "inputs": [{"name": "data", "path": "/data/input"}],
+    "outputs": [{"name": "result", "path": "/data/output"}],
+}
+
+
+def build_tree(root: Path, tree: dict[str, Any]) -> Path:
+    """Create files and folders from a dict: str/bytes values are files, dicts are folders."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in tree.items():
+        path = root / name
+        if isinstance(content, dict):
+            build_tree(path, content)
+        elif isinstance(content, bytes):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    return root
+
+
+def service_yaml(**overrides: Any) -> str:
+    """A valid record as YAML text (JSON is YAML), with fields replaced or removed (None)."""
+    data = dict(SERVICE)
+    for key, value in overrides.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return "\n".join(f"{k}: {json.dumps(v)}" for k, v in data.items()) + "\n"
+
+
+def make_catalog(root: Path, entries: dict[str, dict[str, Any]] | None = None,
+                 bases: tuple[str, ...] = ("debian-bookworm",),
+                 lock: dict[str, str] | None = None) -> Path:
+    """A catalog with bases (locked to FAKE_DIGEST unless ``lock`` says otherwise) and entries."""
+    tree: dict[str, Any] = {"bases": {b: {"base.yaml": BASE_YAML.format(name=b)} for b in bases}}
+    digests = lock if lock is not None else {b: FAKE_DIGEST for b in bases}
+    tree["bases"]["lock.json"] = json.dumps(
+        {"version": 1, "bases": {k: {"digest": v} for k, v in digests.items()}})
+    for name, files in (entries or {}).items():
+        tree[name] = files
+    return build_tree(root, tree)
+
+
+def demo_entry(**overrides: Any) -> dict[str, Any]:
+    name = overrides.get("name", SERVICE["name"])
+    return {name: {"service.yaml": service_yaml(**overrides), "run.sh": "echo hello\n"}}
