@@ -16,19 +16,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import VENV_BIN, best_of, command, report  # noqa: E402
-from tests.helpers import demo_entry, make_catalog  # noqa: E402
+from benchmarks.common import VENV_BIN, best_of, command, report
+from tests.helpers import demo_entry, make_catalog
 
 
 def generate(root: Path, count: int) -> Path:
     entries = {}
     for i in range(count):
-        entries.update(demo_entry(
-            name=f"service-{i:04d}",
-            description=f"Generated service number {i} for the lint benchmark.",
-            packages={"apt": ["curl", f"lib{i % 7}-dev"]},
-            env={"SERVICE_INDEX": str(i)},
-        ))
+        entries.update(
+            demo_entry(
+                name=f"service-{i:04d}",
+                description=f"Generated service number {i} for the lint benchmark.",
+                packages={"apt": ["curl", f"lib{i % 7}-dev"]},
+                env={"SERVICE_INDEX": str(i)},
+            )
+        )
     return make_catalog(root / "catalog", entries)
 
 
@@ -49,16 +51,20 @@ def main() -> None:
         assert len(data["entries"]) == args.entries, "lint did not see every entry"
         cold = best_of(1, lambda: lint())
         warm = best_of(3, lint)
-        report(f"gefreg lint over {args.entries} entries (hadolint included)",
-               [("first run", cold), ("median of 3", warm)])
+        report(
+            f"gefreg lint over {args.entries} entries (hadolint included)",
+            [("first run", cold), ("median of 3", warm)],
+        )
         print(f"  target: < 10 s -> {'met' if warm < 10 else 'MISSED'}")
 
     python = sys.executable
     help_time = best_of(15, command([python, "-m", "gefreg", "--help"]))
     click_time = best_of(15, command([python, "-c", "import click"]))
-    ratio = report("start-up", [("gefreg --help", help_time),
-                                ("python -c 'import click'", click_time)],
-                   ratio_of=("gefreg --help", "python -c 'import click'"))
+    ratio = report(
+        "start-up",
+        [("gefreg --help", help_time), ("python -c 'import click'", click_time)],
+        ratio_of=("gefreg --help", "python -c 'import click'"),
+    )
     print(f"  target: <= 2x -> {'met' if ratio is not None and ratio <= 2 else 'MISSED'}")
 
 

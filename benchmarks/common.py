@@ -29,8 +29,12 @@ def command(argv: Sequence[str], **kw: object) -> Callable[[], object]:
     return run
 
 
-def report(title: str, rows: list[tuple[str, float]], ratio_of: tuple[str, str] | None = None,
-           unit: str = "s") -> float | None:
+def report(
+    title: str,
+    rows: list[tuple[str, float]],
+    ratio_of: tuple[str, str] | None = None,
+    unit: str = "s",
+) -> float | None:
     print(f"\n## {title}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -66,12 +66,31 @@ def load_lock(root: Path) -> BaseLock:
         bases = data["bases"]
         pairs = tuple(sorted((str(k), str(v["digest"])) for k, v in bases.items()))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InvalidRecord([Problem(path, None, None, "bases", f"unreadable lock file: {exc}",
-                                     "rebuild it with `gefreg base build --all`")]) from None
+        raise InvalidRecord(
+            [
+                Problem(
+                    path,
+                    None,
+                    None,
+                    "bases",
+                    f"unreadable lock file: {exc}",
+                    "rebuild it with `gefreg base build --all`",
+                )
+            ]
+        ) from None
     for name, digest in pairs:
         if not DIGEST_RE.match(digest):
-            raise InvalidRecord([Problem(path, None, None, f"bases.{name}.digest",
-                                         f"expected sha256:<64 hex>, got {digest!r}")])
+            raise InvalidRecord(
+                [
+                    Problem(
+                        path,
+                        None,
+                        None,
+                        f"bases.{name}.digest",
+                        f"expected sha256:<64 hex>, got {digest!r}",
+                    )
+                ]
+            )
     return BaseLock(path, pairs)
 
 
@@ -109,8 +128,10 @@ def resolve(root: Path, targets: list[str]) -> list[Path]:
             out.append(root / target)
         else:
             names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
-            raise BadInput(f"no catalog entry {target!r} (neither a path nor a name in {root})",
-                           f"entries: {names}")
+            raise BadInput(
+                f"no catalog entry {target!r} (neither a path nor a name in {root})",
+                f"entries: {names}",
+            )
     return out
 
 
@@ -128,3 +149,21 @@ def relative(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
+
+
+def write_lock(root: Path, name: str, digest: str) -> bool:
+    """Record ``name`` → ``digest`` in the base lock; True when that changed the file."""
+    lock = load_lock(root)
+    if lock.digest(name) == digest:
+        return False
+    digests = dict(lock.digests)
+    digests[name] = digest
+    data = {
+        "version": 1,
+        "comment": "Written by `gefreg base build`; commit it so renders are reproducible.",
+        "bases": {k: {"digest": v} for k, v in sorted(digests.items())},
+    }
+    tmp = lock.path.with_name(lock.path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, lock.path)
+    return True

@@ -7,18 +7,57 @@ errors, so an unreachable engine is always exit 3 with how to start it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from gefreg.errors import EnvironmentFailure
+from gefreg.errors import BuildFailed, EnvironmentFailure
 
-START_HINT = ("start the Docker engine: `make setup` (Debian, as root), `sudo systemctl start "
-              "docker`, or Docker Desktop; set DOCKER_HOST if it listens elsewhere")
+START_HINT = (
+    "start the Docker engine: `make setup` (Debian, as root), `sudo systemctl start "
+    "docker`, or Docker Desktop; set DOCKER_HOST if it listens elsewhere"
+)
 
 
 class EngineUnavailable(EnvironmentFailure):
     """The Docker engine does not answer."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    labels: dict[str, str]
+    created: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """One line of build output; ``step`` is set on 'Step N/M : ...' lines."""
+
+    text: str
+    step: str | None = None
+
+
+STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+
+
+def _image_info(attrs: dict[str, Any]) -> ImageInfo:
+    config = attrs.get("Config") or {}
+    return ImageInfo(
+        id=attrs["Id"],
+        repo_tags=tuple(attrs.get("RepoTags") or ()),
+        repo_digests=tuple(attrs.get("RepoDigests") or ()),
+        labels=dict(config.get("Labels") or {}),
+        created=str(attrs.get("Created", "")),
+        size=int(attrs.get("Size") or 0),
+    )
 
 
 @contextmanager
@@ -31,8 +70,9 @@ def _translated(action: str) -> Iterator[None]:
     except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
         if isinstance(exc, docker.errors.APIError) and exc.response is not None:
             raise
-        raise EngineUnavailable(f"the Docker engine does not answer while {action}: {exc}",
-                                START_HINT) from None
+        raise EngineUnavailable(
+            f"the Docker engine does not answer while {action}: {exc}", START_HINT
+        ) from None
 
 
 class Engine:
@@ -57,9 +97,134 @@ class Engine:
 
     def facts(self) -> dict[str, str]:
         v = self.version
-        return {"engine": str(v.get("Version")), "api": str(v.get("ApiVersion")),
-                "os": str(v.get("Os")), "arch": str(v.get("Arch")),
-                "kernel": str(v.get("KernelVersion"))}
+        return {
+            "engine": str(v.get("Version")),
+            "api": str(v.get("ApiVersion")),
+            "os": str(v.get("Os")),
+            "arch": str(v.get("Arch")),
+            "kernel": str(v.get("KernelVersion")),
+        }
+
+    # --- images -------------------------------------------------------------------------------
+
+    def image(self, ref: str) -> ImageInfo | None:
+        """The local image for a name, name@digest or ID; None when the engine has none."""
+        import docker.errors
+
+        with _translated(f"inspecting {ref}"):
+            try:
+                return _image_info(self.client.api.inspect_image(ref))
+            except docker.errors.ImageNotFound:
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    return None
+                raise EnvironmentFailure(f"the engine refused to inspect {ref}: {exc}") from None
+
+    def pull(self, ref: str) -> ImageInfo:
+        """Pull ``repository@sha256:...`` (or a tag) from its registry."""
+        import docker.errors
+
+        repository, _, digest = ref.partition("@")
+        with _translated(f"pulling {ref}"):
+            try:
+                self.client.api.pull(repository, tag=digest or None)
+            except docker.errors.APIError as exc:
+                raise EnvironmentFailure(
+                    f"could not pull {ref}: {exc.explanation or exc}",
+                    "is the registry running? `gefreg registry status`",
+                ) from None
+        info = self.image(ref)
+        if info is None:
+            raise EnvironmentFailure(f"pulled {ref} but the engine does not list it")
+        return info
+
+    def load(self, archive: Path) -> list[str]:
+        """`docker load` an archive; returns the loaded image IDs or tags."""
+        with _translated(f"loading {archive}"), open(archive, "rb") as fh:
+            events = self.client.api.load_image(fh)
+        loaded = []
+        for event in events or []:
+            if "error" in event:
+                raise EnvironmentFailure(f"the engine could not load {archive}: {event['error']}")
+            stream = str(event.get("stream", ""))
+            if stream.startswith("Loaded image"):
+                loaded.append(stream.split(": ", 1)[1].strip())
+        return loaded
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        with _translated(f"tagging {image_id}"):
+            if not self.client.api.tag(image_id, repository, tag, force=True):
+                raise EnvironmentFailure(
+                    f"the engine refused to tag {image_id} as {repository}:{tag}"
+                )
+
+    def remove_image(self, ref: str) -> None:
+        import docker.errors
+
+        with _translated(f"removing {ref}"), suppress(docker.errors.ImageNotFound):
+            self.client.api.remove_image(ref, force=True, noprune=False)
+
+    def build(
+        self,
+        context: Path,
+        *,
+        labels: dict[str, str],
+        no_cache: bool = False,
+        on_event: Callable[[BuildEvent], None] | None = None,
+        log: Path | None = None,
+    ) -> str:
+        """Build ``context/Dockerfile`` without tagging; returns the image ID.
+
+        A failing step raises BuildFailed (exit 1) naming the step and the last output lines.
+        """
+        import docker.errors
+
+        step: str | None = None
+        tail: deque[str] = deque(maxlen=15)
+        image_id: str | None = None
+        log_fh = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+        try:
+            with _translated("building"):
+                try:
+                    stream = self.client.api.build(
+                        path=str(context),
+                        dockerfile="Dockerfile",
+                        rm=True,
+                        forcerm=True,
+                        nocache=no_cache,
+                        pull=False,
+                        labels=labels,
+                        decode=True,
+                    )
+                    for chunk in stream:
+                        if "aux" in chunk and isinstance(chunk["aux"], dict):
+                            image_id = chunk["aux"].get("ID") or image_id
+                        if "error" in chunk:
+                            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                            if log_fh:
+                                log_fh.write(f"ERROR: {detail}\n")
+                            raise BuildFailed(str(detail).strip(), step, list(tail), log)
+                        text = str(chunk.get("stream") or chunk.get("status") or "")
+                        for line in text.splitlines():
+                            if log_fh:
+                                log_fh.write(line + "\n")
+                            m = STEP_RE.match(line)
+                            if m:
+                                step = f"step {m.group(1)}: {m.group(2)}"
+                                tail.clear()
+                            elif line.strip():
+                                tail.append(line.rstrip())
+                            if on_event:
+                                on_event(BuildEvent(line, step if m else None))
+                except docker.errors.APIError as exc:
+                    raise BuildFailed(str(exc.explanation or exc), step, list(tail), log) from None
+        finally:
+            if log_fh:
+                log_fh.close()
+        if image_id is None:
+            raise EnvironmentFailure("the engine finished the build without an image ID")
+        return image_id
 
 
 def engine_answers() -> bool:

@@ -75,8 +75,10 @@ class Problem:
         return where
 
     def __str__(self) -> str:
-        text = f"{self.location()}: {self.field}: {self.message}" if self.field else (
-            f"{self.location()}: {self.message}"
+        text = (
+            f"{self.location()}: {self.field}: {self.message}"
+            if self.field
+            else (f"{self.location()}: {self.message}")
         )
         if self.hint:
             text += f" (fix: {self.hint})"
@@ -93,3 +95,18 @@ class InvalidRecord(BadInput):
         lines = "\n".join(f"  {p}" for p in problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{count} {noun} found:\n{lines}")
+
+
+class BuildFailed(CheckFailed):
+    """A Dockerfile step failed: the build said no. Carries the failing step and its output."""
+
+    def __init__(self, message: str, step: str | None, tail: list[str], log: Path | None = None):
+        self.step = step
+        self.tail = tail
+        self.log = log
+        text = message
+        if step:
+            text = f"build failed at {step}\n  {message}"
+        if tail:
+            text += "\n  last lines of its output:\n" + "\n".join(f"    | {t}" for t in tail)
+        super().__init__(text, f"full log: {log}" if log else None)

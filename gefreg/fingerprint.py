@@ -68,8 +68,11 @@ def shipped_files(entry: Entry) -> list[ShippedFile]:
                 for name in sorted(filenames):
                     path = Path(dirpath) / name
                     rel = path.relative_to(top).as_posix()
-                    out.append(_shipped(entry, f"{src.rstrip('/')}/{rel}", path,
-                                        f"{dst.rstrip('/')}/{rel}"))
+                    out.append(
+                        _shipped(
+                            entry, f"{src.rstrip('/')}/{rel}", path, f"{dst.rstrip('/')}/{rel}"
+                        )
+                    )
         else:
             out.append(_shipped(entry, src, top, dst))
     return out
@@ -78,8 +81,10 @@ def shipped_files(entry: Entry) -> list[ShippedFile]:
 def _shipped(entry: Entry, relpath: str, path: Path, destination: str) -> ShippedFile:
     resolved = inside(entry.directory, relpath)
     if resolved is None:
-        raise BadInput(f"{entry.record_path}: {relpath} resolves outside the entry (symlink?)",
-                       "copy the file into the entry instead of linking to it")
+        raise BadInput(
+            f"{entry.record_path}: {relpath} resolves outside the entry (symlink?)",
+            "copy the file into the entry instead of linking to it",
+        )
     mode = resolved.stat().st_mode
     if not stat.S_ISREG(mode):
         raise BadInput(f"{entry.record_path}: {relpath} is not a regular file")

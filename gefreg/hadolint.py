@@ -65,10 +65,16 @@ class Hadolint:
         try:
             items = json.loads(proc.stdout or b"[]")
         except ValueError:
-            raise ToolFailed("hadolint printed something that is not JSON",
-                             "check `hadolint --version` (2.x is needed)") from None
-        return [HadolintFinding(Path(i["file"]), int(i.get("line") or 0), i["code"], i["level"],
-                                i["message"]) for i in items]
+            raise ToolFailed(
+                "hadolint printed something that is not JSON",
+                "check `hadolint --version` (2.x is needed)",
+            ) from None
+        return [
+            HadolintFinding(
+                Path(i["file"]), int(i.get("line") or 0), i["code"], i["level"], i["message"]
+            )
+            for i in items
+        ]
 
     def results(self) -> list[HadolintFinding]:
         self._flush()

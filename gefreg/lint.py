@@ -136,10 +136,18 @@ def lint(
             entry = load_entry(folder, known)
             plan = prepare(entry, settings, lock=lock, cache=cache)
         except InvalidRecord as exc:
-            findings += [Finding(label, str(p.path), p.line, "record", ERROR,
-                                 f"{p.field + ': ' if p.field else ''}{p.message}"
-                                 + (f" (fix: {p.hint})" if p.hint else ""))
-                         for p in exc.problems]
+            findings += [
+                Finding(
+                    label,
+                    str(p.path),
+                    p.line,
+                    "record",
+                    ERROR,
+                    f"{p.field + ': ' if p.field else ''}{p.message}"
+                    + (f" (fix: {p.hint})" if p.hint else ""),
+                )
+                for p in exc.problems
+            ]
             continue
         except BadInput as exc:
             hint = f" (fix: {exc.hint})" if exc.hint else ""

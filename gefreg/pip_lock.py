@@ -18,8 +18,14 @@ from gefreg.model import PIP_REQUIREMENT_RE, Entry
 LOCK_FILE = "pip.lock"
 # The curated python base is Debian bookworm: CPython 3.11, glibc 2.36, x86-64.
 PYTHON_VERSION = "3.11"
-PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64")
+PLATFORMS = (
+    "manylinux_2_36_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+)
 HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
@@ -49,8 +55,10 @@ def read_lock(path: Path) -> list[LockedPin]:
         m = PIP_REQUIREMENT_RE.match(requirement)
         hashes = tuple(HASH_RE.findall(rest))
         if not m or not hashes:
-            raise BadInput(f"{path}:{number}: expected 'name==version --hash=sha256:...'",
-                           "regenerate it with `gefreg lock`")
+            raise BadInput(
+                f"{path}:{number}: expected 'name==version --hash=sha256:...'",
+                "regenerate it with `gefreg lock`",
+            )
         pins.append(LockedPin(m.group(1), m.group(2), hashes))
     return pins
 
@@ -87,6 +95,8 @@ def lock_problems(entry: Entry) -> list[str]:
     for name, version in sorted(wanted - locked):
         problems.append(f"{name}=={version} is not in {LOCK_FILE}: run `gefreg lock {entry.name}`")
     for name, version in sorted(locked - wanted):
-        problems.append(f"{LOCK_FILE} has {name}=={version}, which packages.pip does not list: "
-                        f"run `gefreg lock {entry.name}`")
+        problems.append(
+            f"{LOCK_FILE} has {name}=={version}, which packages.pip does not list: "
+            f"run `gefreg lock {entry.name}`"
+        )
     return problems

@@ -12,6 +12,7 @@ import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gefreg.errors import InvalidRecord
 from gefreg.model import (
     APT_PACKAGE_RE,
     CONTAINER_PATH_RE,
@@ -71,8 +72,21 @@ MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
 DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 RESERVED_NAMES = ("bases", "templates")
 # Mounting a port over these would break or subvert the container's own system.
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin",
-               "/sys", "/tmp", "/usr", "/var")
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+)
 MAX_TEXT = 2000
 
 
@@ -179,18 +193,37 @@ class _ServiceReader(FieldReader):
         if top is None:
             return None
         get = functools.partial(self._field, top)
-        name = get("name", lambda: self.string(top, "name", "name", pattern=NAME_RE,
-                   expected="a name of lowercase letters, digits and '-' (at most 63)"))
+        name = get(
+            "name",
+            lambda: self.string(
+                top,
+                "name",
+                "name",
+                pattern=NAME_RE,
+                expected="a name of lowercase letters, digits and '-' (at most 63)",
+            ),
+        )
         if name and name != self.directory.name:
-            self.fail(top, "name", "name", f"'{name}' differs from its directory "
-                      f"'{self.directory.name}'", f"rename the directory or set name: "
-                      f"{self.directory.name}")
+            self.fail(
+                top,
+                "name",
+                "name",
+                f"'{name}' differs from its directory '{self.directory.name}'",
+                f"rename the directory or set name: {self.directory.name}",
+            )
         if name in RESERVED_NAMES:
             self.fail(top, "name", "name", f"'{name}' is reserved for the catalog's own folders")
-        template = get("template", lambda: self.string(
-            top, "template", "template", expected=f"one of {', '.join(TEMPLATES)}",
-            check=lambda t: None if t in TEMPLATES else f"unknown template {t!r}",
-            hint=f"use one of: {', '.join(TEMPLATES)}"))
+        template = get(
+            "template",
+            lambda: self.string(
+                top,
+                "template",
+                "template",
+                expected=f"one of {', '.join(TEMPLATES)}",
+                check=lambda t: None if t in TEMPLATES else f"unknown template {t!r}",
+                hint=f"use one of: {', '.join(TEMPLATES)}",
+            ),
+        )
         base = get("base", lambda: self._base(top, known_bases))
         self._template_fits_base(top, template, base)
         apt, pip = self._packages(top, template)
@@ -199,15 +232,32 @@ class _ServiceReader(FieldReader):
         self._ports_disjoint(top, inputs, outputs)
         spec = dict(
             name=name,
-            version=get("version", lambda: self.string(top, "version", "version",
-                        check=check_semver, hint="see https://semver.org")),
-            description=get("description", lambda: self.string(
-                top, "description", "description", check=check_text)),
-            license=get("license", lambda: self.string(
-                top, "license", "license", check=check_spdx,
-                hint="use an SPDX identifier such as MIT or LGPL-3.0-or-later")),
-            maintainers=get("maintainers", lambda: self.string_list(
-                top, "maintainers", "maintainers", allow_empty=False, check=check_maintainer)),
+            version=get(
+                "version",
+                lambda: self.string(
+                    top, "version", "version", check=check_semver, hint="see https://semver.org"
+                ),
+            ),
+            description=get(
+                "description",
+                lambda: self.string(top, "description", "description", check=check_text),
+            ),
+            license=get(
+                "license",
+                lambda: self.string(
+                    top,
+                    "license",
+                    "license",
+                    check=check_spdx,
+                    hint="use an SPDX identifier such as MIT or LGPL-3.0-or-later",
+                ),
+            ),
+            maintainers=get(
+                "maintainers",
+                lambda: self.string_list(
+                    top, "maintainers", "maintainers", allow_empty=False, check=check_maintainer
+                ),
+            ),
             base=base,
             template=template,
             command=get("command", lambda: self._argv(top, "command", allow_empty=False)),
@@ -215,8 +265,13 @@ class _ServiceReader(FieldReader):
             outputs=outputs,
             source=self._opt_url(top, "source"),
             documentation=self._opt_url(top, "documentation"),
-            revision=self.optional_string(top, "revision", "revision", pattern=REVISION_RE,
-                                          expected="a source revision (commit or tag)"),
+            revision=self.optional_string(
+                top,
+                "revision",
+                "revision",
+                pattern=REVISION_RE,
+                expected="a source revision (commit or tag)",
+            ),
             apt=apt,
             pip=pip,
             files=get("files", lambda: self._files(top), ()),
@@ -240,23 +295,39 @@ class _ServiceReader(FieldReader):
         return read()
 
     def _base(self, top: Any, known: set[str] | None) -> str | None:
-        value = self.string(top, "base", "base", expected="a curated base name or 'scratch'",
-                            pattern=NAME_RE)
+        value = self.string(
+            top, "base", "base", expected="a curated base name or 'scratch'", pattern=NAME_RE
+        )
         if value and value != SCRATCH and known is not None and value not in known:
             choices = ", ".join(sorted(known | {SCRATCH}))
-            self.fail(top, "base", "base", f"unknown base {value!r}",
-                      f"use one of: {choices}, or add catalog/bases/{value}/base.yaml")
+            self.fail(
+                top,
+                "base",
+                "base",
+                f"unknown base {value!r}",
+                f"use one of: {choices}, or add catalog/bases/{value}/base.yaml",
+            )
         return value
 
     def _template_fits_base(self, top: Any, template: str | None, base: str | None) -> None:
         if template is None or base is None:
             return
         if template == "static" and base != SCRATCH:
-            self.fail(top, "base", "base", "the static template builds FROM scratch",
-                      "set base: scratch or choose the debian/python template")
+            self.fail(
+                top,
+                "base",
+                "base",
+                "the static template builds FROM scratch",
+                "set base: scratch or choose the debian/python template",
+            )
         if template != "static" and base == SCRATCH:
-            self.fail(top, "base", "base", f"the {template} template needs a Debian base",
-                      "use template: static for scratch images")
+            self.fail(
+                top,
+                "base",
+                "base",
+                f"the {template} template needs a Debian base",
+                "use template: static for scratch images",
+            )
 
     def _packages(self, top: Any, template: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if top.get("packages") is None:
@@ -264,19 +335,35 @@ class _ServiceReader(FieldReader):
         node = self.mapping(top, "packages", "packages", optional=("apt", "pip"))
         if node is None:
             return (), ()
-        apt = pip = ()
+        apt: tuple[str, ...] = ()
+        pip: tuple[str, ...] = ()
         if node.get("apt") is not None:
-            apt = self.string_list(node, "apt", "packages.apt", pattern=APT_PACKAGE_RE,
-                                   expected="a Debian package name (optionally =version)")
+            apt = self.string_list(
+                node,
+                "apt",
+                "packages.apt",
+                pattern=APT_PACKAGE_RE,
+                expected="a Debian package name (optionally =version)",
+            )
             if template == "static" and apt:
                 self.fail(node, "apt", "packages.apt", "the static template installs no packages")
         if node.get("pip") is not None:
-            pip = self.string_list(node, "pip", "packages.pip", pattern=PIP_REQUIREMENT_RE,
-                                   expected="a pinned requirement like obspy==1.5.1",
-                                   hint="pin every pip package with ==")
+            pip = self.string_list(
+                node,
+                "pip",
+                "packages.pip",
+                pattern=PIP_REQUIREMENT_RE,
+                expected="a pinned requirement like obspy==1.5.1",
+                hint="pin every pip package with ==",
+            )
             if pip and template != "python":
-                self.fail(node, "pip", "packages.pip", "only the python template installs pip "
-                          "packages", "set template: python")
+                self.fail(
+                    node,
+                    "pip",
+                    "packages.pip",
+                    "only the python template installs pip packages",
+                    "set template: python",
+                )
         return apt, pip
 
     def _ports(self, top: Any, side: str) -> tuple[Port, ...]:
@@ -287,21 +374,31 @@ class _ServiceReader(FieldReader):
         ports, names = [], set()
         for i in range(len(node)):
             field = f"{side}[{i}]"
-            optional = ("type", "filename", "description") if side == "inputs" else (
-                "description",)
+            optional = ("type", "filename", "description") if side == "inputs" else ("description",)
             item = self.mapping(node, i, field, required=("name", "path"), optional=optional)
             if item is None or "name" not in item or "path" not in item:
                 continue
-            name = self.string(item, "name", f"{field}.name", pattern=PORT_NAME_RE,
-                               expected="a port name of letters, digits and _.-")
+            name = self.string(
+                item,
+                "name",
+                f"{field}.name",
+                pattern=PORT_NAME_RE,
+                expected="a port name of letters, digits and _.-",
+            )
             path = self.string(item, "path", f"{field}.path", check=self._port_path)
-            kind = self.optional_string(item, "type", f"{field}.type", expected="url or string",
-                                        check=lambda t: None if t in ("url", "string")
-                                        else "expected url or string")
-            filename = self.optional_string(item, "filename", f"{field}.filename",
-                                            pattern=PORT_NAME_RE, expected="a file name")
-            description = self.optional_string(item, "description", f"{field}.description",
-                                               check=check_text)
+            kind = self.optional_string(
+                item,
+                "type",
+                f"{field}.type",
+                expected="url or string",
+                check=lambda t: None if t in ("url", "string") else "expected url or string",
+            )
+            filename = self.optional_string(
+                item, "filename", f"{field}.filename", pattern=PORT_NAME_RE, expected="a file name"
+            )
+            description = self.optional_string(
+                item, "description", f"{field}.description", check=check_text
+            )
             if name in names:
                 self.fail(item, "name", f"{field}.name", f"duplicate port name {name!r}")
             names.add(name)
@@ -318,7 +415,9 @@ class _ServiceReader(FieldReader):
             return f"{path!r} would hide a system directory"
         return None
 
-    def _ports_disjoint(self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]) -> None:
+    def _ports_disjoint(
+        self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]
+    ) -> None:
         seen: list[tuple[str, str]] = []
         for side, ports in (("inputs", inputs), ("outputs", outputs)):
             for port in ports:
@@ -326,13 +425,23 @@ class _ServiceReader(FieldReader):
                 for other_side, other in seen:
                     o = PurePosixPath(other)
                     if p == o or o in p.parents or p in o.parents:
-                        self.fail(top, side, side, f"port path {port.path} overlaps "
-                                  f"{other_side} path {other}", "give every port its own folder")
+                        self.fail(
+                            top,
+                            side,
+                            side,
+                            f"port path {port.path} overlaps {other_side} path {other}",
+                            "give every port its own folder",
+                        )
                 seen.append((side, port.path))
 
     def _argv(self, top: Any, key: str, allow_empty: bool = True) -> tuple[str, ...]:
-        return self.string_list(top, key, key, allow_empty=allow_empty,
-                                check=lambda s: "contains a NUL byte" if "\0" in s else None)
+        return self.string_list(
+            top,
+            key,
+            key,
+            allow_empty=allow_empty,
+            check=lambda s: "contains a NUL byte" if "\0" in s else None,
+        )
 
     def _opt_url(self, top: Any, key: str) -> str | None:
         return self.optional_string(top, key, key, expected="an http(s) URL", check=check_url)
@@ -346,20 +455,42 @@ class _ServiceReader(FieldReader):
             field = f"files.{src}"
             error = check_entry_path(str(src))
             if error:
-                self.fail(node, src, field, error, "ship files from inside the entry directory",
-                          at_key=True)
+                self.fail(
+                    node,
+                    src,
+                    field,
+                    error,
+                    "ship files from inside the entry directory",
+                    at_key=True,
+                )
                 continue
             target = inside(self.directory, str(src))
             if target is None:
-                self.fail(node, src, field, "resolves outside the entry directory (symlink?)",
-                          "copy the file into the entry instead of linking to it", at_key=True)
+                self.fail(
+                    node,
+                    src,
+                    field,
+                    "resolves outside the entry directory (symlink?)",
+                    "copy the file into the entry instead of linking to it",
+                    at_key=True,
+                )
                 continue
             if not target.exists():
-                self.fail(node, src, field, f"no such file in the entry: {self.directory / src}",
-                          at_key=True)
+                self.fail(
+                    node,
+                    src,
+                    field,
+                    f"no such file in the entry: {self.directory / src}",
+                    at_key=True,
+                )
                 continue
-            dst = self.string(node, src, field, check=check_container_path,
-                              expected="an absolute path in the image")
+            dst = self.string(
+                node,
+                src,
+                field,
+                check=check_container_path,
+                expected="an absolute path in the image",
+            )
             if dst:
                 out.append((str(src), dst))
         return tuple(sorted(out))
@@ -386,8 +517,9 @@ class _ServiceReader(FieldReader):
         return int(value) if value is not None else None
 
     def _resources(self, top: Any) -> Resources:
-        node = self.mapping(top, "resources", "resources",
-                            optional=("memory", "cpus", "timeout", "pids"))
+        node = self.mapping(
+            top, "resources", "resources", optional=("memory", "cpus", "timeout", "pids")
+        )
         if node is None:
             return Resources()
         defaults = Resources()
@@ -396,27 +528,46 @@ class _ServiceReader(FieldReader):
             raw = node["memory"]
             parsed = parse_memory(str(raw)) if isinstance(raw, str | int) else None
             if not parsed or parsed < 4 * 1024**2:
-                self.fail(node, "memory", "resources.memory",
-                          f"expected a size of at least 4m like 512m or 2g, got {raw!r}")
+                self.fail(
+                    node,
+                    "memory",
+                    "resources.memory",
+                    f"expected a size of at least 4m like 512m or 2g, got {raw!r}",
+                )
             else:
                 memory = parsed
         if node.get("timeout") is not None:
             raw = node["timeout"]
             seconds = parse_duration(str(raw)) if isinstance(raw, str | int | float) else None
             if not seconds or seconds <= 0:
-                self.fail(node, "timeout", "resources.timeout",
-                          f"expected a duration like 90s, 10m or 1h, got {raw!r}")
+                self.fail(
+                    node,
+                    "timeout",
+                    "resources.timeout",
+                    f"expected a duration like 90s, 10m or 1h, got {raw!r}",
+                )
             else:
                 timeout = seconds
-        cpus = self.number(node, "cpus", "resources.cpus", minimum=0.01) if node.get(
-            "cpus") is not None else defaults.cpus
-        pids = self.number(node, "pids", "resources.pids", minimum=8, integer=True) if node.get(
-            "pids") is not None else defaults.pids
-        return Resources(memory=memory, cpus=cpus or defaults.cpus, timeout=timeout,
-                         pids=int(pids or defaults.pids))
+        cpus = (
+            self.number(node, "cpus", "resources.cpus", minimum=0.01)
+            if node.get("cpus") is not None
+            else defaults.cpus
+        )
+        pids = (
+            self.number(node, "pids", "resources.pids", minimum=8, integer=True)
+            if node.get("pids") is not None
+            else defaults.pids
+        )
+        return Resources(
+            memory=memory,
+            cpus=cpus or defaults.cpus,
+            timeout=timeout,
+            pids=int(pids or defaults.pids),
+        )
 
-    def _tests(self, top: Any, inputs: tuple[Port, ...],
-               outputs: tuple[Port, ...]) -> tuple[ServiceTest, ...]:
+    def _tests(
+        self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]
+    ) -> tuple[ServiceTest, ...]:
         node = top["tests"]
         if not isinstance(node, list):
             self.fail(top, "tests", "tests", "expected a list of tests")
@@ -426,12 +577,14 @@ class _ServiceReader(FieldReader):
         tests, names = [], set()
         for i in range(len(node)):
             field = f"tests[{i}]"
-            item = self.mapping(node, i, field, required=("name", "inputs", "expect"),
-                                optional=("args",))
+            item = self.mapping(
+                node, i, field, required=("name", "inputs", "expect"), optional=("args",)
+            )
             if item is None or not {"name", "inputs", "expect"} <= set(item):
                 continue
-            name = self.string(item, "name", f"{field}.name", pattern=PORT_NAME_RE,
-                               expected="a test name")
+            name = self.string(
+                item, "name", f"{field}.name", pattern=PORT_NAME_RE, expected="a test name"
+            )
             if name in names:
                 self.fail(item, "name", f"{field}.name", f"duplicate test name {name!r}")
             names.add(name)
@@ -452,8 +605,13 @@ class _ServiceReader(FieldReader):
         for port in node:
             where = f"{field}.inputs.{port}"
             if port not in ports:
-                self.fail(node, port, where, f"unknown input port {port!r}",
-                          f"ports: {', '.join(sorted(ports))}")
+                self.fail(
+                    node,
+                    port,
+                    where,
+                    f"unknown input port {port!r}",
+                    f"ports: {', '.join(sorted(ports))}",
+                )
                 continue
             rel = self.string(node, port, where, check=check_entry_path)
             if rel is None:
@@ -476,12 +634,22 @@ class _ServiceReader(FieldReader):
             where = f"{field}.expect.{key}"
             port, _, rel = str(key).partition("/")
             if port not in ports or not rel or check_entry_path(rel):
-                self.fail(node, key, where, "expected OUTPUT-PORT/relative/path",
-                          f"output ports: {', '.join(sorted(ports))}")
+                self.fail(
+                    node,
+                    key,
+                    where,
+                    "expected OUTPUT-PORT/relative/path",
+                    f"output ports: {', '.join(sorted(ports))}",
+                )
                 continue
-            digest = self.string(node, key, where, pattern=DIGEST_RE,
-                                 expected="sha256:<64 hex digits>",
-                                 hint="`gefreg test --update` writes the current hashes")
+            digest = self.string(
+                node,
+                key,
+                where,
+                pattern=DIGEST_RE,
+                expected="sha256:<64 hex digits>",
+                hint="`gefreg test --update` writes the current hashes",
+            )
             if digest:
                 out.append((str(key), digest))
         return tuple(sorted(out))
@@ -491,9 +659,13 @@ class _ServiceReader(FieldReader):
         patterns = self.string_list(top, "volatile", "volatile")
         for i, pattern in enumerate(patterns):
             if pattern.partition("/")[0] not in names:
-                self.fail(top["volatile"], i, f"volatile[{i}]",
-                          "expected OUTPUT-PORT/glob like metadata/*.log",
-                          f"output ports: {', '.join(sorted(names))}")
+                self.fail(
+                    top["volatile"],
+                    i,
+                    f"volatile[{i}]",
+                    "expected OUTPUT-PORT/glob like metadata/*.log",
+                    f"output ports: {', '.join(sorted(names))}",
+                )
         return patterns
 
 
@@ -519,37 +691,66 @@ def parse_base(path: Path, doc: Any) -> BaseSpec:
     r = FieldReader(path)
     top = r.mapping(doc, None, "", required=BASE_REQUIRED, optional=BASE_OPTIONAL)
     if top is None:
-        r.raise_if_problems()
-    name = r.string(top, "name", "name", pattern=NAME_RE, expected="a base name") if (
-        "name" in top) else None
+        raise InvalidRecord(r.problems)
+    name = (
+        r.string(top, "name", "name", pattern=NAME_RE, expected="a base name")
+        if ("name" in top)
+        else None
+    )
     if name and name != path.parent.name:
         r.fail(top, "name", "name", f"'{name}' differs from its directory '{path.parent.name}'")
     if name == SCRATCH:
         r.fail(top, "name", "name", "'scratch' is built in and cannot be redefined")
-    description = r.string(top, "description", "description", check=check_text) if (
-        "description" in top) else None
-    suite = r.string(top, "suite", "suite", pattern=SUITE_RE, expected="a Debian suite like "
-                     "bookworm") if "suite" in top else None
-    variant = r.optional_string(top, "variant", "variant", check=lambda v: None if v in VARIANTS
-                                else f"expected one of {', '.join(VARIANTS)}") or "minbase"
+    description = (
+        r.string(top, "description", "description", check=check_text)
+        if ("description" in top)
+        else None
+    )
+    suite = (
+        r.string(top, "suite", "suite", pattern=SUITE_RE, expected="a Debian suite like bookworm")
+        if "suite" in top
+        else None
+    )
+    variant = (
+        r.optional_string(
+            top,
+            "variant",
+            "variant",
+            check=lambda v: None if v in VARIANTS else f"expected one of {', '.join(VARIANTS)}",
+        )
+        or "minbase"
+    )
     mirror = r.optional_string(top, "mirror", "mirror", check=check_url) or DEFAULT_MIRROR
     packages: tuple[str, ...] = ()
     if top.get("packages") is not None:
-        packages = r.string_list(top, "packages", "packages", pattern=APT_PACKAGE_RE,
-                                 expected="a Debian package name")
-    epoch = r.number(top, "source_date_epoch", "source_date_epoch", minimum=0,
-                     integer=True) if "source_date_epoch" in top else None
+        packages = r.string_list(
+            top, "packages", "packages", pattern=APT_PACKAGE_RE, expected="a Debian package name"
+        )
+    epoch = (
+        r.number(top, "source_date_epoch", "source_date_epoch", minimum=0, integer=True)
+        if "source_date_epoch" in top
+        else None
+    )
     labels = _string_map(r, top, "labels", LABEL_KEY_RE, "a label key like org.example.key")
     env = _string_map(r, top, "env", ENV_KEY_RE, "a variable name like LANG")
     r.raise_if_problems()
     assert name and description and suite and epoch is not None
-    return BaseSpec(name=name, description=description, suite=suite, variant=variant,
-                    mirror=mirror, packages=tuple(sorted(packages)),
-                    source_date_epoch=int(epoch), labels=labels, env=env)
+    return BaseSpec(
+        name=name,
+        description=description,
+        suite=suite,
+        variant=variant,
+        mirror=mirror,
+        packages=tuple(sorted(packages)),
+        source_date_epoch=int(epoch),
+        labels=labels,
+        env=env,
+    )
 
 
-def _string_map(r: FieldReader, top: Any, key: str, key_re: re.Pattern[str],
-                expected: str) -> tuple[tuple[str, str], ...]:
+def _string_map(
+    r: FieldReader, top: Any, key: str, key_re: re.Pattern[str], expected: str
+) -> tuple[tuple[str, str], ...]:
     if top.get(key) is None:
         return ()
     node = r.mapping(top, key, key, open_keys=True)

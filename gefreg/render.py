@@ -23,8 +23,10 @@ from gefreg.record import check_container_path, check_entry_path
 from gefreg.templates import Template
 
 # A FROM reference: scratch, or registry/repository[:tag][@sha256:digest] in safe characters.
-BASE_REF_RE = re.compile(r"^(?:scratch|[a-z0-9.:-]+(?:/[a-z0-9._-]+)+(?::[A-Za-z0-9._-]+)?"
-                         r"(?:@sha256:[0-9a-f]{64})?)$")
+BASE_REF_RE = re.compile(
+    r"^(?:scratch|[a-z0-9.:-]+(?:/[a-z0-9._-]+)+(?::[A-Za-z0-9._-]+)?"
+    r"(?:@sha256:[0-9a-f]{64})?)$"
+)
 CONTEXT_FILES = "files"
 PYTHON_PATH = "/opt/gefreg/python"
 
@@ -92,8 +94,12 @@ def _checked_context(entry: Entry, base: BaseImage) -> None:
         _check(check_entry_path(src) is None, "file", src, "ship files from inside the entry")
         _check(check_container_path(dst) is None, "destination", dst, "use an absolute path")
     if spec.workdir is not None:
-        _check(check_container_path(spec.workdir) is None, "workdir", spec.workdir,
-               "use an absolute path")
+        _check(
+            check_container_path(spec.workdir) is None,
+            "workdir",
+            spec.workdir,
+            "use an absolute path",
+        )
     for key, _ in spec.env:
         _check(bool(ENV_KEY_RE.match(key)), "environment variable", key, "use a name like MY_VAR")
     _check(isinstance(spec.user, int) and spec.user > 0, "user", spec.user, "use a uid above 0")

@@ -7,7 +7,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gefreg.errors import ToolFailed, ToolMissing
@@ -30,8 +32,9 @@ def find_tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
-    raise ToolMissing(f"{name} is not installed or not on PATH",
-                      INSTALL_HINTS.get(name, f"install {name}"))
+    raise ToolMissing(
+        f"{name} is not installed or not on PATH", INSTALL_HINTS.get(name, f"install {name}")
+    )
 
 
 def short_command(argv: Sequence[str], limit: int = 160) -> str:
@@ -51,17 +54,70 @@ def run_tool(
     """Run a program to completion; a non-OK exit raises ToolFailed with the stderr tail."""
     try:
         proc = subprocess.run(
-            [str(a) for a in argv], capture_output=True, env=env, cwd=cwd, timeout=timeout,
-            input=input_bytes, check=False,
+            [str(a) for a in argv],
+            capture_output=True,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            input=input_bytes,
+            check=False,
         )
     except FileNotFoundError:
-        raise ToolMissing(f"{argv[0]} is not installed",
-                          INSTALL_HINTS.get(Path(str(argv[0])).name)) from None
+        raise ToolMissing(
+            f"{argv[0]} is not installed", INSTALL_HINTS.get(Path(str(argv[0])).name)
+        ) from None
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{short_command(argv)} did not finish within {timeout:.0f} s") from None
     if proc.returncode not in ok_codes:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-12:]
         detail = "\n  ".join(tail) or "(no error output)"
-        raise ToolFailed(f"{short_command(argv)} failed with exit code {proc.returncode}:\n"
-                         f"  {detail}")
+        raise ToolFailed(
+            f"{short_command(argv)} failed with exit code {proc.returncode}:\n  {detail}"
+        )
     return proc
+
+
+def stream_tool(
+    argv: Sequence[str],
+    *,
+    on_line: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> list[str]:
+    """Run a long program, passing each output line (stdout and stderr merged) to ``on_line``.
+
+    Returns the last lines; a non-zero exit raises ToolFailed with them.
+    """
+    tail: deque[str] = deque(maxlen=20)
+    try:
+        proc = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError:
+        raise ToolMissing(
+            f"{argv[0]} is not installed", INSTALL_HINTS.get(Path(str(argv[0])).name)
+        ) from None
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            if on_line:
+                on_line(line)
+            if deadline and time.monotonic() > deadline:
+                raise ToolFailed(f"{short_command(argv)} did not finish within {timeout:.0f} s")
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if code != 0:
+        detail = "\n  ".join(tail) or "(no output)"
+        raise ToolFailed(f"{short_command(argv)} failed with exit code {code}:\n  {detail}")
+    return list(tail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -29,3 +30,49 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+class Progress:
+    """Shows long work: a live status line on a terminal, plain lines otherwise (CI logs).
+
+    Always writes to stderr so stdout stays clean for --json.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.live = enabled and sys.stderr.isatty()
+        self._status: Any = None
+        self._console: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            self._console = console(stderr=True)
+            self._status = self._console.status("starting…")
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+    def status(self, text: str) -> None:
+        """The current activity (a step); shown live, or printed as a line."""
+        if not self.enabled:
+            return
+        if self._status is not None:
+            self._status.update(text[:150])
+        else:
+            click.echo(text, err=True)
+
+    def reporter(self, prefix: str) -> Callable[[str], None]:
+        """A callback showing each line as the current status, prefixed (e.g. an entry name)."""
+        return lambda text: self.status(f"{prefix}: {text}")
+
+    def done(self, text: str) -> None:
+        """A finished piece of work: always printed as a line."""
+        if not self.enabled:
+            return
+        if self._console is not None:
+            self._console.print(text)
+        else:
+            click.echo(text, err=True)

@@ -38,18 +38,35 @@ def cache_dir() -> Path:
 
 
 def _pip_download(args: list[str], dest: Path) -> None:
-    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--python-version", PYTHON_VERSION,
-            "--implementation", "cp", "--abi", "cp" + PYTHON_VERSION.replace(".", ""),
-            "--abi", "abi3", "--abi", "none"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp" + PYTHON_VERSION.replace(".", ""),
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+    ]
     for platform in PLATFORMS:
         argv += ["--platform", platform]
     try:
         run_tool([*argv, "--dest", str(dest), *args], timeout=900)
     except ToolFailed as exc:
-        raise ToolFailed(f"could not fetch wheels with pip: {exc.message}",
-                         "check the network to your package index (PIP_INDEX_URL) or pre-fill "
-                         "the wheel cache with `gefreg lock` on a connected machine") from None
+        raise ToolFailed(
+            f"could not fetch wheels with pip: {exc.message}",
+            "check the network to your package index (PIP_INDEX_URL) or pre-fill "
+            "the wheel cache with `gefreg lock` on a connected machine",
+        ) from None
 
 
 def _store(wheel: Path, digest: str) -> Path:
@@ -84,8 +101,10 @@ def lock(entry: Entry) -> Path:
             assert m
             wheel = downloaded.get(normalize(m.group(1)))
             if wheel is None:
-                raise ToolFailed(f"pip did not download a wheel for {requirement}",
-                                 "only binary wheels for CPython 3.11 on linux x86-64 are used")
+                raise ToolFailed(
+                    f"pip did not download a wheel for {requirement}",
+                    "only binary wheels for CPython 3.11 on linux x86-64 are used",
+                )
             digest = sha256_file(wheel)
             _store(wheel, digest)
             pins.append(LockedPin(m.group(1), m.group(2), (digest.removeprefix("sha256:"),)))
@@ -104,8 +123,9 @@ def fetch(entry: Entry, dest: Path) -> list[Path]:
     """
     lock_path = entry.directory / LOCK_FILE
     if not lock_path.is_file():
-        raise BadInput(f"{entry.name}: packages.pip needs {LOCK_FILE}",
-                       f"run `gefreg lock {entry.name}`")
+        raise BadInput(
+            f"{entry.name}: packages.pip needs {LOCK_FILE}", f"run `gefreg lock {entry.name}`"
+        )
     pins = read_lock(lock_path)
     missing = [p for p in pins if cached_wheel(p.hashes) is None]
     if missing:
@@ -114,16 +134,18 @@ def fetch(entry: Entry, dest: Path) -> list[Path]:
             req.write_text(format_lock(missing))
             downloads = Path(tmp) / "dl"
             _pip_download(["--require-hashes", "-r", str(req)], downloads)
-            for wheel in downloads.glob("*.whl"):
-                _store(wheel, sha256_file(wheel))
+            for downloaded in downloads.glob("*.whl"):
+                _store(downloaded, sha256_file(downloaded))
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for pin in pins:
         wheel = cached_wheel(pin.hashes)
         if wheel is None:
-            raise ToolFailed(f"no wheel matching the locked hash of {pin.requirement}",
-                             f"the index serves a different file: re-lock with "
-                             f"`gefreg lock {entry.name}` and review the change")
+            raise ToolFailed(
+                f"no wheel matching the locked hash of {pin.requirement}",
+                f"the index serves a different file: re-lock with "
+                f"`gefreg lock {entry.name}` and review the change",
+            )
         target = dest / wheel.name
         try:
             os.link(wheel, target)

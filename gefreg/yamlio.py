@@ -91,8 +91,16 @@ class FieldReader:
         self.path = path
         self.problems: list[Problem] = []
 
-    def fail(self, node: Any, key: Any, field: str, message: str, hint: str | None = None,
-             *, at_key: bool = False) -> None:
+    def fail(
+        self,
+        node: Any,
+        key: Any,
+        field: str,
+        message: str,
+        hint: str | None = None,
+        *,
+        at_key: bool = False,
+    ) -> None:
         line, col = _position(node, key, at_key)
         self.problems.append(Problem(self.path, line, col, field, message, hint))
 
@@ -113,7 +121,9 @@ class FieldReader:
         """A mapping with known keys: reports unknown keys (with a suggestion) and missing ones."""
         node = parent if key is None else parent[key]
         if not isinstance(node, dict):
-            self.fail(parent, key, field or "(document)", f"expected a mapping, got {_describe(node)}")
+            self.fail(
+                parent, key, field or "(document)", f"expected a mapping, got {_describe(node)}"
+            )
             return None
         required = list(required)
         known = required + list(optional)

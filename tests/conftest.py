@@ -33,8 +33,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if problem is None:
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but no Docker engine answers ({problem}); run `make setup`",
-                    pytrace=False)
+        pytest.fail(
+            f"CI=true but no Docker engine answers ({problem}); run `make setup`", pytrace=False
+        )
     pytest.skip(f"no Docker engine: {problem}")
 
 

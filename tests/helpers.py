@@ -57,14 +57,18 @@ def service_yaml(**overrides: Any) -> str:
     return "\n".join(f"{k}: {json.dumps(v)}" for k, v in data.items()) + "\n"
 
 
-def make_catalog(root: Path, entries: dict[str, dict[str, Any]] | None = None,
-                 bases: tuple[str, ...] = ("debian-bookworm",),
-                 lock: dict[str, str] | None = None) -> Path:
+def make_catalog(
+    root: Path,
+    entries: dict[str, dict[str, Any]] | None = None,
+    bases: tuple[str, ...] = ("debian-bookworm",),
+    lock: dict[str, str] | None = None,
+) -> Path:
     """A catalog with bases (locked to FAKE_DIGEST unless ``lock`` says otherwise) and entries."""
     tree: dict[str, Any] = {"bases": {b: {"base.yaml": BASE_YAML.format(name=b)} for b in bases}}
     digests = lock if lock is not None else {b: FAKE_DIGEST for b in bases}
     tree["bases"]["lock.json"] = json.dumps(
-        {"version": 1, "bases": {k: {"digest": v} for k, v in digests.items()}})
+        {"version": 1, "bases": {k: {"digest": v} for k, v in digests.items()}}
+    )
     for name, files in (entries or {}).items():
         tree[name] = files
     return build_tree(root, tree)

@@ -63,9 +63,10 @@ def main() -> None:
         cli(prog_name="gefreg")
     except Exception:
         traceback.print_exc()
-        click.echo("gefreg: internal error (a bug): please report it with the traceback above.",
-                   err=True)
+        click.echo(
+            "gefreg: internal error (a bug): please report it with the traceback above.", err=True
+        )
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds  # noqa: E402,F401  (registers commands)
+from gefreg.cli import catalog_cmds, build_cmds  # noqa: E402,F401,I001  (registers, in order)

@@ -14,8 +14,9 @@ from gefreg.errors import CheckFailed
 @settings_options
 @click.option("--labels", "show_labels", is_flag=True, help="Print the labels instead.")
 @json_option
-def render(entry: str, catalog: str | None, registry: str | None, show_labels: bool,
-           as_json: bool) -> None:
+def render(
+    entry: str, catalog: str | None, registry: str | None, show_labels: bool, as_json: bool
+) -> None:
     """Print the annotated Dockerfile of ENTRY (a folder, a service.yaml or a name).
 
     Rendering is a pure function of the record, its shipped files, the template and the base
@@ -33,15 +34,17 @@ def render(entry: str, catalog: str | None, registry: str | None, show_labels: b
     [folder] = resolve(settings.catalog, [entry])
     plan = prepare(load_entry(folder, base_names(settings.catalog)), settings)
     if as_json:
-        ui.print_json({
-            "entry": plan.entry.name,
-            "version": plan.entry.spec.version,
-            "fingerprint": plan.fingerprint.digest,
-            "template": {"name": plan.template.name, "digest": plan.template.digest},
-            "base": {"name": plan.base.name, "ref": plan.base.ref, "digest": plan.base.digest},
-            "labels": dict(plan.rendered.labels),
-            "dockerfile": plan.dockerfile,
-        })
+        ui.print_json(
+            {
+                "entry": plan.entry.name,
+                "version": plan.entry.spec.version,
+                "fingerprint": plan.fingerprint.digest,
+                "template": {"name": plan.template.name, "digest": plan.template.digest},
+                "base": {"name": plan.base.name, "ref": plan.base.ref, "digest": plan.base.digest},
+                "labels": dict(plan.rendered.labels),
+                "dockerfile": plan.dockerfile,
+            }
+        )
     elif show_labels:
         for key, value in plan.rendered.labels:
             click.echo(f"{key}={value}")
@@ -61,8 +64,14 @@ def render(entry: str, catalog: str | None, registry: str | None, show_labels: b
     help="Lowest finding level that fails the lint.",
 )
 @json_option
-def lint(entries: tuple[str, ...], catalog: str | None, registry: str | None, no_hadolint: bool,
-         failure_threshold: str, as_json: bool) -> None:
+def lint(
+    entries: tuple[str, ...],
+    catalog: str | None,
+    registry: str | None,
+    no_hadolint: bool,
+    failure_threshold: str,
+    as_json: bool,
+) -> None:
     """Validate records, render them, and check the Dockerfiles (default: the whole catalog).
 
     Every record problem is reported with file:line:column at once. Rendered Dockerfiles are
@@ -76,16 +85,19 @@ def lint(entries: tuple[str, ...], catalog: str | None, registry: str | None, no
     from gefreg.lint import lint as run_lint
 
     settings = load(catalog, registry)
-    report = run_lint(settings, list(entries), hadolint=not no_hadolint,
-                      threshold=failure_threshold)
+    report = run_lint(
+        settings, list(entries), hadolint=not no_hadolint, threshold=failure_threshold
+    )
     if as_json:
         ui.print_json(report.to_json())
     else:
         for finding in report.findings:
             click.echo(str(finding))
         verdict = "failed" if report.failed else "passed"
-        click.echo(f"lint {verdict}: {len(report.entries)} entries, "
-                   f"{len(report.findings)} findings", err=True)
+        click.echo(
+            f"lint {verdict}: {len(report.entries)} entries, {len(report.findings)} findings",
+            err=True,
+        )
     if report.failed:
         invalid = any(f.rule in ("record", "render") for f in report.findings)
         if invalid:

@@ -21,8 +21,9 @@ def test_shipped_catalog_has_an_entry_per_template() -> None:
 
 
 def test_every_shipped_entry_passes_lint_with_real_hadolint() -> None:
-    result = CliRunner().invoke(cli, ["lint", "--catalog", str(CATALOG), "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["lint", "--catalog", str(CATALOG), "--json"], catch_exceptions=False
+    )
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report["findings"]
     assert sorted(report["entries"]) == sorted(e.name for e in load_all(CATALOG)[0])

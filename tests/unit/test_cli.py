@@ -98,9 +98,11 @@ def test_every_command_has_help(name: str, command: click.Command) -> None:
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
-    code = ("import sys; from gefreg.cli import cli\n"
-            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('docker', 'jinja2', 'ruamel', 'rich', 'requests') "
-            "if m in sys.modules]\nprint('HEAVY=' + ','.join(heavy))")
+    code = (
+        "import sys; from gefreg.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('docker', 'jinja2', 'ruamel', 'rich', 'requests') "
+        "if m in sys.modules]\nprint('HEAVY=' + ','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="

@@ -54,17 +54,22 @@ colour: blue
 
 
 def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service",
-                       {"service.yaml": service_yaml() + "descripton: typo\n", "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {"service.yaml": service_yaml() + "descripton: typo\n", "run.sh": ""},
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "descripton: unknown key (fix: did you mean 'description'?)" in problem
 
 
 def test_missing_required_and_wrong_types(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(version=None, command="echo hi", user=0),
-        "run.sh": "",
-    })
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {
+            "service.yaml": service_yaml(version=None, command="echo hi", user=0),
+            "run.sh": "",
+        },
+    )
     joined = "\n".join(problems_of(entry, {"debian-bookworm"}))
     assert "version: required key is missing" in joined
     assert "command: expected a list of strings" in joined
@@ -72,10 +77,13 @@ def test_missing_required_and_wrong_types(tmp_path: Path) -> None:
 
 
 def test_number_where_text_expected_suggests_quotes(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml().replace('version: "1.0.0"', "version: 1.5"),
-        "run.sh": "",
-    })
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {
+            "service.yaml": service_yaml().replace('version: "1.0.0"', "version: 1.5"),
+            "run.sh": "",
+        },
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "version: expected a string, got a number (1.5) (fix: quote the value" in problem
 
@@ -87,8 +95,10 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml() + 'name: "demo-service"\n', "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {"service.yaml": service_yaml() + 'name: "demo-service"\n', "run.sh": ""},
+    )
     [problem] = problems_of(entry)
     assert "duplicate" in problem.lower()
 
@@ -101,8 +111,9 @@ def test_name_must_match_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("source", ["../secret", "/etc/passwd", "a/../../b"])
 def test_files_outside_the_entry_are_rejected(tmp_path: Path, source: str) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(files={source: "/opt/x"})})
+    entry = build_tree(
+        tmp_path / "demo-service", {"service.yaml": service_yaml(files={source: "/opt/x"})}
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert f"files.{source}:" in problem
     assert "entry directory" in problem
@@ -110,8 +121,9 @@ def test_files_outside_the_entry_are_rejected(tmp_path: Path, source: str) -> No
 
 def test_symlink_escaping_the_entry_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("top secret")
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(files={"link.txt": "/opt/x"})})
+    entry = build_tree(
+        tmp_path / "demo-service", {"service.yaml": service_yaml(files={"link.txt": "/opt/x"})}
+    )
     os.symlink(tmp_path / "secret.txt", entry / "link.txt")
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "resolves outside the entry directory" in problem
@@ -124,60 +136,85 @@ def test_missing_shipped_file(tmp_path: Path) -> None:
 
 
 def test_unknown_base_lists_the_known_ones(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(base="alpine"), "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service", {"service.yaml": service_yaml(base="alpine"), "run.sh": ""}
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "unknown base 'alpine'" in problem and "debian-bookworm" in problem
 
 
 def test_template_must_fit_the_base(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(template="static"), "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service", {"service.yaml": service_yaml(template="static"), "run.sh": ""}
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "the static template builds FROM scratch" in problem
 
 
 def test_pip_packages_must_be_pinned(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(template="python", packages={"pip": ["obspy>=1"]}),
-        "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {
+            "service.yaml": service_yaml(template="python", packages={"pip": ["obspy>=1"]}),
+            "run.sh": "",
+        },
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "packages.pip[0]: expected a pinned requirement like obspy==1.5.1" in problem
 
 
 def test_overlapping_ports_are_rejected(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(outputs=[{"name": "r", "path": "/data/input/out"}]),
-        "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {
+            "service.yaml": service_yaml(outputs=[{"name": "r", "path": "/data/input/out"}]),
+            "run.sh": "",
+        },
+    )
     [problem] = problems_of(entry, {"debian-bookworm"})
     assert "overlaps inputs path /data/input" in problem
 
 
 def test_resources_are_parsed(tmp_path: Path) -> None:
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(resources={"memory": "512m", "cpus": 0.5,
-                                                "timeout": "90s", "pids": 64}),
-        "run.sh": ""})
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {
+            "service.yaml": service_yaml(
+                resources={"memory": "512m", "cpus": 0.5, "timeout": "90s", "pids": 64}
+            ),
+            "run.sh": "",
+        },
+    )
     spec = load_entry(entry, {"debian-bookworm"}).spec
     assert (spec.resources.memory, spec.resources.cpus) == (512 * 1024**2, 0.5)
     assert (spec.resources.timeout, spec.resources.pids) == (90.0, 64)
 
 
 def test_tests_refer_to_real_ports_and_folders(tmp_path: Path) -> None:
-    tests = [{"name": "sample", "inputs": {"data": "tests/in", "nope": "x"},
-              "expect": {"result/out.txt": "sha256:" + "0" * 64, "bad": "md5:1"}}]
-    entry = build_tree(tmp_path / "demo-service", {
-        "service.yaml": service_yaml(tests=tests), "run.sh": "", "tests": {"in": {"a": "1"}}})
+    tests = [
+        {
+            "name": "sample",
+            "inputs": {"data": "tests/in", "nope": "x"},
+            "expect": {"result/out.txt": "sha256:" + "0" * 64, "bad": "md5:1"},
+        }
+    ]
+    entry = build_tree(
+        tmp_path / "demo-service",
+        {"service.yaml": service_yaml(tests=tests), "run.sh": "", "tests": {"in": {"a": "1"}}},
+    )
     joined = "\n".join(problems_of(entry, {"debian-bookworm"}))
     assert "tests[0].inputs.nope: unknown input port 'nope'" in joined
     assert "tests[0].expect.bad: expected OUTPUT-PORT/relative/path" in joined
 
 
 def test_catalog_reports_problems_of_every_file(tmp_path: Path) -> None:
-    root = make_catalog(tmp_path / "catalog", {
-        **demo_entry(name="one", version="x"),
-        **demo_entry(name="two", license="nope"),
-    })
+    root = make_catalog(
+        tmp_path / "catalog",
+        {
+            **demo_entry(name="one", version="x"),
+            **demo_entry(name="two", license="nope"),
+        },
+    )
     with pytest.raises(InvalidRecord) as info:
         load_all(root)
     files = {p.path.parent.name for p in info.value.problems}

@@ -22,8 +22,9 @@ from gefreg.settings import load_settings
 from gefreg.templates import load_template
 from tests.helpers import FAKE_DIGEST, demo_entry, make_catalog
 
-BASE = BaseImage("debian-bookworm", f"127.0.0.1:5000/bases/debian-bookworm@{FAKE_DIGEST}",
-                 FAKE_DIGEST)
+BASE = BaseImage(
+    "debian-bookworm", f"127.0.0.1:5000/bases/debian-bookworm@{FAKE_DIGEST}", FAKE_DIGEST
+)
 
 
 def plan_for(catalog: Path, name: str = "demo-service"):  # type: ignore[no-untyped-def]
@@ -43,10 +44,16 @@ def test_render_is_deterministic(catalog: Path) -> None:
 
 
 def test_render_is_identical_in_a_fresh_process(catalog: Path) -> None:
-    code = ("import sys; from gefreg.cli import main; "
-            "sys.argv=['gefreg','render','--catalog',sys.argv[1],'demo-service']; main()")
-    outputs = {subprocess.run([sys.executable, "-c", code, str(catalog)], capture_output=True,
-                              text=True, check=True).stdout for _ in range(2)}
+    code = (
+        "import sys; from gefreg.cli import main; "
+        "sys.argv=['gefreg','render','--catalog',sys.argv[1],'demo-service']; main()"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(catalog)], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
     assert outputs == {plan_for(catalog).dockerfile}
 
 
@@ -92,17 +99,22 @@ def test_unlocked_base_is_a_clear_error(tmp_path: Path) -> None:
     try:
         plan_for(catalog)
     except BadInput as exc:
-        assert "no digest" in exc.message and exc.hint == "build it first: " \
-            "gefreg base build debian-bookworm"
+        assert (
+            "no digest" in exc.message
+            and exc.hint == "build it first: gefreg base build debian-bookworm"
+        )
     else:
         raise AssertionError("expected BadInput")
 
 
 def test_static_and_python_templates(tmp_path: Path) -> None:
-    catalog = make_catalog(tmp_path / "catalog", {
-        **demo_entry(name="tiny", base="scratch", template="static"),
-        **demo_entry(name="py", template="python", packages={"apt": ["python3-numpy"]}),
-    })
+    catalog = make_catalog(
+        tmp_path / "catalog",
+        {
+            **demo_entry(name="tiny", base="scratch", template="static"),
+            **demo_entry(name="py", template="python", packages={"apt": ["python3-numpy"]}),
+        },
+    )
     tiny, py = plan_for(catalog, "tiny"), plan_for(catalog, "py")
     assert tiny.dockerfile.splitlines()[1] == "FROM scratch"
     assert "RUN" not in instructions(tiny.dockerfile)
@@ -144,8 +156,13 @@ def entry_with(catalog: Path, text: str) -> Entry:
 
 
 def rendered_structure(entry: Entry) -> tuple[list[str], list[str]]:
-    out = render(entry, load_template("debian"), base=BASE, fingerprint=FAKE_DIGEST,
-                 entry_path="demo-service")
+    out = render(
+        entry,
+        load_template("debian"),
+        base=BASE,
+        fingerprint=FAKE_DIGEST,
+        entry_path="demo-service",
+    )
     parser = DockerfileParser(fileobj=io.BytesIO(out.dockerfile.encode()))
     return [i["instruction"] for i in parser.structure], sorted(parser.labels)
 
@@ -156,14 +173,18 @@ def test_known_injection_strings_do_not_add_instructions(catalog: Path) -> None:
         assert rendered_structure(entry_with(catalog, text)) == expected, text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(min_size=1, max_size=60))
 def test_arbitrary_text_in_every_field_keeps_the_instruction_list(catalog: Path, text: str) -> None:
     expected = rendered_structure(entry_with(catalog, "plain"))
     assert rendered_structure(entry_with(catalog, text)) == expected
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=st.text(min_size=1, max_size=30))
 def test_unsafe_bare_values_are_rejected_not_rendered(catalog: Path, path: str) -> None:
     base = load_entry(catalog / "demo-service", {"debian-bookworm"})

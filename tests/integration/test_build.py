@@ -1,0 +1,252 @@
+"""Builds for real: the Debian base through mmdebstrap, services through the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gefreg import bases
+from gefreg.build import build_entry, read_record
+from gefreg.catalog import load_base, load_entry
+from gefreg.cli import cli
+from gefreg.engine import Engine
+from gefreg.errors import BadInput, BuildFailed
+from gefreg.prepare import prepare
+from gefreg.render import label_text
+from gefreg.settings import Settings
+from tests.helpers import demo_entry, make_catalog
+from tests.integration.conftest import BuiltBase
+
+pytestmark = pytest.mark.docker
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def static_catalog(tmp_path: Path, name: str = "hello", **overrides: object) -> Path:
+    """A catalog with one FROM-scratch entry running busybox: it builds in about a second."""
+    fields = dict(
+        name=name,
+        base="scratch",
+        template="static",
+        files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"},
+        command=["/bin/busybox", "sh", "/opt/run.sh"],
+    )
+    fields.update(overrides)
+    tree = demo_entry(**fields)
+    tree[name]["busybox"] = BUSYBOX.read_bytes()
+    tree[name]["run.sh"] = "echo hello from $0\n"
+    catalog = make_catalog(tmp_path / "catalog", tree)
+    os.chmod(catalog / name / "busybox", 0o755)
+    return catalog
+
+
+def make_settings(catalog: Path, tmp_path: Path, registry: str = "127.0.0.1:1") -> Settings:
+    return Settings(catalog=catalog, registry=registry, state_dir=tmp_path / "state")
+
+
+def cli_run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_image(image: str, *args: str) -> str:
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", image, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+# --- fast: FROM scratch + busybox -----------------------------------------------------------
+
+
+def test_static_build_cache_hit_and_rebuild_on_one_byte(tmp_path: Path, engine: Engine) -> None:
+    catalog = static_catalog(tmp_path)
+    settings = make_settings(catalog, tmp_path)
+    entry = load_entry(catalog / "hello", set())
+    first = build_entry(settings, entry, engine=engine)
+    assert not first.cached
+    assert run_image(first.image_id).strip() == "hello from /opt/run.sh"
+
+    start = time.perf_counter()
+    again = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
+    assert again.cached and again.image_id == first.image_id
+    assert time.perf_counter() - start < 1.0
+
+    (catalog / "hello" / "run.sh").write_text("echo hellO from $0\n")
+    changed = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
+    assert not changed.cached and changed.image_id != first.image_id
+    assert run_image(changed.image_id).strip() == "hellO from /opt/run.sh"
+    assert changed.record["fingerprint"] != first.record["fingerprint"]
+
+
+def test_build_record_says_what_was_built(tmp_path: Path, engine: Engine) -> None:
+    catalog = static_catalog(tmp_path)
+    settings = make_settings(catalog, tmp_path)
+    result = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
+    record = read_record(settings, "hello")
+    assert record == result.record
+    for key in (
+        "image_id",
+        "tags",
+        "fingerprint",
+        "base",
+        "template",
+        "gefreg_version",
+        "engine",
+        "started",
+        "log",
+    ):
+        assert key in record
+    assert Path(record["log"]).is_file()
+    info = engine.image(record["image_id"])
+    assert info is not None and set(record["tags"]) <= set(info.repo_tags)
+    assert info.labels["org.gefreg.fingerprint"] == record["fingerprint"]
+    assert "org.opencontainers.image.created" in info.labels
+
+
+def test_record_values_reach_labels_verbatim_and_never_instructions(
+    tmp_path: Path, engine: Engine
+) -> None:
+    nasty = 'Quotes " and \\ backslash, $HOME ${PATH} `id` {{ 7*7 }}\nRUN echo pwned\\'
+    catalog = static_catalog(
+        tmp_path,
+        description=nasty,
+        maintainers=['Eve "$USER" <eve@example.org>'],
+        env={"GREETING": 'say "hi" $HOME\\'},
+    )
+    settings = make_settings(catalog, tmp_path)
+    result = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
+    info = engine.image(result.image_id)
+    assert info is not None
+    assert info.labels["org.opencontainers.image.description"] == label_text(nasty)
+    assert info.labels["eudat.gef.service.description"] == label_text(nasty)
+    assert info.labels["org.opencontainers.image.authors"] == 'Eve "$USER" <eve@example.org>'
+    env = run_image(result.image_id, "/bin/busybox", "env")
+    assert 'GREETING=say "hi" $HOME\\' in env
+    log = Path(result.record["log"]).read_text()
+    steps = [
+        line.split(" : ", 1)[1].split()[0] for line in log.splitlines() if line.startswith("Step ")
+    ]
+    assert steps == ["FROM", "COPY", "COPY", "ENV", "USER", "CMD", "LABEL", "LABEL"]
+
+
+def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: Engine) -> None:
+    catalog = static_catalog(tmp_path, name="interrupted")
+    settings = make_settings(catalog, tmp_path)
+
+    def interrupt(event: object) -> None:
+        if getattr(event, "step", None) and "USER" in str(event.step):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_entry(
+            settings,
+            load_entry(catalog / "interrupted", set()),
+            engine=engine,
+            no_cache=True,
+            on_event=interrupt,
+        )
+    assert read_record(settings, "interrupted") is None
+    assert engine.image("gefreg/interrupted:1.0.0") is None
+
+
+def test_file_changed_between_render_and_build_is_detected(tmp_path: Path) -> None:
+    from gefreg.build import assemble_context
+
+    catalog = static_catalog(tmp_path)
+    settings = make_settings(catalog, tmp_path)
+    plan = prepare(load_entry(catalog / "hello", set()), settings)
+    (catalog / "hello" / "run.sh").write_text("echo changed under our feet\n")
+    with pytest.raises(BadInput, match="changed while gefreg was building"):
+        assemble_context(plan, tmp_path / "context")
+
+
+def test_engine_unreachable_exits_3_with_how_to_start_it(tmp_path: Path) -> None:
+    catalog = static_catalog(tmp_path)
+    code, _, err = cli_run(
+        "build",
+        "--catalog",
+        str(catalog),
+        "hello",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+    )
+    assert code == 3
+    assert "Docker engine does not answer" in err and "make setup" in err
+
+
+# --- the real Debian base ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_base_built_twice_has_the_same_digest(debian_base: BuiltBase, tmp_path: Path) -> None:
+    settings = Settings(
+        catalog=debian_base.settings.catalog, registry="127.0.0.1:1", state_dir=tmp_path / "state"
+    )
+    record = load_base(settings.catalog / "bases" / "debian-bookworm")
+    again = bases.build(settings, record, no_cache=True)
+    assert not again.cached
+    assert again.digest == debian_base.digest
+    assert again.image_id == debian_base.built.image_id
+    lock = json.loads((settings.catalog / "bases" / "lock.json").read_text())
+    assert lock["bases"]["debian-bookworm"]["digest"] == debian_base.digest
+
+
+@pytest.mark.slow
+def test_service_from_the_base_runs_and_failing_run_exits_1(
+    debian_base: BuiltBase, tmp_path: Path, engine: Engine
+) -> None:
+    lock = {"debian-bookworm": debian_base.digest}
+    catalog = make_catalog(
+        tmp_path / "catalog",
+        {
+            **demo_entry(name="greeter", command=["/bin/sh", "/opt/service/run.sh"]),
+            **demo_entry(name="broken", packages={"apt": ["gefreg-no-such-package"]}),
+        },
+        lock=lock,
+    )
+    registry = debian_base.settings.registry
+    code, out, err = cli_run(
+        "build",
+        "--catalog",
+        str(catalog),
+        "--registry",
+        registry,
+        "greeter",
+        "--json",
+        env={"GEFREG_STATE": str(tmp_path / "s")},
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["base"]["digest"] == debian_base.digest
+    assert run_image(record["image_id"]).strip() == "hello"
+    info = engine.image(record["image_id"])
+    assert info is not None
+    assert info.labels["org.opencontainers.image.base.digest"] == debian_base.digest
+    assert info.labels["org.gefreg.base"] == "debian-bookworm"  # inherited from the base
+
+    code, _, err = cli_run(
+        "build",
+        "--catalog",
+        str(catalog),
+        "--registry",
+        registry,
+        "broken",
+        env={"GEFREG_STATE": str(tmp_path / "s")},
+    )
+    assert code == 1
+    assert "build failed at step 2/" in err and "RUN apt-get update" in err
+    assert "Unable to locate package gefreg-no-such-package" in err
+    assert "Traceback" not in err
+
+
+def test_build_failed_error_names_step_and_tail() -> None:
+    exc = BuildFailed("returned a non-zero code: 1", "step 2/5: RUN false", ["a", "b"])
+    assert exc.exit_code == 1 and "step 2/5: RUN false" in exc.message and "| b" in exc.message
