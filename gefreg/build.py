@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg import __version__, bases
+from gefreg.buildcache import snapshot
 from gefreg.catalog import BaseLock, load_lock
 from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, EnvironmentFailure
@@ -33,6 +34,7 @@ from gefreg.model import Entry
 from gefreg.prepare import Plan, prepare
 from gefreg.render import CONTEXT_FILES
 from gefreg.settings import Settings
+from gefreg.templates import templates_dir
 
 SCHEMA = "gefreg.build/1"
 LOCAL_REPOSITORY = "gefreg"
@@ -76,6 +78,22 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def input_paths(settings: Settings, plan: Plan) -> list[Path]:
+    """Every file whose change could change the rendered Dockerfile (see buildcache)."""
+    entry = plan.entry
+    paths = [entry.record_path, entry.directory / "pip.lock", load_lock(settings.catalog).path]
+    for src, _ in entry.spec.files:
+        top = entry.directory / src
+        paths.append(top)
+        if top.is_dir():
+            for dirpath, _dirs, files in os.walk(top):
+                paths.append(Path(dirpath))
+                paths += [Path(dirpath) / f for f in files]
+    folder = templates_dir()
+    paths += [folder / plan.template.filename, *folder.glob("_*.j2")]
+    return paths
+
+
 def _cache_hit(engine: Engine, settings: Settings, plan: Plan, key: str) -> BuildResult | None:
     path = build_dir(settings, plan.entry.name) / "by-key" / (key.removeprefix("sha256:") + ".json")
     try:
@@ -88,6 +106,8 @@ def _cache_hit(engine: Engine, settings: Settings, plan: Plan, key: str) -> Buil
     for repo, tag in local_tags(plan, key):
         if f"{repo}:{tag}" not in info.repo_tags:
             engine.tag(info.id, repo, tag)
+    record["inputs"] = snapshot(input_paths(settings, plan))  # e.g. after a `touch`
+    _write_json(path, record)
     _write_json(record_path(settings, plan.entry.name), record)
     return BuildResult(record, cached=True, path=record_path(settings, plan.entry.name))
 
@@ -199,6 +219,7 @@ def build_entry(
         "context_bytes": size,
         "log": str(log),
         "record": str(entry.record_path),
+        "inputs": snapshot(input_paths(settings, plan)),
     }
     _write_json(folder / "by-key" / (key.removeprefix("sha256:") + ".json"), record)
     _write_json(record_path(settings, entry.name), record)

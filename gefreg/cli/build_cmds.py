@@ -136,15 +136,23 @@ def build(
       gefreg build waveform-metadata
       gefreg build --all --json
     """
-    from gefreg import ui
-    from gefreg.build import build_entry
-    from gefreg.catalog import base_names, load_all, load_entry, load_lock, resolve
-    from gefreg.engine import Engine
     from gefreg.errors import BadInput
 
     settings = load(catalog, registry)
     if build_all and entries:
         raise BadInput("give entries or --all, not both")
+    if not build_all and not entries:
+        raise BadInput("name the entries to build, or use --all")
+    if not build_all and not no_cache:
+        hits = [_quick_hit(settings, target) for target in entries]
+        if all(hits):
+            _report([h for h in hits if h], as_json)
+            return
+    from gefreg import ui
+    from gefreg.build import build_entry
+    from gefreg.catalog import base_names, load_all, load_entry, load_lock, resolve
+    from gefreg.engine import Engine
+
     engine = Engine.connect()
     if build_all:
         records, base_records = load_all(settings.catalog)
@@ -152,8 +160,6 @@ def build(
         folders = [e.directory for e in records]
     else:
         folders = resolve(settings.catalog, list(entries))
-        if not entries:
-            raise BadInput("name the entries to build, or use --all")
     lock = load_lock(settings.catalog)
     known = base_names(settings.catalog)
     results = []
@@ -176,6 +182,42 @@ def build(
             results.append({**result.record, "cached": result.cached})
     if as_json:
         ui.print_json(results if len(results) != 1 else results[0])
+
+
+def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
+    """A cache hit answered from file metadata and one engine request (see buildcache)."""
+    from pathlib import Path
+
+    from gefreg.buildcache import quick_hit
+    from gefreg.engine import QuickInspectUnavailable, quick_inspect
+
+    path = Path(target)
+    name = (path.parent if path.is_file() else path).resolve().name if path.exists() else target
+    record = quick_hit(settings, name)
+    if record is None:
+        return None
+    try:
+        info = quick_inspect(record["image_id"])
+    except QuickInspectUnavailable:
+        return None
+    if info is None:
+        return None
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    if labels.get("org.gefreg.fingerprint") != record["fingerprint"]:
+        return None
+    if not set(record["tags"]) <= set(info.get("RepoTags") or ()):
+        return None
+    return {**record, "cached": True}
+
+
+def _report(results: list[dict[str, Any]], as_json: bool) -> None:
+    from gefreg import ui
+
+    if as_json:
+        ui.print_json(results if len(results) != 1 else results[0])
+        return
+    for r in results:
+        click.echo(f"{r['entry']} {r['version']}: cache hit {r['image_id'][:19]}", err=True)
 
 
 def _build_bases(settings: Any, names: list[str], no_cache: bool) -> None:

@@ -250,3 +250,30 @@ def test_service_from_the_base_runs_and_failing_run_exits_1(
 def test_build_failed_error_names_step_and_tail() -> None:
     exc = BuildFailed("returned a non-zero code: 1", "step 2/5: RUN false", ["a", "b"])
     assert exc.exit_code == 1 and "step 2/5: RUN false" in exc.message and "| b" in exc.message
+
+
+def test_cli_cache_hit_fast_path_notices_every_kind_of_change(tmp_path: Path) -> None:
+    catalog = static_catalog(
+        tmp_path, files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh", "data/": "/opt/data/"}
+    )
+    (catalog / "hello" / "data").mkdir()
+    (catalog / "hello" / "data" / "a.txt").write_text("a")
+    env = {"GEFREG_STATE": str(tmp_path / "state")}
+
+    def build() -> dict[str, object]:
+        code, out, err = cli_run("build", "--catalog", str(catalog), "hello", "--json", env=env)
+        assert code == 0, err
+        return dict(json.loads(out))
+
+    first = build()
+    assert first["cached"] is False
+    assert build()["cached"] is True  # answered from file metadata
+    os.utime(catalog / "hello" / "run.sh")  # touched, same content: still a hit
+    touched = build()
+    assert touched["cached"] is True and touched["image_id"] == first["image_id"]
+    (catalog / "hello" / "data" / "b.txt").write_text("b")  # a new file in a shipped folder
+    added = build()
+    assert added["cached"] is False and added["image_id"] != first["image_id"]
+    assert build()["cached"] is True
+    subprocess.run(["docker", "rmi", "-f", str(added["image_id"])], check=True, capture_output=True)
+    assert build()["cached"] is False  # the image is gone: rebuilt, not claimed

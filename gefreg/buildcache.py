@@ -1,0 +1,50 @@
+"""The fast path of a cache hit: answer "unchanged" from file metadata alone.
+
+A build record stores the (size, mtime, inode) of every input it was built from: the record,
+each shipped file and folder, the pip lock, the base lock and the templates. If none of them
+changed, and gefreg's version and the registry are the same, the rendered Dockerfile (and so
+the cache key) cannot have changed; confirming the image is still in the engine is then the
+only work left. This module imports nothing heavy, so such a hit costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from gefreg import __version__
+from gefreg.settings import Settings
+
+
+def stat_key(path: Path) -> list[Any] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def snapshot(paths: Iterable[Path]) -> dict[str, list[Any] | None]:
+    return {str(p): stat_key(p) for p in sorted(set(paths))}
+
+
+def unchanged(saved: dict[str, Any]) -> bool:
+    return bool(saved) and all(stat_key(Path(p)) == key for p, key in saved.items())
+
+
+def quick_hit(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The entry's last build record if none of its inputs changed since, else None."""
+    try:
+        record = json.loads((settings.builds_dir / name / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        record.get("gefreg_version") != __version__
+        or record.get("registry") != settings.registry
+        or not unchanged(record.get("inputs") or {})
+    ):
+        return None
+    return dict(record)
