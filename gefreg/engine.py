@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.errors import BuildFailed, EnvironmentFailure
+from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
 
 START_HINT = (
     "start the Docker engine: `make setup` (Debian, as root), `sudo systemctl start "
@@ -151,6 +151,23 @@ class Engine:
             if stream.startswith("Loaded image"):
                 loaded.append(stream.split(": ", 1)[1].strip())
         return loaded
+
+    def save(self, ref: str, destination: Path) -> Path:
+        """`docker save` one image into a docker-archive tarball (streamed to disk)."""
+        import docker.errors
+
+        tmp = destination.with_name(destination.name + ".tmp")
+        with _translated(f"exporting {ref}"):
+            try:
+                chunks = self.client.api.get_image(ref)
+                with open(tmp, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+            except docker.errors.ImageNotFound:
+                tmp.unlink(missing_ok=True)
+                raise BadInput(f"the engine has no image {ref}", "build it first") from None
+        tmp.replace(destination)
+        return destination
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         with _translated(f"tagging {image_id}"):

@@ -1,0 +1,120 @@
+"""The release ledger: an append-only, committed record of what every published version is.
+
+One JSON object per line in ``CATALOG/<name>/releases.jsonl``. Appending a line is the last
+step of a publish, after the registry holds the image under its tag, so the ledger never
+claims a release that did not happen. Review checks that a change only appends (the old file
+is a byte prefix of the new one); verify and the runner trust the digests it holds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gefreg.errors import InvalidRecord, Problem
+from gefreg.model import DIGEST_RE
+
+LEDGER_FILE = "releases.jsonl"
+SCHEMA = "gefreg.release/1"
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    digest: str
+    repository: str
+    fingerprint: str
+    base_digest: str | None
+    image_id: str
+    published: str
+    scan: dict[str, Any] = field(default_factory=dict)
+    sbom_digest: str | None = None
+    gefreg_version: str = ""
+    schema: str = SCHEMA
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def ledger_path(entry_dir: Path) -> Path:
+    return entry_dir / LEDGER_FILE
+
+
+def parse(text: str, path: Path) -> list[Release]:
+    """Releases from ledger text; any malformed line is an error naming file and line."""
+    releases: list[Release] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    known = {f for f in Release.__dataclass_fields__}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            release = Release(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError) as exc:
+            problems.append(Problem(path, number, None, "", f"not a release line: {exc}",
+                                    "ledgers are written by `gefreg publish` only"))
+            continue
+        if not DIGEST_RE.match(release.digest):
+            problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
+        if release.version in seen:
+            problems.append(Problem(path, number, None, "version",
+                                    f"{release.version} appears twice"))
+        seen.add(release.version)
+        releases.append(release)
+    if problems:
+        raise InvalidRecord(problems)
+    return releases
+
+
+def read(entry_dir: Path) -> list[Release]:
+    path = ledger_path(entry_dir)
+    try:
+        return parse(path.read_text(encoding="utf-8"), path)
+    except FileNotFoundError:
+        return []
+
+
+def find(releases: list[Release], version: str) -> Release | None:
+    return next((r for r in releases if r.version == version), None)
+
+
+def append(entry_dir: Path, release: Release) -> None:
+    """Append one line and fsync it: a release is either fully recorded or not at all."""
+    path = ledger_path(entry_dir)
+    data = release.to_line().encode()
+    with open(path, "ab") as fh:
+        if fh.tell() > 0:
+            with open(path, "rb") as check:
+                check.seek(-1, os.SEEK_END)
+                if check.read(1) != b"\n":
+                    data = b"\n" + data
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextmanager
+def locked(entry_dir: Path) -> Iterator[None]:
+    """Serialize publishers of one entry that share this catalog folder (or a CI runner)."""
+    lock = entry_dir / f".{LEDGER_FILE}.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def only_appended(old: str, new: str) -> bool:
+    """True when ``new`` keeps every byte of ``old`` and only adds lines after it."""
+    return new.startswith(old) and (not old or old.endswith("\n") or new == old)

@@ -1,0 +1,126 @@
+"""`gefreg verify`: does the registry still hold exactly what the ledger says?
+
+For every entry: each ledger version's tag points at the ledger digest; no version-looking
+tag exists that the ledger does not know; floating tags point where the ledger says; the
+manifest and every blob it references are reachable. Requests run in parallel over kept-alive
+connections. ``repair`` puts drifted tags back on the ledger digest (the old manifest is
+still in the registry by digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from gefreg import ledger, versions
+from gefreg.model import Entry
+from gefreg.record import SEMVER_RE
+
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Issue:
+    entry: str
+    kind: str  # drift | missing | unknown-tag | floating | unreachable
+    tag: str
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    repaired: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: tuple[str, ...]
+    checked_tags: int
+    issues: tuple[Issue, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(i.repaired for i in self.issues)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": list(self.entries), "checked_tags": self.checked_tags,
+                "issues": [i.__dict__ for i in self.issues]}
+
+
+def _repo(release: ledger.Release) -> str:
+    return release.repository.split("/", 1)[1]
+
+
+def verify_entry(entry: Entry, client: Any, *, repair: bool = False,
+                 deep: bool = True) -> tuple[int, list[Issue]]:
+    releases = ledger.read(entry.directory)
+    if not releases:
+        return 0, []
+    repo = _repo(releases[-1])
+    tags = set(client.list_tags(repo))
+    expected = {r.version: r.digest for r in releases}
+    by_version = {r.version: r for r in releases}
+    for tag, version in versions.floating_targets(list(expected), versions.FLOATING).items():
+        if tag in tags:
+            expected[tag] = by_version[version].digest
+    heads = client.head_manifests(repo, sorted(expected))
+    issues: list[Issue] = []
+    for tag, want in sorted(expected.items()):
+        got = heads.get(tag)
+        kind = "floating" if tag not in by_version else ("missing" if got is None else "drift")
+        if got == want:
+            continue
+        issue = Issue(entry.name, kind, tag,
+                      f"{repo}:{tag} is {'gone' if got is None else got}, the ledger says {want}",
+                      want, got)
+        if repair:
+            manifest = client.get_manifest(repo, want)
+            if manifest is not None:
+                client.put_manifest(repo, tag, manifest.body, manifest.media_type)
+                issue = dataclasses.replace(issue, repaired=True)
+        issues.append(issue)
+    for tag in sorted(tags - set(expected)):
+        if SEMVER_RE.match(tag):
+            issues.append(Issue(entry.name, "unknown-tag", tag,
+                                f"{repo}:{tag} looks like a version but is not in the ledger "
+                                "(pushed outside gefreg?)"))
+    if deep:
+        issues += _unreachable(entry, client, repo, releases)
+    return len(expected), issues
+
+
+def _unreachable(entry: Entry, client: Any, repo: str,
+                 releases: list[ledger.Release]) -> list[Issue]:
+    """Every blob of every ledger manifest must be present (checked in parallel)."""
+    issues: list[Issue] = []
+    blobs: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        manifests = list(pool.map(lambda r: client.get_manifest(repo, r.digest), releases))
+    for release, manifest in zip(releases, manifests, strict=True):
+        if manifest is None:
+            issues.append(Issue(entry.name, "unreachable", release.version,
+                                f"{repo}@{release.digest} is gone from the registry"))
+            continue
+        body = json.loads(manifest.body)
+        for desc in [body.get("config", {}), *body.get("layers", [])]:
+            if desc.get("digest"):
+                blobs[desc["digest"]] = release.version
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        present = dict(zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs),
+                           strict=True))
+    for digest, ok in present.items():
+        if not ok:
+            issues.append(Issue(entry.name, "unreachable", blobs[digest],
+                                f"blob {digest} of {repo}:{blobs[digest]} is missing"))
+    return issues
+
+
+def verify(entries: list[Entry], client: Any, *, repair: bool = False,
+           deep: bool = True) -> Verification:
+    checked, issues = 0, []
+    for entry in entries:
+        n, found = verify_entry(entry, client, repair=repair, deep=deep)
+        checked += n
+        issues += found
+    return Verification(tuple(e.name for e in entries), checked, tuple(issues))

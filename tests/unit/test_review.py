@@ -1,0 +1,116 @@
+"""gefreg review on a real git repository: what CI checks on a catalog pull request."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gefreg.ledger import Release
+from gefreg.review import review
+from gefreg.settings import Settings
+from tests.helpers import demo_entry, make_catalog, service_yaml
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    make_catalog(root / "catalog", {**demo_entry(name="one"), **demo_entry(name="two")})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qam", "x", "--allow-empty")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "catalog")
+    return root
+
+
+def settings_for(repo: Path) -> Settings:
+    return Settings(catalog=repo / "catalog", registry="127.0.0.1:5000",
+                    state_dir=repo.parent / "state")
+
+
+def release_line(version: str, fingerprint: str = "sha256:" + "1" * 64) -> str:
+    return Release(version=version, digest="sha256:" + "2" * 64, repository="r/one",
+                   fingerprint=fingerprint, base_digest=None, image_id="sha256:" + "3" * 64,
+                   published="2026-01-01T00:00:00Z").to_line()
+
+
+def test_nothing_changed(repo: Path) -> None:
+    report = review(settings_for(repo), "HEAD")
+    assert report.ok and report.entries == () and report.to_build == []
+
+
+def test_file_change_without_bump_is_refused(repo: Path) -> None:
+    (repo / "catalog" / "one" / "run.sh").write_text("echo changed\n")
+    report = review(settings_for(repo), "HEAD")
+    [entry] = report.entries
+    assert not report.ok and entry.name == "one" and entry.image_changed
+    assert "bump it" in entry.problems[0]
+
+
+def test_file_change_with_bump_passes_and_is_listed_for_build(repo: Path) -> None:
+    (repo / "catalog" / "one" / "run.sh").write_text("echo changed\n")
+    (repo / "catalog" / "one" / "service.yaml").write_text(service_yaml(name="one",
+                                                                        version="1.1.0"))
+    report = review(settings_for(repo), "HEAD")
+    assert report.ok and report.to_build == ["one"]
+
+
+def test_version_going_down_is_refused(repo: Path) -> None:
+    (repo / "catalog" / "two" / "service.yaml").write_text(service_yaml(name="two",
+                                                                        version="0.9.0"))
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert "version went down from 1.0.0 to 0.9.0" in entry.problems[0]
+
+
+def test_change_outside_the_image_needs_no_bump(repo: Path) -> None:
+    (repo / "catalog" / "two" / "service.yaml").write_text(
+        service_yaml(name="two", resources={"memory": "2g"}))
+    report = review(settings_for(repo), "HEAD")
+    assert report.ok and report.to_build == []
+    assert report.entries[0].status == "unchanged-image"
+
+
+def test_ledger_may_only_grow(repo: Path) -> None:
+    ledger_file = repo / "catalog" / "one" / "releases.jsonl"
+    ledger_file.write_text(release_line("0.9.0"))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+    ledger_file.write_text(release_line("0.9.0") + release_line("0.9.1"))
+    assert review(settings_for(repo), "HEAD").ok
+    ledger_file.write_text(release_line("0.9.5"))
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert any("edited or shortened" in p for p in entry.problems)
+
+
+def test_invalid_record_and_new_entry(repo: Path) -> None:
+    make_catalog(repo / "catalog", {**demo_entry(name="three"),
+                                     **demo_entry(name="two", license="Nope")})
+    report = review(settings_for(repo), "HEAD")
+    by_name = {e.name: e for e in report.entries}
+    assert by_name["three"].status == "added" and not by_name["three"].problems
+    assert "license" in by_name["two"].problems[0]
+    assert json.loads(json.dumps(report.to_json()))["ok"] is False
+
+
+def test_deleting_a_published_entry_is_refused(repo: Path) -> None:
+    (repo / "catalog" / "one" / "releases.jsonl").write_text(release_line("1.0.0"))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+    git(repo, "rm", "-rq", "catalog/one")
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert entry.status == "deleted" and "cannot be deleted" in entry.problems[0]
+
+
+def test_unknown_base_revision_is_bad_input(repo: Path) -> None:
+    from gefreg.errors import BadInput
+
+    with pytest.raises(BadInput) as info:
+        review(settings_for(repo), "no-such-rev")
+    assert "no-such-rev" in info.value.message and "is --base a revision" in str(info.value.hint)
