@@ -3,6 +3,10 @@
 Each comes from a command-line option, else an environment variable, else a default:
 ``--catalog``/``GEFREG_CATALOG`` (./catalog), ``--registry``/``GEFREG_REGISTRY``
 (127.0.0.1:5000, the embedded registry), ``GEFREG_STATE`` (.gefreg next to the catalog).
+
+``registry`` is always ``HOST[:PORT]``, as it appears in image references. A registry given as
+``http://HOST`` or ``https://HOST`` forces that scheme for API calls: pass ``registry_url`` (not
+``registry``) to :class:`gefreg.registry.RegistryClient`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,13 @@ class Settings:
     catalog: Path
     registry: str
     state_dir: Path
+    registry_scheme: str | None = None  # "http"/"https" when the user wrote one
+
+    @property
+    def registry_url(self) -> str:
+        """The registry for RegistryClient: with the scheme the user forced, if any."""
+        scheme = self.registry_scheme
+        return f"{scheme}://{self.registry}" if scheme else self.registry
 
     @property
     def hash_cache(self) -> Path:
@@ -40,6 +51,9 @@ def load_settings(catalog: str | None = None, registry: str | None = None) -> Se
         )
     root = root.resolve()
     reg = registry or os.environ.get("GEFREG_REGISTRY") or DEFAULT_REGISTRY
-    reg = reg.removeprefix("http://").removeprefix("https://").rstrip("/")
+    scheme = next((s for s in ("http", "https") if reg.lower().startswith(s + "://")), None)
+    reg = reg[len(scheme) + 3 :] if scheme else reg
     state = Path(os.environ.get("GEFREG_STATE") or root.parent / ".gefreg").resolve()
-    return Settings(catalog=root, registry=reg, state_dir=state)
+    return Settings(
+        catalog=root, registry=reg.rstrip("/"), state_dir=state, registry_scheme=scheme
+    )
