@@ -178,7 +178,7 @@ def push(settings: Settings, built: BaseBuild) -> str:
 
     image = oci.open_layout(built.layout)
     repo = f"{BASES_DIR}/{built.name}"
-    client = RegistryClient(settings.registry)
+    client = RegistryClient(settings.registry_url)
     for blob in (*image.layers, image.config):
         client.push_blob(repo, blob.digest, image.blob_path(blob.digest))
     body = image.blob_path(image.digest).read_bytes()

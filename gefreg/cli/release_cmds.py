@@ -1,0 +1,98 @@
+"""Commands that publish and guard releases: publish, verify, review."""
+
+from __future__ import annotations
+
+import click
+
+from gefreg.cli import cli
+from gefreg.cli.options import json_option, load, settings_options
+from gefreg.errors import CheckFailed
+
+
+@cli.command()
+@click.argument("entries", nargs=-1)
+@click.option("--repair", is_flag=True,
+              help="Point drifted tags back at the ledger digest (the manifest is still there).")
+@click.option("--shallow", is_flag=True, help="Check tags only, not that every blob is reachable.")
+@settings_options
+@json_option
+def verify(entries: tuple[str, ...], repair: bool, shallow: bool, catalog: str | None,
+           registry: str | None, as_json: bool) -> None:
+    """Compare the registry with the release ledger (default: every entry).
+
+    Every ledger version must be present with the ledger's digest, no version-looking tag may
+    exist that the ledger does not know, floating tags (1, 1.2, latest) must point where the
+    ledger says, and every blob must be reachable. Drift (a tag moved by a push outside
+    gefreg) exits 1; --repair moves such tags back.
+
+    \b
+    Examples:
+      gefreg verify
+      gefreg verify waveform-metadata --repair
+    """
+    from gefreg import ui
+    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.registry import RegistryClient
+    from gefreg.verify import verify as run_verify
+
+    settings = load(catalog, registry)
+    known = base_names(settings.catalog)
+    selected = [load_entry(f, known) for f in resolve(settings.catalog, list(entries))]
+    with RegistryClient(settings.registry_url) as client:
+        result = run_verify(selected, client, repair=repair, deep=not shallow)
+    if as_json:
+        ui.print_json(result.to_json())
+    else:
+        for issue in result.issues:
+            state = "repaired" if issue.repaired else issue.kind
+            click.echo(f"{issue.entry}: {state}: {issue.message}")
+        click.echo(f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
+                   f"{result.checked_tags} tags checked, {len(result.issues)} issues", err=True)
+    if not result.ok:
+        raise CheckFailed("the registry does not match the ledger",
+                          "gefreg verify --repair moves drifted tags back")
+
+
+@cli.command()
+@click.option("--base", "base_rev", required=True, metavar="REV",
+              help="The git revision to compare with (in CI: the target branch, e.g. origin/main).")
+@click.option("--names", is_flag=True,
+              help="Print only the entries whose image changed, one per line (for CI).")
+@settings_options
+@json_option
+def review(base_rev: str, names: bool, catalog: str | None, registry: str | None,
+           as_json: bool) -> None:
+    """Check a catalog change against REV, as CI does on a pull request.
+
+    Records valid; ledgers only appended to (never edited or shortened); the version bumped
+    wherever the fingerprint (anything that goes into the image) changed; versions only move
+    up; published entries not deleted. Lists the entries whose image changed, so CI builds
+    and scans only those.
+
+    \b
+    Example (CI):
+      gefreg review --base origin/main --json
+      gefreg build $(gefreg review --base origin/main --names)
+    """
+    from gefreg import ui
+    from gefreg.review import review as run_review
+
+    settings = load(catalog, registry)
+    report = run_review(settings, base_rev)
+    if as_json:
+        ui.print_json(report.to_json())
+    elif names:
+        for name in report.to_build:
+            click.echo(name)
+    else:
+        for entry in report.entries:
+            version = entry.version if entry.base_version in (None, entry.version) else (
+                f"{entry.base_version} -> {entry.version}")
+            marker = "FAIL" if entry.problems else "ok"
+            click.echo(f"{marker:4} {entry.name} ({entry.status}, {version})")
+            for problem in entry.problems:
+                click.echo(f"     {problem}")
+        click.echo(f"review against {base_rev}: {len(report.entries)} changed entries, "
+                   f"build: {' '.join(report.to_build) or 'none'}", err=True)
+    if not report.ok:
+        raise CheckFailed("the catalog change breaks the release rules (see above)")
