@@ -68,4 +68,4 @@ def main() -> None:
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds  # noqa: E402,F401  (registers commands)
+from gefreg.cli import catalog_cmds, registry_cmds  # noqa: E402,F401  (registers commands)
