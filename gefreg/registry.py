@@ -128,11 +128,12 @@ def is_loopback(host: str) -> bool:
 
 def parse_registry(registry: str) -> Endpoint:
     """``HOST[:PORT]`` or ``http(s)://HOST[:PORT]`` → scheme and host."""
-    text = registry.strip().rstrip("/")
+    text = registry.strip()
     scheme = None
     for candidate in ("http", "https"):
         if text.lower().startswith(candidate + "://"):
             scheme, text = candidate, text[len(candidate) + 3 :]
+    text = text.rstrip("/")
     if not text or re.search(r"[\s/?#@]", text):
         raise BadInput(
             f"not a registry address: {registry!r}",
