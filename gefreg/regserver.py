@@ -183,7 +183,8 @@ def status(data: Path | str | None = None) -> ServerStatus:
 
         running = registry_container_running(container)
     else:
-        running = pid is not None and _alive(pid)
+        ticks = state.get("start_ticks")
+        running = pid is not None and _alive(pid, ticks if isinstance(ticks, int) else None)
     code = answers(address) if running else None
     health = state.get("health")
     healthy = None
@@ -230,6 +231,7 @@ def serve(
             _wait_until_answers(current, timeout)
             return Served(status(folder), already=True)
         if current.stale:
+            _wait_port_released(_read_state(folder) or {}, 5.0)
             (folder / "state.json").unlink(missing_ok=True)
         if not port_free(port):
             who = (
@@ -244,19 +246,36 @@ def serve(
             )
         (folder / "storage").mkdir(parents=True, exist_ok=True)
         chosen = _choose_backend(backend)
-        debug_port = free_port()
-        if chosen == "binary":
-            state = _start_binary(folder, port, debug_port)
-        else:
-            state = _start_container(folder, port, debug_port)
-        _write_state(folder, state)
-        started = status(folder)
-        try:
-            _wait_until_answers(started, timeout)
-        except EnvironmentFailure:
-            _stop(folder, _read_state(folder) or {}, timeout=5)
-            raise
+        for attempt in range(3):
+            # The health port is picked here and bound by the server a moment later; if another
+            # program took it in between, pick another. Anything else is an error.
+            debug_port = free_port()
+            log = folder / "registry.log"
+            offset = log.stat().st_size if log.exists() else 0
+            if chosen == "binary":
+                state = _start_binary(folder, port, debug_port)
+            else:
+                state = _start_container(folder, port, debug_port)
+            _write_state(folder, state)
+            try:
+                _wait_until_answers(status(folder), timeout)
+            except EnvironmentFailure:
+                _stop(folder, _read_state(folder) or {}, timeout=5)
+                if attempt < 2 and _debug_port_taken(log, offset, debug_port):
+                    continue
+                raise
+            break
         return Served(status(folder), already=False)
+
+
+def _debug_port_taken(log: Path, offset: int, debug_port: int) -> bool:
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return False
+    return f":{debug_port}" in text and "address already in use" in text
 
 
 def stop(data: Path | str | None = None, *, timeout: float = 10.0) -> ServerStatus | None:
@@ -272,21 +291,28 @@ def stop(data: Path | str | None = None, *, timeout: float = 10.0) -> ServerStat
 
 
 def _stop(folder: Path, state: dict[str, Any], timeout: float) -> None:
-    pid, container = state.get("pid"), state.get("container")
+    pid, container, ticks = state.get("pid"), state.get("container"), state.get("start_ticks")
     if state.get("backend") == "docker" and isinstance(container, str):
         from gefreg.engine import stop_registry_container
 
         stop_registry_container(container, timeout=int(timeout))
-    elif isinstance(pid, int) and _alive(pid):
+    elif isinstance(pid, int) and _alive(pid, ticks if isinstance(ticks, int) else None):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid) and time.monotonic() < deadline + 5:
-                time.sleep(0.05)
+    _wait_port_released(state, timeout)
     (folder / "state.json").unlink(missing_ok=True)
+
+
+def _wait_port_released(state: dict[str, Any], timeout: float) -> None:
+    """A server that is gone may hold its port a moment longer (its threads still exiting)."""
+    port = str(state.get("address", "")).rpartition(":")[2]
+    deadline = time.monotonic() + timeout
+    while port.isdigit() and not port_free(int(port)) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _choose_backend(backend: str) -> str:
@@ -322,6 +348,7 @@ def _start_binary(folder: Path, port: int, debug_port: int) -> dict[str, Any]:
     return {
         "backend": "binary",
         "pid": pid,
+        "start_ticks": _start_ticks(pid),
         "address": f"{HOST}:{port}",
         "health": f"{HOST}:{debug_port}",
         "started": time.time(),
@@ -379,20 +406,33 @@ def _log_tail(log: Path, lines: int = 6) -> str:
     return "\n  ".join(text) or "(empty log)"
 
 
-def _alive(pid: int) -> bool:
-    """A live docker-registry process (not a zombie, not a recycled pid)."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first), None without /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks after boot): with the pid, its identity."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def _alive(pid: int, start_ticks: int | None = None) -> bool:
+    """The process runs (not a zombie) and, when ``start_ticks`` is known, is the same process
+    that was started (not a recycled pid). /proc/PID/cmdline is no use here: it stays empty
+    for a moment after posix_spawn returns."""
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)  # we may be its parent: reap it
         if done == pid:
             return False
-    proc = Path(f"/proc/{pid}")
-    if proc.parent.is_dir() and Path("/proc/self").exists():
-        try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
+    if Path("/proc/self/stat").exists():
+        fields = _proc_stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
             return False
-        return stat.rsplit(")", 1)[-1].split()[0] != "Z" and b"registry" in cmdline
+        return start_ticks is None or _start_ticks(pid) == start_ticks
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
