@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,19 +43,29 @@ def test_repeated_500s_are_retried_then_unavailable() -> None:
     assert "HTTP 500" in str(caught.value) and "4 tries" in str(caught.value)
 
 
-def test_garbage_instead_of_http_is_retried_then_unavailable() -> None:
+# Both transports: GET goes through the requests Session, HEAD to a plain-HTTP registry
+# straight through the Session's urllib3 pool.
+CALLS: dict[str, Callable[[RegistryClient], object]] = {
+    "GET": lambda client: client.ping(),
+    "HEAD": lambda client: client.head_manifest("demo/app", "v1"),
+}
+
+
+@pytest.mark.parametrize("method", CALLS)
+def test_garbage_instead_of_http_is_retried_then_unavailable(method: str) -> None:
     with serving(lambda r: b"SSH-2.0-OpenSSH_9.2\r\nthis is not HTTP\r\n") as fake:
         with pytest.raises(RegistryUnavailable) as caught:
-            quick(fake.address).ping()
-        assert fake.count() == 4
+            CALLS[method](quick(fake.address))
+        assert [r.method for r in fake.requests] == [method] * 4
     assert "not valid HTTP" in str(caught.value)
 
 
-def test_connection_closed_without_answer_is_unavailable() -> None:
+@pytest.mark.parametrize("method", CALLS)
+def test_connection_closed_without_answer_is_unavailable(method: str) -> None:
     with serving(lambda r: b"") as fake:
         with pytest.raises(RegistryUnavailable) as caught:
-            quick(fake.address, retries=1).ping()
-        assert fake.count() == 2
+            CALLS[method](quick(fake.address, retries=1))
+        assert [r.method for r in fake.requests] == [method] * 2
     assert "closed without an answer" in str(caught.value)
 
 
@@ -81,7 +92,8 @@ def test_retry_after_is_honoured() -> None:
         assert time.monotonic() - start >= 0.95
 
 
-def test_a_hanging_registry_times_out() -> None:
+@pytest.mark.parametrize("method", CALLS)
+def test_a_hanging_registry_times_out(method: str) -> None:
     def handler(request: Request) -> Reply:
         time.sleep(1.5)
         return Reply(200)
@@ -89,7 +101,7 @@ def test_a_hanging_registry_times_out() -> None:
     with serving(handler) as fake:
         start = time.monotonic()
         with pytest.raises(RegistryUnavailable) as caught:
-            quick(fake.address, timeout=0.2, retries=1).ping()
+            CALLS[method](quick(fake.address, timeout=0.2, retries=1))
     assert time.monotonic() - start < 1.5
     assert "timed out" in str(caught.value)
 
