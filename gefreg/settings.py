@@ -54,6 +54,4 @@ def load_settings(catalog: str | None = None, registry: str | None = None) -> Se
     scheme = next((s for s in ("http", "https") if reg.lower().startswith(s + "://")), None)
     reg = reg[len(scheme) + 3 :] if scheme else reg
     state = Path(os.environ.get("GEFREG_STATE") or root.parent / ".gefreg").resolve()
-    return Settings(
-        catalog=root, registry=reg.rstrip("/"), state_dir=state, registry_scheme=scheme
-    )
+    return Settings(catalog=root, registry=reg.rstrip("/"), state_dir=state, registry_scheme=scheme)

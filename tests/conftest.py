@@ -13,6 +13,8 @@ from tests.helpers import demo_entry, make_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.registry_fixtures"]
+
 
 @functools.cache
 def _engine_problem() -> str | None:

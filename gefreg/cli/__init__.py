@@ -69,4 +69,4 @@ def main() -> None:
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds, build_cmds, release_cmds  # noqa: E402,F401,I001  (registers, in order)
+from gefreg.cli import catalog_cmds, build_cmds, release_cmds, registry_cmds  # noqa: E402,F401,I001
