@@ -16,6 +16,7 @@ Publishing calls :func:`run_tests` and requires ``report.passed``.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 from collections.abc import Mapping
@@ -252,7 +253,7 @@ def mapping_indent(text: str) -> int:
     lines = [
         line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
     ]
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in itertools.pairwise(lines):
         if not line.startswith((" ", "-")) and line.rstrip().endswith(":"):
             stripped = following.lstrip(" ")
             if not stripped.startswith("-"):
