@@ -40,6 +40,18 @@ class NotARegularFile(OSError):
     """The path is a symlink, FIFO, device or folder: refused instead of followed or blocked on."""
 
 
+_buffers = threading.local()
+
+
+def _buffer() -> bytearray:
+    """A read buffer per thread, reused: allocating 1 MiB per file costs more than hashing a
+    small file."""
+    buf: bytearray | None = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = bytearray(CHUNK)
+    return buf
+
+
 def sha256_regular(path: Path, progress: Callable[[int], None] | None = None) -> tuple[str, int]:
     """sha256 and byte count of a regular file, never following a symlink or opening a FIFO.
 
@@ -58,7 +70,7 @@ def sha256_regular(path: Path, progress: Callable[[int], None] | None = None) ->
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotARegularFile(0, "not a regular file", str(path))
         digest = hashlib.sha256()
-        buf = bytearray(CHUNK)
+        buf = _buffer()
         view = memoryview(buf)
         total = 0
         while n := fh.readinto(buf):

@@ -206,6 +206,34 @@ class _Counter:
         self.report(done, self.total)
 
 
+SMALL = 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
+BATCH_FILES = 256
+
+
+def _tasks(order: list[int], items: list[_Item]) -> list[list[int]]:
+    """Large files one per task, largest first; small files in batches after them.
+
+    Hashing a large file releases the GIL, so large files scale across cores; a small file is
+    mostly Python overhead, which a task per file would multiply (and contend for the GIL), so
+    small files go in batches that fill the gaps at the end.
+    """
+    tasks = [[k] for k in order if items[k].size > SMALL]
+    batch: list[int] = []
+    size = 0
+    for k in order:
+        if items[k].size > SMALL:
+            continue
+        batch.append(k)
+        size += items[k].size
+        if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+            tasks.append(batch)
+            batch, size = [], 0
+    if batch:
+        tasks.append(batch)
+    return tasks
+
+
 def _hash_items(
     items: list[_Item], workers: int | None, progress: Callable[[int], None] | None
 ) -> list[FileEntry]:
@@ -225,15 +253,21 @@ def _hash_items(
         return FileEntry(item.relpath, size, digest)
 
     order = sorted(range(len(items)), key=lambda k: items[k].size, reverse=True)
+    tasks = _tasks(order, items)
     count = workers or max(2, os.cpu_count() or 2)
-    if count == 1 or len(items) <= 1:
-        done = [one(items[k]) for k in order]
-    else:
-        with ThreadPoolExecutor(max_workers=min(count, len(items))) as pool:
-            done = list(pool.map(one, (items[k] for k in order)))
     out: list[FileEntry | None] = [None] * len(items)
-    for k, entry in zip(order, done, strict=True):
-        out[k] = entry
+
+    def run(task: list[int]) -> list[tuple[int, FileEntry]]:
+        return [(k, one(items[k])) for k in task]
+
+    if count == 1 or len(tasks) <= 1:
+        results = [run(task) for task in tasks]
+    else:
+        with ThreadPoolExecutor(max_workers=min(count, len(tasks))) as pool:
+            results = list(pool.map(run, tasks))
+    for batch in results:
+        for k, entry in batch:
+            out[k] = entry
     return [e for e in out if e is not None]
 
 
