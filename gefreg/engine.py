@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.errors import BuildFailed, EnvironmentFailure
+from gefreg.errors import BuildFailed, CheckFailed, EnvironmentFailure
 
 START_HINT = (
     "start the Docker engine: `make setup` (Debian, as root), `sudo systemctl start "
@@ -26,6 +26,10 @@ START_HINT = (
 
 class EngineUnavailable(EnvironmentFailure):
     """The Docker engine does not answer."""
+
+
+class StartFailed(CheckFailed):
+    """A container was created but its process could not be started (a broken image)."""
 
 
 @dataclass(frozen=True)
@@ -346,14 +350,16 @@ class Engine:
         return str(created["Id"])
 
     def start_container(self, container: str) -> None:
+        """Start a created container; a process that cannot be started (no such executable,
+        permission denied) raises :class:`StartFailed`."""
         import docker.errors
 
         with _translated("starting the container"):
             try:
                 self.client.api.start(container)
             except docker.errors.APIError as exc:
-                raise EnvironmentFailure(
-                    f"the engine could not start the container: {exc.explanation or exc}"
+                raise StartFailed(
+                    f"the service could not start: {exc.explanation or exc}"
                 ) from None
 
     def wait_container(self, container: str, timeout: float) -> int | None:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.compare import compare_outputs
-from gefreg.engine import BindMount, ContainerSpec, ContainerState, Engine
+from gefreg.engine import BindMount, ContainerSpec, ContainerState, Engine, StartFailed
 from gefreg.errors import BadInput, EnvironmentFailure, GefregError
 from gefreg.hashing import sha256_file
 from gefreg.interface import ServiceInterface
@@ -471,6 +471,7 @@ def run_service(
     }
     grants: list[Grant] = []
     container: str | None = None
+    start_error: str | None = None
     t0 = time.monotonic()
     try:
         if run_uid != uid:
@@ -494,8 +495,11 @@ def run_service(
         )
         record["started"] = timestamp(now())
         t0 = time.monotonic()
-        engine.start_container(container)
-        code = engine.wait_container(container, limits.timeout)
+        try:
+            engine.start_container(container)
+            code = engine.wait_container(container, limits.timeout)
+        except StartFailed as exc:
+            start_error, code = exc.message, -1
         record["ended"] = timestamp(now())
         record["duration_s"] = round(time.monotonic() - t0, 3)
         timed_out = code is None
@@ -510,7 +514,8 @@ def run_service(
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         _abandon(container, stdout_log, stderr_log)
-        _release(grants, outputs, run_uid, uid, gid, record)
+        with contextlib.suppress(OSError):  # never hide why the run stopped
+            _release(grants, outputs, run_uid, uid, gid, record)
         if record["container"]["id"] is not None:
             record["status"] = "interrupted" if interrupted else "incomplete"
             record["ended"] = record["ended"] or timestamp(now())
@@ -528,7 +533,11 @@ def run_service(
         raise
     _release(grants, outputs, run_uid, uid, gid, record)
     obs.status("hashing outputs")
-    after = tree_manifests(outputs, progress=progress("outputs"))
+    unhashable = None
+    try:
+        after = tree_manifests(outputs, progress=progress("outputs"))
+    except BadInput as exc:  # e.g. the service left a folder its caller cannot read
+        after, unhashable = {}, f"the outputs could not be hashed: {exc.message}"
     obs.status("checking the inputs are unchanged")
     inputs_after = tree_manifests(inputs, progress=progress("inputs again"))
     inputs_ok = True
@@ -540,6 +549,10 @@ def run_service(
     for port, manifest in after.items():
         record["outputs"][port]["manifest"] = manifest.to_json()
     status, error = _verdict(state.exit_code, timed_out, state, limits, inputs_ok)
+    if start_error:
+        status, error = "failed", start_error
+    elif unhashable and status == "succeeded":
+        status, error = "failed", unhashable
     record.update(
         status=status,
         exit_code=state.exit_code,

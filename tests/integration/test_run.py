@@ -721,5 +721,39 @@ def test_non_root_caller_runs_as_itself(engine: Engine) -> None:
         assert record["caller"] == {"uid": 1234, "gid": 1234}
         assert record["run_as"] == "1234:1234" and record["handed_back"] is None
         assert {p.stat().st_uid for p in (work / "out").rglob("*")} == {1234}
+
+        # a service that leaves a folder its (non-root) caller cannot read: a failed run
+        entry = own.catalog / "copier"
+        (entry / "run.sh").write_text("mkdir /data/out/locked\nchmod 0 /data/out/locked\n")
+        os.chmod(entry / "busybox", 0o755)
+        build_entry(own.settings, load_entry(entry, set()), engine=engine)
+        for path in own.settings.state_dir.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        record = run_as_1234(command, own, work, "out2")
+        assert record["status"] == "failed"
+        assert record["error"].startswith("the outputs could not be hashed: cannot read folder")
+
+        # an image whose program cannot be executed: the run failed (exit 1), not the engine
+        os.chmod(entry / "busybox", 0o644)
+        build_entry(own.settings, load_entry(entry, set()), engine=engine)
+        for path in own.settings.state_dir.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        record = run_as_1234(command, own, work, "out3")
+        assert record["status"] == "failed" and record["exit_code"] is not None
+        assert record["error"].startswith("the service could not start:")
+        assert "permission denied" in record["error"]
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def run_as_1234(command: list[str], own: Services, work: Path, out: str) -> dict[str, Any]:
+    """Run ``command`` again into a new output folder and record; expect exit 1."""
+    record_file = work / "rec" / f"{out}.json"
+    command = [*command]
+    command[command.index("-o") + 1] = str(work / out)
+    command[command.index("--record") + 1] = str(record_file)
+    done = subprocess.run(
+        command, env={**os.environ, **own.env}, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stdout, done.stderr
+    return dict(json.loads(done.stdout))
