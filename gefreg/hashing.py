@@ -58,6 +58,8 @@ def sha256_regular(path: Path, progress: Callable[[int], None] | None = None) ->
     Opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat, so a file swapped for a link or a
     pipe between listing and reading raises :class:`NotARegularFile` instead of hashing
     something else or hanging. The size is what was read, so digest and size always agree.
+    Reads go into a per-thread buffer through the raw descriptor: for many small files the
+    Python overhead per file, not the hashing, is what costs.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -66,18 +68,20 @@ def sha256_regular(path: Path, progress: Callable[[int], None] | None = None) ->
         if exc.errno == errno.ELOOP:  # the last component is a symlink
             raise NotARegularFile(exc.errno, "is a symlink", str(path)) from None
         raise
-    with open(fd, "rb", buffering=0) as fh:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotARegularFile(0, "not a regular file", str(path))
         digest = hashlib.sha256()
         buf = _buffer()
         view = memoryview(buf)
         total = 0
-        while n := fh.readinto(buf):
+        while n := os.readv(fd, (buf,)):
             digest.update(view[:n])
             total += n
             if progress:
                 progress(n)
+    finally:
+        os.close(fd)
     return "sha256:" + digest.hexdigest(), total
 
 

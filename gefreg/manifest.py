@@ -208,17 +208,19 @@ class _Counter:
 
 SMALL = 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024
-BATCH_FILES = 256
+BATCH_FILES = 64
 
 
 def _tasks(order: list[int], items: list[_Item]) -> list[list[int]]:
-    """Large files one per task, largest first; small files in batches after them.
+    """Large files one per task, largest first, with batches of small files in between.
 
-    Hashing a large file releases the GIL, so large files scale across cores; a small file is
-    mostly Python overhead, which a task per file would multiply (and contend for the GIL), so
-    small files go in batches that fill the gaps at the end.
+    Hashing a large file releases the GIL, so large files scale across cores. A small file is
+    mostly Python overhead, which holds the GIL: one task per small file would multiply that
+    overhead, and running all small files at the end would leave the cores taking turns. In
+    batches placed between the large files, that work overlaps another core's hashing.
     """
-    tasks = [[k] for k in order if items[k].size > SMALL]
+    large = [[k] for k in order if items[k].size > SMALL]
+    batches: list[list[int]] = []
     batch: list[int] = []
     size = 0
     for k in order:
@@ -227,10 +229,18 @@ def _tasks(order: list[int], items: list[_Item]) -> list[list[int]]:
         batch.append(k)
         size += items[k].size
         if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
-            tasks.append(batch)
+            batches.append(batch)
             batch, size = [], 0
     if batch:
-        tasks.append(batch)
+        batches.append(batch)
+    tasks: list[list[int]] = []
+    done = 0
+    for i, task in enumerate(large):  # spread the batches evenly between the large files
+        tasks.append(task)
+        until = (i + 1) * len(batches) // len(large)
+        tasks.extend(batches[done:until])
+        done = max(done, until)
+    tasks.extend(batches[done:])
     return tasks
 
 
