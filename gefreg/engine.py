@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
+from gefreg.errors import BadInput, BuildFailed, CheckFailed, EnvironmentFailure
 
 START_HINT = (
     "start the Docker engine: `make setup` (Debian, as root), `sudo systemctl start "
@@ -26,6 +27,10 @@ START_HINT = (
 
 class EngineUnavailable(EnvironmentFailure):
     """The Docker engine does not answer."""
+
+
+class StartFailed(CheckFailed):
+    """A container was created but its process could not be started (a broken image)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,55 @@ class BuildEvent:
 
 
 STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host folder mounted into a container."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything the runner asks of a container. The hardening policy lives in runner.py;
+    this is just what the engine is told (memory swap is always set equal to memory)."""
+
+    image: str
+    command: tuple[str, ...]
+    user: str
+    mounts: tuple[BindMount, ...]
+    labels: tuple[tuple[str, str], ...]
+    network: str
+    read_only: bool
+    tmpfs: tuple[tuple[str, str], ...]
+    cap_drop: tuple[str, ...]
+    security_opt: tuple[str, ...]
+    memory: int
+    nano_cpus: int
+    pids: int
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A container as the engine reports it (``docker inspect``), in plain values."""
+
+    id: str
+    running: bool
+    exit_code: int
+    oom_killed: bool
+    error: str
+    started_at: str
+    finished_at: str
+    host_config: dict[str, Any]
+    user: str
+    env: tuple[str, ...]
+    command: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    working_dir: str
 
 
 def _image_info(attrs: dict[str, Any]) -> ImageInfo:
@@ -243,6 +297,184 @@ class Engine:
         if image_id is None:
             raise EnvironmentFailure("the engine finished the build without an image ID")
         return image_id
+
+    # --- containers (the runner) --------------------------------------------------------------
+
+    def image_config(self, ref: str) -> dict[str, Any] | None:
+        """The image's runtime config (Cmd, Entrypoint, Env, User, WorkingDir, Labels)."""
+        import docker.errors
+
+        with _translated(f"inspecting {ref}"):
+            try:
+                return dict(self.client.api.inspect_image(ref).get("Config") or {})
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    return None
+                raise EnvironmentFailure(f"the engine refused to inspect {ref}: {exc}") from None
+
+    def repo_digest_refs(self, digest: str) -> list[str]:
+        """``repository@digest`` references of local images pulled with that manifest digest."""
+        with _translated("listing images"):
+            images = self.client.api.images(all=False)
+        refs = []
+        for image in images or []:
+            for ref in image.get("RepoDigests") or []:
+                if ref.endswith("@" + digest):
+                    refs.append(str(ref))
+        return refs
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create (not start) a container exactly as ``spec`` says; returns its ID."""
+        import docker.errors
+        from docker.types import Mount
+
+        with _translated("creating a container"):
+            api = self.client.api
+            host_config = api.create_host_config(
+                mounts=[
+                    Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
+                    for m in spec.mounts
+                ],
+                network_mode=spec.network,
+                read_only=spec.read_only,
+                tmpfs=dict(spec.tmpfs),
+                cap_drop=list(spec.cap_drop),
+                security_opt=list(spec.security_opt),
+                pids_limit=spec.pids,
+                mem_limit=spec.memory,
+                memswap_limit=spec.memory,
+                nano_cpus=spec.nano_cpus,
+                privileged=False,
+            )
+            try:
+                created = api.create_container(
+                    spec.image,
+                    command=list(spec.command),
+                    user=spec.user,
+                    labels=dict(spec.labels),
+                    host_config=host_config,
+                    name=spec.name,
+                    network_disabled=spec.network == "none",
+                    stdin_open=False,
+                    tty=False,
+                )
+            except docker.errors.APIError as exc:
+                message = f"the engine refused to create the container: {exc.explanation or exc}"
+                if exc.status_code == 400:
+                    from gefreg.errors import BadInput
+
+                    raise BadInput(message, "check --memory, --cpus and --pids") from None
+                raise EnvironmentFailure(message) from None
+        return str(created["Id"])
+
+    def start_container(self, container: str) -> None:
+        """Start a created container; a process that cannot be started (no such executable,
+        permission denied) raises :class:`StartFailed`."""
+        import docker.errors
+
+        with _translated("starting the container"):
+            try:
+                self.client.api.start(container)
+            except docker.errors.APIError as exc:
+                raise StartFailed(
+                    f"the service could not start: {exc.explanation or exc}"
+                ) from None
+
+    def wait_container(self, container: str, timeout: float) -> int | None:
+        """Block until the container exits (its exit code) or ``timeout`` seconds pass (None).
+
+        The SDK reports a read timeout as a connection error; it counts as a timeout only when
+        the deadline has passed and the engine still answers, otherwise the engine is gone.
+        """
+        import docker.errors
+        import requests.exceptions
+
+        deadline = time.monotonic() + timeout
+        try:
+            result = self.client.api.wait(container, timeout=max(timeout, 0.001))
+        except requests.exceptions.RequestException as exc:
+            if time.monotonic() >= deadline - 0.05 and self.answers():
+                return None
+            raise EngineUnavailable(
+                f"the Docker engine went away while the container ran: {exc}", START_HINT
+            ) from None
+        except docker.errors.APIError as exc:
+            if exc.response is not None and exc.status_code == 404:
+                raise EnvironmentFailure(
+                    f"the container {container[:12]} disappeared while it ran (removed by "
+                    "someone else?)"
+                ) from None
+            raise EnvironmentFailure(f"the engine failed while waiting: {exc}") from None
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"the Docker engine went away while the container ran: {exc}", START_HINT
+            ) from None
+        return int(result.get("StatusCode", -1))
+
+    def answers(self) -> bool:
+        try:
+            with _translated("ping"):
+                return bool(self.client.ping())
+        except Exception:
+            return False
+
+    def kill_container(self, container: str) -> None:
+        """SIGKILL the container; a container that already stopped is fine."""
+        import docker.errors
+
+        with _translated("stopping the container"), suppress(docker.errors.APIError):
+            self.client.api.kill(container)
+
+    def inspect_container(self, container: str) -> ContainerState:
+        import docker.errors
+
+        with _translated("inspecting the container"):
+            try:
+                attrs = self.client.api.inspect_container(container)
+            except docker.errors.APIError as exc:
+                raise EnvironmentFailure(
+                    f"the engine cannot inspect container {container[:12]}: {exc}"
+                ) from None
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        return ContainerState(
+            id=str(attrs.get("Id", container)),
+            running=bool(state.get("Running")),
+            exit_code=int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=str(state.get("Error") or ""),
+            started_at=str(state.get("StartedAt") or ""),
+            finished_at=str(state.get("FinishedAt") or ""),
+            host_config=dict(attrs.get("HostConfig") or {}),
+            user=str(config.get("User") or ""),
+            env=tuple(config.get("Env") or ()),
+            command=tuple(config.get("Cmd") or ()),
+            entrypoint=tuple(config.get("Entrypoint") or ()),
+            working_dir=str(config.get("WorkingDir") or ""),
+        )
+
+    def save_logs(self, container: str, stdout: Path, stderr: Path) -> None:
+        """Stream the container's stdout and stderr into two files (never whole into memory)."""
+        with _translated("reading the container's logs"):
+            for path, want_out in ((stdout, True), (stderr, False)):
+                chunks = self.client.api.logs(
+                    container, stdout=want_out, stderr=not want_out, stream=True, follow=False
+                )
+                with open(path, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+
+    def remove_container(self, container: str) -> None:
+        import docker.errors
+
+        with _translated("removing the container"), suppress(docker.errors.NotFound):
+            self.client.api.remove_container(container, force=True, v=True)
+
+    def container_ids(self, label: str) -> list[str]:
+        """IDs of all containers (running or not) carrying ``label`` (``key`` or ``key=value``)."""
+        with _translated("listing containers"):
+            found = self.client.api.containers(all=True, filters={"label": label})
+        return [str(c["Id"]) for c in found]
 
 
 def engine_answers() -> bool:

@@ -51,6 +51,9 @@ def cli() -> None:
     The workflow, one command per step:
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
+      gefreg test ENTRY        run the golden tests a record declares (after build)
+      gefreg run NAME -i . -o  run a built service, hardened, and record the run
+      gefreg reproduce RECORD  re-run a recorded run and compare its outputs
 
     Every command finds the catalog through --catalog DIR, else $GEFREG_CATALOG,
     else ./catalog. Add --json where offered for machine-readable output.
@@ -69,4 +72,4 @@ def main() -> None:
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds, build_cmds, release_cmds, registry_cmds  # noqa: E402,F401,I001
+from gefreg.cli import catalog_cmds, build_cmds, run_cmds, registry_cmds, release_cmds  # noqa: E402,F401,I001

@@ -1,0 +1,306 @@
+"""The runner's overhead over `docker run`, and input hashing throughput against two ceilings.
+
+1. A trivial container (busybox `true`, FROM scratch) run by gefreg — through the library
+   (`plan_run` + `run_service`, one engine connection, as a long-lived caller would) and through
+   the CLI (a fresh `gefreg run` process each time) — against `docker run --rm` with the same
+   hardening flags and mounts. Runs are interleaved; medians. Target: library ≤ 1.2x.
+2. Hashing 2 GB of files of mixed sizes (`tree_manifest`, what the runner does to inputs) against
+   `sha256sum` over the same files and against Python's hashlib reading one large file per core
+   at once (the ceiling). All with a warm page cache (every file is read once first). Target:
+   ≥ 80% of the hashlib all-cores ceiling.
+
+    .venv/bin/python benchmarks/bench_run.py [--runs 15] [--gigabytes 2] [--skip-run|--skip-hash]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import VENV_BIN, report
+from gefreg.hashing import CHUNK
+
+MiB = 1024**2
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def bench_run(runs: int) -> None:
+    from gefreg.build import build_entry
+    from gefreg.catalog import load_entry
+    from gefreg.engine import Engine
+    from gefreg.runner import RUN_LABEL, run_service
+    from gefreg.runplan import plan_run
+    from gefreg.settings import Settings
+    from tests.helpers import demo_entry, make_catalog
+
+    with tempfile.TemporaryDirectory(prefix="gefreg-bench-run-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o755)
+        tree = demo_entry(
+            name="noop",
+            base="scratch",
+            template="static",
+            files={"busybox": "/bin/busybox"},
+            command=["/bin/busybox", "true"],
+        )
+        tree["noop"]["busybox"] = Path("/bin/busybox").read_bytes()
+        catalog = make_catalog(root / "catalog", tree)
+        os.chmod(catalog / "noop" / "busybox", 0o755)
+        settings = Settings(catalog, "127.0.0.1:1", root / "state")
+        engine = Engine.connect()
+        image = build_entry(settings, load_entry(catalog / "noop", set()), engine=engine).image_id
+        inputs = root / "in"
+        inputs.mkdir(mode=0o755)
+        (inputs / "data.txt").write_text("a small input\n")
+        uid = os.geteuid()
+        user = f"{uid}:{os.getegid()}" if uid else "10001:10001"
+
+        counter = iter(range(10**6))
+
+        def fresh_out() -> Path:
+            out = root / f"out{next(counter)}"
+            out.mkdir()
+            if uid == 0:
+                os.chown(out, 10001, 10001)  # docker run does no ownership dance: give it one
+            return out
+
+        def library() -> None:
+            n = next(counter)
+            request = plan_run(
+                settings,
+                engine,
+                target="noop",
+                inputs=[str(inputs)],
+                outputs=[str(root / f"lib-out{n}")],
+                record=root / "records" / f"lib{n}.json",
+            )
+            result = run_service(settings, engine, request)
+            assert result.succeeded, result.error
+
+        env = {**os.environ, "GEFREG_STATE": str(settings.state_dir)}
+
+        def cli() -> None:
+            n = next(counter)
+            subprocess.run(
+                [
+                    str(VENV_BIN / "gefreg"),
+                    "run",
+                    "--catalog",
+                    str(catalog),
+                    "noop",
+                    "-i",
+                    str(inputs),
+                    "-o",
+                    str(root / f"cli-out{n}"),
+                    "--record",
+                    str(root / "records" / f"cli{n}.json"),
+                ],
+                check=True,
+                capture_output=True,
+                env=env,
+            )
+
+        def docker() -> None:
+            out = fresh_out()
+            subprocess.run(
+                [
+                    "docker", "run", "--rm", "--network", "none", "--read-only",
+                    "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=64m", "--cap-drop", "ALL",
+                    "--security-opt", "no-new-privileges", "--user", user,
+                    "--pids-limit", "256", "--memory", "1g", "--memory-swap", "1g", "--cpus", "1",
+                    "--mount", f"type=bind,source={inputs},target=/data/input,readonly",
+                    "--mount", f"type=bind,source={out},target=/data/output",
+                    "--label", f"{RUN_LABEL}=bench", image,
+                ],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+
+        timings: dict[str, list[float]] = {"library": [], "cli": [], "docker": []}
+        actions: dict[str, Callable[[], None]] = {"library": library, "cli": cli, "docker": docker}
+        for action in actions.values():  # warm-up: page cache, engine, imports
+            action()
+        for _ in range(runs):
+            for name, action in actions.items():
+                start = time.perf_counter()
+                action()
+                timings[name].append(time.perf_counter() - start)
+        assert engine.container_ids(RUN_LABEL) == [], "containers left behind"
+        rows = [
+            ("gefreg run (library: plan_run + run_service)", _median(timings["library"])),
+            ("gefreg run (CLI, new process each time)", _median(timings["cli"])),
+            ("docker run --rm, same hardening", _median(timings["docker"])),
+        ]
+        ratio = report(
+            f"trivial container, median of {runs} interleaved runs",
+            rows,
+            ratio_of=(rows[0][0], rows[2][0]),
+        )
+        cli_ratio = rows[1][1] / rows[2][1]
+        print(f"  ratio CLI / docker run = {cli_ratio:.2f}x")
+        print(f"  target (library): <= 1.2x -> {'met' if ratio and ratio <= 1.2 else 'MISSED'}")
+        engine.remove_image(image)
+
+
+def generate(root: Path, gigabytes: float) -> list[Path]:
+    """Mixed sizes: half the bytes in 256 MiB files, the rest in 16 MiB, 1 MiB and 16 KiB files."""
+    total = int(gigabytes * 1024**3)
+    plan = [(256 * MiB, 0.5), (16 * MiB, 0.2), (1 * MiB, 0.25), (16 * 1024, 0.05)]
+    block = os.urandom(4 * MiB)
+    paths = []
+    for size, share in plan:
+        folder = root / f"size-{size}"
+        folder.mkdir(parents=True)
+        for i in range(max(1, int(total * share) // size)):
+            path = folder / f"f{i:05d}"
+            with open(path, "wb") as fh:
+                left = size
+                fh.write(i.to_bytes(8, "little"))  # every file different
+                left -= 8
+                while left > 0:
+                    fh.write(block[: min(left, len(block))])
+                    left -= len(block)
+            paths.append(path)
+    return paths
+
+
+def warm(paths: list[Path]) -> None:
+    buf = bytearray(CHUNK)
+    for path in paths:
+        with open(path, "rb", buffering=0) as fh:
+            while fh.readinto(buf):
+                pass
+
+
+def hashlib_ceiling(files: list[Path], threads: int) -> float:
+    """Bytes/s of plain hashlib.sha256 on ``threads`` threads at once, each reading its share of
+    ``files`` (the big ones) one after the other: no walking, no pool, no bookkeeping."""
+
+    def work(mine: list[Path]) -> None:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        for path in mine:
+            digest = hashlib.sha256()
+            with open(path, "rb", buffering=0) as fh:
+                while n := fh.readinto(buf):
+                    digest.update(view[:n])
+
+    shares = [files[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(share,)) for share in shares]
+    start = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return sum(f.stat().st_size for f in files) / (time.perf_counter() - start)
+
+
+def bench_hash(gigabytes: float, repeats: int = 9) -> None:
+    from gefreg.manifest import tree_manifest
+
+    cores = os.cpu_count() or 2
+    with tempfile.TemporaryDirectory(prefix="gefreg-bench-hash-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        paths = generate(root, gigabytes)
+        total = sum(p.stat().st_size for p in paths)
+        big = sorted(paths, key=lambda p: p.stat().st_size, reverse=True)[: 2 * cores]
+        print(
+            f"\n## hashing {total / 1e9:.2f} GB in {len(paths)} files, warm page cache "
+            f"(ceiling: {len(big)} x {big[0].stat().st_size // MiB} MiB files)"
+        )
+        warm(paths)
+
+        def timed(action: Callable[[], object], size: int) -> float:
+            start = time.perf_counter()
+            action()
+            return size / (time.perf_counter() - start) / 1e9
+
+        seen: list[int] = []
+        rates: dict[str, list[float]] = {}
+        big_bytes = sum(p.stat().st_size for p in big)
+        rounds: dict[str, Callable[[], float]] = {
+            "gefreg tree_manifest": lambda: timed(lambda: tree_manifest(root), total),
+            "gefreg tree_manifest with a progress callback": lambda: timed(
+                lambda: tree_manifest(root, progress=lambda d, t: seen.append(d)), total
+            ),
+            f"hashlib ceiling: {cores} threads at once": lambda: hashlib_ceiling(big, cores) / 1e9,
+            "hashlib, one thread": lambda: hashlib_ceiling(big, 1) / 1e9,
+        }
+        for _ in range(repeats):  # interleaved, so load from elsewhere hits all alike
+            for name, action in rounds.items():
+                rates.setdefault(name, []).append(action())
+        listing = root / "files.txt"
+        listing.write_bytes(b"\0".join(bytes(p) for p in paths))
+        for name, command in (
+            ("sha256sum, one process", f"xargs -0 sha256sum < {listing} > /dev/null"),
+            (
+                f"sha256sum, xargs -P {cores}",
+                f"xargs -0 -P {cores} -n 64 sha256sum < {listing} > /dev/null",
+            ),
+        ):
+            rates[name] = [
+                timed(lambda c=command: subprocess.run(c, shell=True, check=True), total)
+                for _ in range(3)
+            ]
+        assert big_bytes
+        medians = {name: _median(values) for name, values in rates.items()}
+        rows = list(medians.items())
+        report(f"throughput (median of {repeats} interleaved rounds)", rows, unit="GB/s")
+        for name, values in rates.items():
+            print(f"  {name}: {' '.join(f'{v:.2f}' for v in values)}")
+        ceiling_name = f"hashlib ceiling: {cores} threads at once"
+        ratios = [
+            g / c for g, c in zip(rates["gefreg tree_manifest"], rates[ceiling_name], strict=True)
+        ]
+        share = _median(ratios)
+        print(
+            f"  gefreg / hashlib all-cores ceiling, per round: "
+            f"{' '.join(f'{r:.0%}' for r in ratios)}; median {share:.0%}"
+        )
+        print(f"  target: >= 80% -> {'met' if share >= 0.8 else 'MISSED'}")
+        best = max(rates["gefreg tree_manifest"]) / max(rates[ceiling_name])
+        print(
+            f"  best round of each (least disturbed by other load): "
+            f"{max(rates['gefreg tree_manifest']):.2f} / {max(rates[ceiling_name]):.2f} GB/s "
+            f"= {best:.0%}"
+        )
+        scaling = medians[ceiling_name] / medians["hashlib, one thread"]
+        print(f"  hashlib {cores} threads / 1 thread = {scaling:.2f}x on this machine now")
+        print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
+    assert not Path(tmp).exists()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--gigabytes", type=float, default=2.0, help="GiB of files to hash")
+    parser.add_argument("--skip-run", action="store_true")
+    parser.add_argument("--skip-hash", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; "
+        f"{shutil.which('docker')}"
+    )
+    if not args.skip_run:
+        bench_run(args.runs)
+    if not args.skip_hash:
+        bench_hash(args.gigabytes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Commands that run services: run, reproduce, test."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gefreg.cli import cli
+from gefreg.cli.options import json_option, settings_options
+
+if TYPE_CHECKING:
+    from gefreg.runner import RunObserver, RunResult
+    from gefreg.settings import Settings
+    from gefreg.ui import Progress
+
+PROGRESS_MIN_BYTES = 64 * 1024**2
+
+
+def _settings(catalog: str | None, registry: str | None, need_catalog: bool) -> Settings:
+    """Settings; without a catalog (reproduce, --image) fall back to $GEFREG_STATE or ./.gefreg."""
+    from gefreg.errors import BadInput
+    from gefreg.settings import DEFAULT_REGISTRY, Settings, load_settings
+
+    try:
+        return load_settings(catalog, registry)
+    except BadInput:
+        if need_catalog or catalog:
+            raise
+    state = Path(os.environ.get("GEFREG_STATE") or ".gefreg").resolve()
+    return Settings(Path("catalog").resolve(), registry or DEFAULT_REGISTRY, state)
+
+
+def _observer(progress: Progress) -> RunObserver:
+    from gefreg.runner import RunObserver
+
+    class Shown(RunObserver):
+        """Steps as status lines; hashing of more than 64 MiB as a throttled byte count."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.last = 0.0
+
+        def status(self, text: str) -> None:
+            with self.lock:
+                progress.status(text)
+
+        def hashing(self, what: str, done: int, total: int) -> None:
+            if total < PROGRESS_MIN_BYTES:
+                return
+            now = time.monotonic()
+            every = 0.2 if progress.live else 5.0
+            with self.lock:
+                if done < total and now - self.last < every:
+                    return
+                self.last = now
+                progress.status(f"hashing {what}: {done / 1e9:.2f} of {total / 1e9:.2f} GB")
+
+    return Shown()
+
+
+def _summary(result: RunResult) -> str:
+    r = result.record
+    outputs = sum(len(m.files) for m in result.outputs.values())
+    roots = ", ".join(f"{p} {m.root[:19]}…" for p, m in result.outputs.items())
+    return (
+        f"{r['service']['name']} {r['service'].get('version') or ''}: {result.status} "
+        f"(exit {result.exit_code}) in {r.get('duration_s')} s; "
+        f"{outputs} output files ({roots})"
+    )
+
+
+@cli.command(name="run")
+@click.argument("target", required=False, metavar="NAME[@VERSION|@sha256:DIGEST]")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
+@click.option(
+    "--input", "-i", "inputs", multiple=True, metavar="[PORT=]DIR", help="An input folder."
+)
+@click.option(
+    "--output", "-o", "outputs", multiple=True, metavar="[PORT=]DIR", help="An output folder."
+)
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Where to write the run record [default: STATE/runs/TIME-NAME-ID/run.json].",
+)
+@click.option("--force", is_flag=True, help="Allow non-empty output folders (nothing is deleted).")
+@click.option("--image", "image_ref", metavar="REF", help="Run a local image not in the catalog.")
+@click.option("--allow-untrusted", is_flag=True, help="Allow images that are not in the catalog.")
+@click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512m [default: the record's].")
+@click.option("--cpus", type=float, help="CPU limit, e.g. 0.5 [default: the record's].")
+@click.option("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 90s, 10m.")
+@click.option("--pids", type=int, help="Process limit [default: the record's].")
+@settings_options
+@json_option
+def run_cmd(
+    target: str | None,
+    args: tuple[str, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    record: Path | None,
+    force: bool,
+    image_ref: str | None,
+    allow_untrusted: bool,
+    memory: str | None,
+    cpus: float | None,
+    timeout: str | None,
+    pids: int | None,
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
+    """Run a built catalog service on your folders, hardened, and record the run.
+
+    Each input port is mounted read-only, each output port writable; `PORT=` may be left out
+    when the service has one port on that side. The container has no network, a read-only
+    root file system, no capabilities, no new privileges, and runs as you (as uid 10001 or the
+    record's user when you are root; the outputs are handed back to you afterwards), with the
+    record's memory, CPU, pids and time limits.
+
+    The run record (JSON) lists image, command, mounts, limits as applied, times, exit code,
+    logs, and the sha256 of every input and output file. Its path is printed; --json prints
+    the record instead. Exit 0 when the service succeeded, 1 when it failed or timed out,
+    2 for bad input, 3 when the engine failed (the record then says `incomplete`).
+
+    \b
+    Examples:
+      gefreg run fixity-manifest --input data/ --output out/
+      gefreg run netcdf-summary@1.0.0 -i netcdf=nc/ -o summary=out/ --timeout 10m
+      gefreg run --image my/tool:dev --allow-untrusted -i in/ -o out/ -- --verbose
+    """
+    from gefreg import ui
+    from gefreg.engine import Engine
+    from gefreg.errors import CheckFailed
+    from gefreg.runner import run_service
+    from gefreg.runplan import LimitOverrides, plan_run
+
+    if image_ref is not None and target is not None:
+        args = (target, *args)  # with --image, every positional word is an argument
+        target = None
+    settings = _settings(catalog, registry, need_catalog=image_ref is None)
+    engine = Engine.connect()
+    request = plan_run(
+        settings,
+        engine,
+        target=target,
+        image_ref=image_ref,
+        inputs=inputs,
+        outputs=outputs,
+        args=args,
+        limits=LimitOverrides(memory, cpus, timeout, pids),
+        record=record,
+        force=force,
+        allow_untrusted=allow_untrusted,
+    )
+    with ui.Progress() as progress:
+        result = run_service(settings, engine, request, _observer(progress))
+        progress.done(_summary(result))
+        progress.done(f"run record: {result.record_path}")
+    if as_json:
+        ui.print_json(result.record)
+    else:
+        click.echo(str(result.record_path))
+    if not result.succeeded:
+        stderr_log = result.record_path.with_name(result.record["logs"]["stderr"]["path"])
+        raise CheckFailed(
+            f"{request.service.name} {result.status}: {result.error}",
+            f"its stderr: {stderr_log}",
+        )
+
+
+@cli.command()
+@click.argument("record", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Folder for the new outputs, one sub-folder per port [default: next to the new record].",
+)
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="[PORT=]DIR",
+    help="Inputs found elsewhere than the recorded paths (must hash the same).",
+)
+@click.option(
+    "--ignore", multiple=True, metavar="PATTERN", help="Also ignore PORT/glob (like volatile)."
+)
+@click.option("--allow-untrusted", is_flag=True, help="Re-run an image not from the catalog.")
+@settings_options
+@json_option
+def reproduce(
+    record: Path,
+    output: Path | None,
+    inputs: tuple[str, ...],
+    ignore: tuple[str, ...],
+    allow_untrusted: bool,
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
+    """Re-run the run recorded in RECORD and compare its outputs with the recorded ones.
+
+    The same image (by recorded image ID; refused when the engine lacks it), command, limits
+    and inputs (refused when their hashes differ from the record). Files matching the
+    service's `volatile` patterns or --ignore are listed as ignored, never silently dropped.
+    Exit 0 when the outputs are identical, 1 when they differ (added, removed and changed files
+    are listed with sizes), 2 for bad input, 3 when the engine failed.
+
+    \b
+    Examples:
+      gefreg reproduce .gefreg/runs/20250131T120000Z-fixity-manifest-1a2b3c4d/run.json
+      gefreg reproduce run.json --input collection=/mnt/copy --ignore 'manifest/*.log' --json
+    """
+    from gefreg import ui
+    from gefreg.engine import Engine
+    from gefreg.errors import CheckFailed
+    from gefreg.reproduce import reproduce as run_reproduce
+
+    settings = _settings(catalog, registry, need_catalog=False)
+    engine = Engine.connect()
+    with ui.Progress() as progress:
+        report = run_reproduce(
+            settings,
+            engine,
+            record,
+            output=output,
+            inputs=inputs,
+            ignore=ignore,
+            allow_untrusted=allow_untrusted,
+            observer=_observer(progress),
+        )
+        progress.done(f"re-run record: {report.rerun.record_path}")
+    if as_json:
+        ui.print_json(report.to_json())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.identical:
+        raise CheckFailed(f"{record} did not reproduce (see above)")
+
+
+def _print_tests(report: Any) -> None:
+    for result in report.results:
+        verdict = "PASS" if result.passed else "FAIL"
+        extra = "" if result.run_status == "succeeded" else f" — run {result.run_status}: "
+        click.echo(f"{verdict} {result.name}{extra}{result.error or '' if extra else ''}")
+        for check in result.files:
+            digest = check.actual or check.expected or ""
+            line = f"  {check.status:<10} {check.key}  {digest[:19]}…"
+            if check.status == "changed":
+                line += f" (expected {str(check.expected)[:19]}…)"
+            click.echo(line)
+        if not result.passed:
+            click.echo(f"  record: {result.record}")
+            if result.outputs:
+                click.echo(f"  outputs kept in: {result.outputs}")
+
+
+@cli.command(name="test")
+@click.argument("target", metavar="PATH|NAME[@VERSION]")
+@click.option("--update", is_flag=True, help="Rewrite the expected hashes in service.yaml.")
+@settings_options
+@json_option
+def test_cmd(
+    target: str, update: bool, catalog: str | None, registry: str | None, as_json: bool
+) -> None:
+    """Run the golden tests an entry declares, through the same hardened runner as `run`.
+
+    Each test runs the built image on sample input folders of the entry and compares every
+    output file with its expected sha256 (`expect` in service.yaml). Reports pass/fail per test
+    and per file; exit 1 on any mismatch. --update rewrites the expected hashes in place,
+    keeping comments and layout, and lists what changed (exit 1 only if a run failed).
+
+    \b
+    Examples:
+      gefreg test fixity-manifest
+      gefreg test catalog/fixity-manifest --update
+    """
+    from gefreg import ui
+    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.engine import Engine
+    from gefreg.errors import CheckFailed
+    from gefreg.servicetests import built_image, run_tests
+
+    settings = _settings(catalog, registry, need_catalog=True)
+    name, version = target, None
+    if not Path(target).exists() and "@" in target:
+        name, _, version = target.partition("@")
+    [folder] = resolve(settings.catalog, [name])
+    entry = load_entry(folder, base_names(settings.catalog))
+    if not entry.spec.tests:
+        click.echo(f"{entry.name}: no tests declared in {entry.record_path}", err=True)
+        if as_json:
+            ui.print_json({"entry": entry.name, "passed": True, "tests": []})
+        return
+    engine = Engine.connect()
+    image = built_image(settings, entry, version)
+    with ui.Progress() as progress:
+        report = run_tests(
+            settings,
+            entry,
+            engine=engine,
+            image=image,
+            update=update,
+            observer=_observer(progress),
+        )
+    if as_json:
+        ui.print_json(report.to_json())
+    else:
+        _print_tests(report)
+        for change in report.changes:
+            click.echo(change.describe())
+        if report.updated:
+            click.echo(f"updated {report.updated} ({len(report.changes)} changes)")
+    failed = [r for r in report.results if not r.passed]
+    if update:
+        failed = [r for r in failed if r.run_status != "succeeded"]
+    if failed:
+        raise CheckFailed(
+            f"{len(failed)} of {len(report.results)} tests failed: "
+            + ", ".join(r.name for r in failed)
+        )

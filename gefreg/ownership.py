@@ -1,0 +1,97 @@
+"""Output folders a non-root container can write to, and files handed back to the caller.
+
+When the caller is root the service runs as an unprivileged uid (the record's ``user``, 10001 by
+default), which cannot write to a root-owned folder. For the run, the output folder's group
+becomes that uid's group with group rwx and the sticky bit (so the service cannot delete or
+rename files that were already there); afterwards mode and group are restored exactly, and every
+entry under the folder that the service created (owned by its uid) is handed to the caller with
+``lchown`` — symlinks are never followed, nothing outside the folder is touched, and set-uid /
+set-gid bits are cleared so a service cannot leave a set-uid program owned by root behind.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What :func:`grant_write` changed on one folder, to undo it."""
+
+    path: Path
+    mode: int
+    gid: int
+
+
+def grant_write(folder: Path, gid: int) -> Grant:
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(str(folder))
+    grant = Grant(folder, stat.S_IMODE(st.st_mode), st.st_gid)
+    os.chown(folder, -1, gid, follow_symlinks=False)
+    os.chmod(folder, grant.mode | 0o070 | stat.S_ISVTX)
+    return grant
+
+
+def revoke(grant: Grant) -> None:
+    os.chown(grant.path, -1, grant.gid, follow_symlinks=False)
+    os.chmod(grant.path, grant.mode)
+
+
+def hand_back(folder: Path, from_uid: int, to_uid: int, to_gid: int) -> int:
+    """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``.
+
+    Walks without following symlinks; returns how many entries changed owner.
+    """
+    changed = 0
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(Path(entry.path))
+            if st.st_uid != from_uid:
+                continue
+            os.chown(entry.path, to_uid, to_gid, follow_symlinks=False)
+            changed += 1
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+    return changed
+
+
+def can_read(st: os.stat_result, uid: int, gid: int, need_exec: bool) -> bool:
+    """Whether ``uid:gid`` (no capabilities, no supplementary groups) may read ``st``."""
+    if st.st_uid == uid:
+        bits = (st.st_mode >> 6) & 7
+    elif st.st_gid == gid:
+        bits = (st.st_mode >> 3) & 7
+    else:
+        bits = st.st_mode & 7
+    return bool(bits & 4) and (not need_exec or bool(bits & 1))
+
+
+def first_unreadable(root: Path, uid: int, gid: int) -> Path | None:
+    """The first folder or file under ``root`` (root included) that ``uid:gid`` cannot read."""
+    st = os.stat(root)
+    if not can_read(st, uid, gid, need_exec=True):
+        return root
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        for entry in os.scandir(current):
+            est = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(est.st_mode):
+                if not can_read(est, uid, gid, need_exec=True):
+                    return Path(entry.path)
+                stack.append(Path(entry.path))
+            elif stat.S_ISREG(est.st_mode) and not can_read(est, uid, gid, need_exec=False):
+                return Path(entry.path)
+    return None

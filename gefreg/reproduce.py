@@ -1,0 +1,145 @@
+"""Re-run a recorded run and say whether it reproduced.
+
+The re-run uses only the record and the engine: the same image (by recorded image ID, and
+registry digest when there is one; refused when the engine does not have it), the same command,
+arguments and limits, and the same inputs — at their recorded paths or given anew, refused
+unless their manifests equal the recorded ones. The new outputs go to ``--output DIR`` (one
+sub-folder per output port) or next to the new run's own record, and are compared file by file
+with the recorded outputs. Patterns the service declared ``volatile`` (carried in the record)
+and extra ``--ignore`` patterns are set aside and reported as ignored, never silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gefreg.compare import Comparison, compare_outputs
+from gefreg.engine import Engine
+from gefreg.errors import BadInput
+from gefreg.interface import interface_from_record, split_port_value
+from gefreg.manifest import Manifest
+from gefreg.resolve import ResolvedImage
+from gefreg.runner import RunObserver, RunRequest, RunResult, run_service
+from gefreg.runrecord import default_record_path, new_run_id, now, read_run_record
+from gefreg.settings import Settings
+
+
+@dataclass(frozen=True)
+class ReproduceReport:
+    original: Path
+    original_id: str
+    rerun: RunResult
+    comparison: Comparison
+    volatile: tuple[str, ...]
+    extra_ignores: tuple[str, ...]
+
+    @property
+    def identical(self) -> bool:
+        return self.rerun.succeeded and self.comparison.identical
+
+    def lines(self) -> list[str]:
+        out = []
+        if not self.rerun.succeeded:
+            out.append(f"the re-run {self.rerun.status}: {self.rerun.error}")
+        out += self.comparison.lines()
+        verdict = "identical" if self.identical else "DIFFERS"
+        out.append(
+            f"{verdict}: {self.comparison.same} files the same, "
+            f"{len(self.comparison.differences)} different, "
+            f"{len(self.comparison.ignored)} ignored"
+        )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "identical": self.identical,
+            "original": str(self.original),
+            "original_id": self.original_id,
+            "rerun": str(self.rerun.record_path),
+            "rerun_status": self.rerun.status,
+            "rerun_error": self.rerun.error,
+            "volatile": list(self.volatile),
+            "extra_ignores": list(self.extra_ignores),
+            **self.comparison.to_json(),
+        }
+
+
+def input_overrides(ports: Sequence[str], values: Sequence[str]) -> dict[str, Path]:
+    """``--input PORT=DIR`` values for a re-run (``PORT=`` optional with a single input port)."""
+    names = set(ports)
+    out: dict[str, Path] = {}
+    for value in values:
+        port, folder = split_port_value(value, names)
+        if port is None:
+            if len(names) != 1:
+                raise BadInput(
+                    f"--input {value!r}: name the port (ports: {', '.join(sorted(names))})"
+                )
+            port = next(iter(names))
+        if port in out:
+            raise BadInput(f"--input: port {port!r} given twice")
+        out[port] = Path(folder)
+    return out
+
+
+def reproduce(
+    settings: Settings,
+    engine: Engine,
+    record_path: Path,
+    *,
+    output: Path | None = None,
+    inputs: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    allow_untrusted: bool = False,
+    observer: RunObserver | None = None,
+) -> ReproduceReport:
+    original = read_run_record(record_path)
+    if original["status"] != "succeeded":
+        raise BadInput(
+            f"{record_path}: the recorded run {original['status']}; only a successful run can "
+            "be reproduced"
+        )
+    image = ResolvedImage.from_json(original["image"])
+    if not image.trusted and not allow_untrusted:
+        raise BadInput(
+            f"{record_path}: the recorded image was not from the catalog",
+            "pass --allow-untrusted to re-run it anyway",
+        )
+    service = interface_from_record(original)
+    overrides = input_overrides([p.name for p in service.inputs], inputs)
+    folders = {
+        port: overrides.get(port, Path(original["inputs"][port]["path"]))
+        for port in (p.name for p in service.inputs)
+    }
+    expected_inputs = {
+        port: Manifest.from_json(data["manifest"], f"{record_path}: inputs.{port}")
+        for port, data in original["inputs"].items()
+    }
+    expected_outputs = {
+        port: Manifest.from_json(data["manifest"], f"{record_path}: outputs.{port}")
+        for port, data in original["outputs"].items()
+    }
+    run_id = new_run_id()
+    new_record = default_record_path(settings.state_dir, service.name, run_id, now())
+    base = output if output is not None else new_record.parent / "outputs"
+    request = RunRequest(
+        image=image,
+        service=service,
+        inputs=tuple(folders.items()),
+        outputs=tuple((p.name, base / p.name) for p in service.outputs),
+        args=tuple(original["args"]),
+        limits=service.resources,
+        record=new_record,
+        expect_inputs=tuple(expected_inputs.items()),
+        reproduces=str(original["id"]),
+        run_id=run_id,
+    )
+    rerun = run_service(settings, engine, request, observer)
+    volatile = tuple(original.get("volatile") or ())
+    comparison = compare_outputs(expected_outputs, rerun.outputs, (*volatile, *ignore))
+    return ReproduceReport(
+        record_path, str(original["id"]), rerun, comparison, volatile, tuple(ignore)
+    )

@@ -1,0 +1,116 @@
+"""From command-line words to a :class:`RunRequest`: resolve the image, find its interface,
+apply limit overrides, and map folders onto ports. Nothing runs here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gefreg.catalog import base_names, load_entry
+from gefreg.engine import Engine
+from gefreg.errors import BadInput
+from gefreg.interface import ServiceInterface, assign_ports
+from gefreg.model import Resources
+from gefreg.record import parse_duration, parse_memory
+from gefreg.resolve import Ledger, ResolvedImage, resolve_image, resolve_untrusted
+from gefreg.runner import RunRequest
+from gefreg.settings import Settings
+
+MIN_MEMORY = 4 * 1024**2
+
+
+@dataclass(frozen=True)
+class LimitOverrides:
+    """Limits given on the command line (text as typed); None keeps the record's value."""
+
+    memory: str | None = None
+    cpus: float | None = None
+    timeout: str | None = None
+    pids: int | None = None
+
+
+def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, tuple[str, ...]]:
+    changes: dict[str, float | int] = {}
+    if over.memory is not None:
+        memory = parse_memory(over.memory)
+        if memory is None or memory < MIN_MEMORY:
+            raise BadInput(f"--memory {over.memory!r}: expected a size of at least 4m like 512m")
+        changes["memory"] = memory
+    if over.cpus is not None:
+        if over.cpus <= 0:
+            raise BadInput(f"--cpus {over.cpus}: expected a positive number like 0.5 or 2")
+        changes["cpus"] = float(over.cpus)
+    if over.timeout is not None:
+        seconds = parse_duration(over.timeout)
+        if not seconds or seconds <= 0:
+            raise BadInput(f"--timeout {over.timeout!r}: expected a duration like 90s or 10m")
+        changes["timeout"] = seconds
+    if over.pids is not None:
+        if over.pids < 1:
+            raise BadInput(f"--pids {over.pids}: expected at least 1")
+        changes["pids"] = over.pids
+    return dataclasses.replace(base, **changes), tuple(changes)  # type: ignore[arg-type]
+
+
+def interface_for(settings: Settings, engine: Engine, image: ResolvedImage) -> ServiceInterface:
+    """The record's interface for catalog images (same version required), else the image's
+    GEF labels."""
+    if image.trusted:
+        entry = load_entry(settings.catalog / image.name, base_names(settings.catalog))
+        if entry.spec.version != image.version:
+            raise BadInput(
+                f"{image.name}: the image is version {image.version} but the record says "
+                f"{entry.spec.version}",
+                f"rebuild (gefreg build {image.name}) or run {image.name}@{entry.spec.version}",
+            )
+        return ServiceInterface.from_spec(entry.spec)
+    config = engine.image_config(image.image_id) or {}
+    command = [*(config.get("Cmd") or ())]
+    return ServiceInterface.from_labels(image.name, config.get("Labels") or {}, command)
+
+
+def plan_run(
+    settings: Settings,
+    engine: Engine,
+    *,
+    target: str | None,
+    image_ref: str | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    args: Sequence[str] = (),
+    limits: LimitOverrides | None = None,
+    record: Path | None = None,
+    force: bool = False,
+    allow_untrusted: bool = False,
+    ledger: Ledger | None = None,
+) -> RunRequest:
+    """Everything ``gefreg run`` decides before it runs anything."""
+    if (target is None) == (image_ref is None):
+        raise BadInput("give a catalog NAME[@VERSION] or --image REF (exactly one)")
+    if image_ref is not None:
+        if not allow_untrusted:
+            raise BadInput(
+                f"--image {image_ref}: refusing an image that is not in the catalog",
+                "pass --allow-untrusted to run it anyway",
+            )
+        image = resolve_untrusted(engine, image_ref)
+    else:
+        assert target is not None
+        image = resolve_image(
+            settings, target, engine=engine, ledger=ledger, allow_untrusted=allow_untrusted
+        )
+    service = interface_for(settings, engine, image)
+    resources, overridden = apply_overrides(service.resources, limits or LimitOverrides())
+    return RunRequest(
+        image=image,
+        service=service,
+        inputs=tuple(assign_ports("input", service.inputs, inputs).items()),
+        outputs=tuple(assign_ports("output", service.outputs, outputs).items()),
+        args=tuple(args),
+        limits=resources,
+        overridden=overridden,
+        record=record,
+        force=force,
+    )

@@ -1,0 +1,759 @@
+"""The runner against real containers: FROM-scratch busybox services built by the test.
+
+Every container the runner makes carries the label ``org.gefreg.run``; after each test none may
+be left (a fixture checks and cleans up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gefreg.build import build_entry
+from gefreg.catalog import load_entry
+from gefreg.cli import cli
+from gefreg.engine import Engine
+from gefreg.runner import RUN_LABEL
+from gefreg.runrecord import STATUSES, read_run_record
+from gefreg.settings import Settings
+from tests.helpers import demo_entry, make_catalog
+
+pytestmark = pytest.mark.docker
+
+BUSYBOX = Path("/bin/busybox")
+ROOT = Path(__file__).resolve().parents[2]
+IO = {
+    "inputs": [{"name": "data", "path": "/data/in"}],
+    "outputs": [{"name": "result", "path": "/data/out"}],
+}
+
+COPIER = """\
+set -eu
+echo "copier starting"
+cat /data/in/*.txt | sha256sum > /data/out/sum.txt
+mkdir -p /data/out/copy
+cp -r /data/in/. /data/out/copy/
+echo "args: $*" > /data/out/args.txt
+echo "copier done" >&2
+"""
+CLOCK = """\
+# the current time, to the hundredth of a second (busybox date has no %N)
+{ date +%s; cut -d ' ' -f 1 /proc/uptime; } > /data/out/stamp
+echo fixed > /data/out/fixed.txt
+"""
+SLEEPER = """\
+echo started
+sleep 60
+"""
+ATTACK = r"""
+mode=$1
+out=/data/out
+try() {
+  label=$1; shift
+  if "$@" 2>/dev/null; then verdict=ALLOWED; else verdict=blocked; fi
+  echo "$verdict $label" >> $out/report
+}
+case "$mode" in
+write-outside)
+  try root sh -c 'echo x > /escape'
+  try etc sh -c 'echo x > /etc/escape'
+  try bin sh -c 'echo x > /bin/busybox'
+  try input-new sh -c 'echo x > /data/in/escape'
+  try input-overwrite sh -c 'echo x > /data/in/a.txt'
+  try input-delete rm /data/in/b.txt
+  try input-chmod chmod 777 /data/in/a.txt
+  try input-mkdir mkdir /data/in/newdir
+  try proc sh -c 'echo 1 > /proc/sys/kernel/sysrq'
+  try mount mount -t tmpfs none /tmp
+  try tmp-exec sh -c 'cp /bin/busybox /tmp/bb && /tmp/bb true'
+  try chown-to-root sh -c 'echo x > /data/out/mine && chown 0:0 /data/out/mine'
+  ;;
+setuid)
+  cp /bin/busybox $out/sh && chmod 4755 $out/sh
+  ;;
+network)
+  ls /sys/class/net > $out/interfaces
+  try connect-docker-gateway nc -w 2 172.17.0.1 2375 </dev/null
+  try connect-public-ip nc -w 2 192.0.2.1 80 </dev/null
+  try connect-dns nc -w 2 8.8.8.8 53 </dev/null
+  ;;
+clobber)
+  try delete rm -f $out/precious.txt
+  try rename mv $out/precious.txt $out/moved.txt
+  try overwrite sh -c "echo pwned > $out/precious.txt"
+  try chmod chmod 666 $out/precious.txt
+  echo new > $out/new.txt
+  ;;
+forks)
+  n=0
+  while :; do sleep 100 & n=$((n+1)); echo $n > $out/forks; done
+  ;;
+bomb)
+  bomb() { bomb | bomb & }
+  bomb
+  # count processes with shell builtins only (no fork needed): the pids limit must hold
+  while :; do set -- /proc/[0-9]*; echo $# >> $out/procs; sleep 0.2; done
+  ;;
+memory)
+  x=$(head -c 200000000 /dev/zero | tr '\0' a)
+  echo ${#x} > $out/size
+  ;;
+forever)
+  while :; do :; done
+  ;;
+esac
+"""
+ATTACK_RESOURCES = {"memory": "32m", "pids": 32, "timeout": "20s", "cpus": 0.5}
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    image_ids: dict[str, str]
+
+    @property
+    def catalog(self) -> Path:
+        return self.settings.catalog
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"GEFREG_STATE": str(self.settings.state_dir)}
+
+
+def static_service(name: str, script: str, **fields: Any) -> dict[str, Any]:
+    tree = demo_entry(
+        name=name,
+        base="scratch",
+        template="static",
+        files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"},
+        command=["/bin/busybox", "sh", "/opt/run.sh"],
+        **{**IO, **fields},
+    )
+    tree[name]["busybox"] = BUSYBOX.read_bytes()
+    tree[name]["run.sh"] = script
+    return tree
+
+
+def build_services(root: Path, entries: dict[str, Any]) -> Services:
+    catalog = make_catalog(root / "catalog", entries)
+    for name in entries:
+        os.chmod(catalog / name / "busybox", 0o755)
+    settings = Settings(catalog=catalog, registry="127.0.0.1:1", state_dir=root / "state")
+    engine = Engine.connect()
+    ids = {
+        name: build_entry(settings, load_entry(catalog / name, set()), engine=engine).image_id
+        for name in entries
+    }
+    return Services(settings, ids)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
+    from gefreg.engine import engine_answers
+
+    if not engine_answers():
+        pytest.skip("no Docker engine")
+    entries: dict[str, Any] = {}
+    entries.update(static_service("copier", COPIER))
+    entries.update(static_service("clock", CLOCK))
+    entries.update(static_service("clock-volatile", CLOCK, volatile=["result/stamp"]))
+    entries.update(static_service("sleeper", SLEEPER))
+    entries.update(static_service("attack", ATTACK, resources=ATTACK_RESOURCES))
+    return build_services(tmp_path_factory.mktemp("services"), entries)
+
+
+@pytest.fixture(autouse=True)
+def no_containers_left_behind(engine: Engine) -> Iterator[None]:
+    yield
+    left = engine.container_ids(RUN_LABEL)
+    for container in left:
+        engine.remove_container(container)
+    assert not left, f"runner containers left behind: {left}"
+
+
+def inputs(tmp_path: Path) -> Path:
+    """An input folder readable by the unprivileged service user (pytest's tmp is 0700)."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "b.txt").write_text("beta\n")
+    (folder / "sub" / "c.dat").write_bytes(os.urandom(3000))
+    for path in (tmp_path, folder, folder / "sub"):
+        os.chmod(path, 0o755)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def gefreg(services: Services, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        cli, ["--help"] if not args else list(args), catch_exceptions=False, env=services.env
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run(
+    services: Services,
+    name: str,
+    tmp_path: Path,
+    *extra: str,
+    record: Path | None = None,
+    out: Path | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """`gefreg run NAME -i in -o out --record rec/run.json --json ...`: exit code and record."""
+    record = record or tmp_path / "rec" / "run.json"
+    code, out, err = gefreg(
+        services,
+        "run",
+        "--catalog",
+        str(services.catalog),
+        name,
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(out or tmp_path / "out"),
+        "--record",
+        str(record),
+        "--json",
+        *extra,
+    )
+    assert out.strip(), f"no record printed; exit {code}; stderr:\n{err}"
+    return code, json.loads(out)
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# --- run, record, reproduce -----------------------------------------------------------------
+
+
+def test_run_record_then_reproduce_identical(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    folder = inputs(tmp_path)
+    before = snapshot(folder)
+    code, record = run(services, "copier", tmp_path, "--", "--alpha", "two words")
+    assert code == 0, record["error"]
+    assert record["status"] == "succeeded" and record["exit_code"] == 0
+    assert record["image"]["image_id"] == services.image_ids["copier"]
+    assert record["args"] == ["--alpha", "two words"]
+    assert (tmp_path / "out" / "args.txt").read_text() == "args: --alpha two words\n"
+    # hardening as the engine applied it
+    applied = record["applied"]
+    assert applied["network_mode"] == "none" and applied["read_only_rootfs"] is True
+    assert applied["cap_drop"] == ["ALL"] and applied["security_opt"] == ["no-new-privileges"]
+    assert applied["pids_limit"] == 256 and applied["memory"] == applied["memory_swap"] == 2**30
+    assert applied["nano_cpus"] == 10**9 and applied["tmpfs"]["/tmp"].startswith("rw,noexec")
+    assert {(m["target"], m["read_only"]) for m in applied["mounts"]} == {
+        ("/data/in", True),
+        ("/data/out", False),
+    }
+    # logs next to the record, hashed
+    rec = tmp_path / "rec"
+    assert record["logs"]["stdout"]["path"] == "run.stdout.log"
+    stdout = (rec / "run.stdout.log").read_bytes()
+    assert stdout == b"copier starting\n" and record["logs"]["stdout"]["sha256"] == sha(stdout)
+    assert (rec / "run.stderr.log").read_text() == "copier done\n"
+    # manifests of both sides, inputs unchanged
+    files = {f["path"]: f for f in record["inputs"]["data"]["manifest"]["files"]}
+    assert files["a.txt"] == {"path": "a.txt", "size": 6, "sha256": sha(b"alpha\n")}
+    assert record["inputs"]["data"]["unchanged"] is True
+    assert record["inputs"]["data"]["root_after"] == record["inputs"]["data"]["manifest"]["root"]
+    outputs = {f["path"] for f in record["outputs"]["result"]["manifest"]["files"]}
+    assert outputs == {"sum.txt", "args.txt", "copy/a.txt", "copy/b.txt", "copy/sub/c.dat"}
+    assert snapshot(folder) == before
+    assert record["host"]["cpu_model"] and record["host"]["engine"]["engine"]
+    assert record["gefreg_version"] and record["schema"] == "gefreg.run/1"
+
+    code, out, err = gefreg(services, "reproduce", str(rec / "run.json"))
+    assert code == 0, err
+    assert out.splitlines()[-1] == "identical: 5 files the same, 0 different, 0 ignored"
+    rerun_path = Path(err.split("re-run record: ")[1].split()[0])
+    assert rerun_path.parent.parent == services.settings.state_dir / "runs"
+    rerun = read_run_record(rerun_path)
+    assert rerun["reproduces"] == record["id"] and rerun["status"] == "succeeded"
+    assert rerun["outputs"]["result"]["path"] == str(rerun_path.parent / "outputs" / "result")
+
+
+def test_output_files_are_handed_back_to_root(services: Services, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the root-caller path needs root")
+    inputs(tmp_path)
+    (tmp_path / "out").mkdir(mode=0o750)
+    code, record = run(services, "copier", tmp_path)
+    assert code == 0
+    assert record["run_as"] == "10001:10001" and record["applied"]["user"] == "10001:10001"
+    out = tmp_path / "out"
+    assert record["handed_back"] == len(list(out.rglob("*"))) == 7  # 5 files, 2 folders
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in out.rglob("*")}
+    assert owners == {(0, 0)}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750 and out.stat().st_gid == 0
+
+
+def test_a_clock_differs_and_the_file_is_named(services: Services, tmp_path: Path) -> None:
+    inputs(tmp_path)
+    assert run(services, "clock", tmp_path)[0] == 0
+    code, out, _ = gefreg(services, "reproduce", str(tmp_path / "rec" / "run.json"))
+    assert code == 1
+    assert "changed  result/stamp (" in out and "fixed.txt" not in out
+    assert out.splitlines()[-1].startswith("DIFFERS: 1 files the same, 1 different, 0 ignored")
+    code, out, _ = gefreg(
+        services,
+        "reproduce",
+        str(tmp_path / "rec" / "run.json"),
+        "--json",
+        "--output",
+        str(tmp_path / "again"),
+    )
+    report = json.loads(out)
+    assert code == 1 and not report["identical"]
+    assert [(d["path"], d["change"]) for d in report["differences"]] == [
+        ("result/stamp", "changed")
+    ]
+    assert (tmp_path / "again" / "result" / "stamp").is_file()
+
+
+def test_volatile_files_are_ignored_and_said_so(services: Services, tmp_path: Path) -> None:
+    inputs(tmp_path)
+    record_file = tmp_path / "rec" / "run.json"
+    code, record = run(services, "clock-volatile", tmp_path)
+    assert code == 0 and record["volatile"] == ["result/stamp"]
+    code, out, _ = gefreg(services, "reproduce", str(record_file))
+    assert code == 0
+    assert "ignoring (volatile): result/stamp" in out
+    assert "changed  result/stamp (" in out and "[ignored: matches result/stamp]" in out
+    assert out.splitlines()[-1] == "identical: 1 files the same, 0 different, 1 ignored"
+    # --ignore adds patterns the record does not declare
+    code, record = run(services, "clock", tmp_path, record=tmp_path / "c.json", out=tmp_path / "o")
+    assert code == 0
+    code, out, _ = gefreg(services, "reproduce", str(tmp_path / "c.json"), "--ignore", "*/stamp")
+    assert code == 0 and "ignoring (volatile): */stamp" in out
+
+
+def test_reproduce_refuses_changed_inputs_and_accepts_a_true_copy(
+    services: Services, tmp_path: Path
+) -> None:
+    folder = inputs(tmp_path)
+    record_file = tmp_path / "rec" / "run.json"
+    assert run(services, "copier", tmp_path)[0] == 0
+    copy = tmp_path / "copy-of-inputs"
+    shutil.copytree(folder, copy)
+    os.chmod(copy, 0o755)
+    (folder / "a.txt").write_text("ALPHA\n")
+    code, _, err = gefreg(services, "reproduce", str(record_file))
+    assert code == 2
+    assert "the inputs differ from the recorded ones" in err and "changed  data/a.txt" in err
+    code, _, err = gefreg(services, "reproduce", str(record_file), "--input", f"data={copy}")
+    assert code == 0, err
+
+
+def test_reproduce_refuses_when_the_image_is_gone(
+    tmp_path: Path, engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    own = build_services(tmp_path_factory.mktemp("vanishing"), static_service("vanishing", CLOCK))
+    inputs(tmp_path)
+    assert run(own, "vanishing", tmp_path)[0] == 0
+    engine.remove_image(own.image_ids["vanishing"])
+    code, _, err = gefreg(own, "reproduce", str(tmp_path / "rec" / "run.json"))
+    assert code == 2 and "does not have the image of vanishing" in err
+
+
+# --- limits, interruptions and a vanishing engine -------------------------------------------
+
+
+def test_timeout_kills_and_records(services: Services, tmp_path: Path, engine: Engine) -> None:
+    inputs(tmp_path)
+    start = time.monotonic()
+    code, record = run(services, "sleeper", tmp_path, "--timeout", "2s")
+    assert time.monotonic() - start < 15
+    assert code == 1
+    assert record["status"] == "timed-out" and record["error"] == "killed after the 2 s timeout"
+    assert record["limits"]["timeout_s"] == 2 and record["limits"]["from_command_line"] == [
+        "timeout"
+    ]
+    assert 2 <= record["duration_s"] < 5
+    assert (tmp_path / "rec" / "run.stdout.log").read_text() == "started\n"  # logs kept
+    assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == []  # and the container gone
+
+
+def start_cli(services: Services, tmp_path: Path, name: str, **env: str) -> subprocess.Popen[str]:
+    inputs(tmp_path)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gefreg",
+            "run",
+            "--catalog",
+            str(services.catalog),
+            name,
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--record",
+            str(tmp_path / "run.json"),
+        ],
+        env={**os.environ, **services.env, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_running(engine: Engine, record: Path, process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if record.exists():
+            container = json.loads(record.read_text())["container"]["id"]
+            if container and engine.inspect_container(container).running:
+                return str(container)
+        time.sleep(0.1)
+    raise AssertionError("the service never started")
+
+
+def test_ctrl_c_stops_removes_and_records(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    process = start_cli(services, tmp_path, "sleeper")
+    container = wait_until_running(engine, tmp_path / "run.json", process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    record = read_run_record(tmp_path / "run.json")
+    assert record["status"] == "interrupted" and "Ctrl-C" in record["error"]
+    assert record["ended"] and record["outputs"]["result"]["manifest"] is None
+    assert (tmp_path / "run.stdout.log").read_text() == "started\n"
+    assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == []
+    with pytest.raises(Exception, match="cannot inspect"):
+        engine.inspect_container(container)
+
+
+class SocketProxy:
+    """A unix-socket proxy in front of the real engine, which the test can pull away."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        self.path, self.target = path, target
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen(16)
+        self.sockets: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.close()
+        self.path.unlink()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+def test_engine_gone_mid_run_is_incomplete_and_exit_3(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    sock = Path(tempfile.mkdtemp()) / "docker.sock"
+    proxy = SocketProxy(sock)
+    try:
+        process = start_cli(services, tmp_path, "sleeper", DOCKER_HOST=f"unix://{sock}")
+        container = wait_until_running(engine, tmp_path / "run.json", process)
+        proxy.close()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if not proxy.closed:
+            proxy.close()
+        shutil.rmtree(sock.parent, ignore_errors=True)
+    assert process.returncode == 3, err
+    assert "went away while the container ran" in err and "run record:" in err
+    record = read_run_record(tmp_path / "run.json")
+    assert record["status"] == "incomplete" and record["exit_code"] is None
+    assert "went away" in record["error"] and record["container"]["id"] == container
+    assert record["outputs"]["result"]["manifest"] is None
+    # the real engine still has the container: the record names it for cleanup
+    assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == [container]
+    engine.remove_container(container)
+
+
+# --- usage errors -----------------------------------------------------------------------------
+
+
+def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Path) -> None:
+    inputs(tmp_path)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "precious.txt").write_text("mine")
+    cases = [
+        (["-i", str(tmp_path / "missing"), "-o", str(tmp_path / "o1")], "does not exist"),
+        (["-i", str(tmp_path / "in" / "a.txt"), "-o", str(tmp_path / "o2")], "is not a folder"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "full")], "is not empty"),
+        (["-i", str(tmp_path / "in")], "missing --output for port result"),
+        (
+            ["-i", str(tmp_path / "in"), "-o", "result=/x", "-o", "extra=/y"],
+            "unknown port 'extra'",
+        ),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "new")], "overlap"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o3"), "--memory", "1k"], "--memory"),
+    ]
+    runs = services.settings.state_dir / "runs"
+    before = set(runs.glob("*/run.json"))
+    for args, message in cases:
+        code, _, err = gefreg(services, "run", "--catalog", str(services.catalog), "copier", *args)
+        assert code == 2 and message in err, (args, err)
+    assert (tmp_path / "full" / "precious.txt").read_text() == "mine"
+    assert set(runs.glob("*/run.json")) == before  # no container was made, no record written
+
+
+def test_output_on_a_read_only_file_system_is_refused(services: Services, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    inputs(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)]).returncode:
+        pytest.skip("cannot mount here")
+    try:
+        code, _, err = gefreg(
+            services, "run", "--catalog", str(services.catalog), "copier",
+            "-i", str(tmp_path / "in"), "-o", str(ro / "out"),
+        )  # fmt: skip
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert code == 2 and "read-only file system" in err
+
+
+def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path) -> None:
+    inputs(tmp_path)
+    ref = "gefreg/copier:1.0.0"
+    base = ["run", "--image", ref, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    code, _, err = gefreg(services, *base)
+    assert code == 2 and "--allow-untrusted" in err
+    code, _, err = gefreg(services, "run", "--catalog", str(services.catalog), "not-in-catalog")
+    assert code == 2 and "not a catalog entry" in err
+    code, out, err = gefreg(services, *base, "--allow-untrusted", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["service"]["trusted"] is False and record["image"]["trusted"] is False
+    assert record["image"]["image_id"] == services.image_ids["copier"]
+    assert record["command"] == ["/bin/busybox", "sh", "/opt/run.sh"]  # from the image
+
+
+# --- an adversarial service -------------------------------------------------------------------
+
+
+def attack(services: Services, tmp_path: Path, mode: str, *extra: str) -> dict[str, Any]:
+    folder = inputs(tmp_path)
+    before = snapshot(folder)
+    start = time.monotonic()
+    code, record = run(services, "attack", tmp_path, *extra, "--", mode)
+    assert time.monotonic() - start < 40
+    assert record["status"] in STATUSES and code == (0 if record["status"] == "succeeded" else 1)
+    assert record["inputs"]["data"]["unchanged"] is True
+    assert snapshot(folder) == before
+    assert record["applied"]["pids_limit"] == 32 and record["applied"]["memory"] == 32 * 2**20
+    return record
+
+
+def test_attack_writing_outside_its_output(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "write-outside")
+    assert record["status"] == "succeeded"
+    report = (tmp_path / "out" / "report").read_text().splitlines()
+    assert len(report) == 12 and all(line.startswith("blocked ") for line in report), report
+    assert not Path("/escape").exists() and not Path("/etc/escape").exists()
+    assert (tmp_path / "out" / "mine").stat().st_uid == os.geteuid()
+
+
+def test_force_writes_into_a_full_folder_but_never_deletes(
+    services: Services, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the sticky-bit protection applies when the service runs as another user")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine\n")
+    inputs(tmp_path)
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "attack",
+        "-i", str(tmp_path / "in"), "-o", str(out), "--", "clobber",
+    )  # fmt: skip
+    assert code == 2 and "is not empty" in err  # refused without --force
+    code, record = run(services, "attack", tmp_path, "--force", "--", "clobber")
+    assert code == 0, record["error"]
+    assert (out / "precious.txt").read_text() == "mine\n"
+    assert (out / "report").read_text().split("\n")[:-1] == [
+        "blocked delete",
+        "blocked rename",
+        "blocked overwrite",
+        "blocked chmod",
+    ]
+    [before] = record["outputs"]["result"]["preexisting"]["files"]
+    assert before["path"] == "precious.txt"
+    after = {f["path"] for f in record["outputs"]["result"]["manifest"]["files"]}
+    assert after == {"precious.txt", "new.txt", "report"}
+
+
+def test_attack_leaving_a_setuid_program(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "setuid")
+    assert record["status"] == "succeeded"
+    planted = (tmp_path / "out" / "sh").stat()
+    assert planted.st_uid == os.geteuid()
+    assert not planted.st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+def test_attack_using_the_network(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "network")
+    assert record["status"] == "succeeded"
+    assert (tmp_path / "out" / "interfaces").read_text().split() == ["lo"]
+    report = (tmp_path / "out" / "report").read_text().splitlines()
+    assert report == [
+        "blocked connect-docker-gateway",
+        "blocked connect-public-ip",
+        "blocked connect-dns",
+    ]
+
+
+def test_attack_forking_without_bound(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "forks")
+    assert record["status"] == "failed"
+    forks = int((tmp_path / "out" / "forks").read_text())
+    assert 1 <= forks < 32  # stopped by the pids limit
+    assert "can't fork" in (tmp_path / "rec" / "run.stderr.log").read_text()
+
+
+def test_attack_fork_bomb(services: Services, tmp_path: Path, engine: Engine) -> None:
+    record = attack(services, tmp_path, "bomb", "--timeout", "3s")
+    assert record["status"] in ("failed", "timed-out")  # out of forks, or killed at 3 s
+    assert record["duration_s"] < 3 + 10
+    counts = [int(n) for n in (tmp_path / "out" / "procs").read_text().split()]
+    assert counts and max(counts) <= 32  # never more processes than the pids limit
+    assert engine.answers()
+
+
+def test_attack_exhausting_memory(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "memory")
+    assert record["status"] == "failed" and record["oom_killed"] is True
+    assert record["exit_code"] == 137 and "memory limit" in record["error"]
+    assert not (tmp_path / "out" / "size").exists()
+
+
+def test_attack_running_forever(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "forever", "--timeout", "2s")
+    assert record["status"] == "timed-out" and record["exit_code"] == 137
+
+
+# --- a caller who is not root -----------------------------------------------------------------
+
+
+def test_non_root_caller_runs_as_itself(engine: Engine) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to become another user")
+    docker_gid = os.stat("/var/run/docker.sock").st_gid
+    root = Path(tempfile.mkdtemp(prefix="gefreg-nonroot-"))
+    try:
+        os.chmod(root, 0o755)
+        own = build_services(root / "build", static_service("copier", COPIER))
+        for path in root.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.chmod(root / "build", 0o755)
+        work = root / "work"
+        work.mkdir()
+        inputs(work)
+        os.chown(work, 1234, 1234)
+        command = [
+            "setpriv", "--reuid=1234", "--regid=1234", f"--groups={docker_gid}",
+            sys.executable, "-m", "gefreg", "run", "--catalog", str(own.catalog), "copier",
+            "-i", str(work / "in"), "-o", str(work / "out"),
+            "--record", str(work / "rec" / "run.json"), "--json",
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, env={**os.environ, **own.env}, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+        assert record["caller"] == {"uid": 1234, "gid": 1234}
+        assert record["run_as"] == "1234:1234" and record["handed_back"] is None
+        assert {p.stat().st_uid for p in (work / "out").rglob("*")} == {1234}
+
+        # a service that leaves a folder its (non-root) caller cannot read: a failed run
+        entry = own.catalog / "copier"
+        (entry / "run.sh").write_text("mkdir /data/out/locked\nchmod 0 /data/out/locked\n")
+        os.chmod(entry / "busybox", 0o755)
+        build_entry(own.settings, load_entry(entry, set()), engine=engine)
+        for path in own.settings.state_dir.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        record = run_as_1234(command, own, work, "out2")
+        assert record["status"] == "failed"
+        assert record["error"].startswith("the outputs could not be hashed: cannot read folder")
+
+        # an image whose program cannot be executed: the run failed (exit 1), not the engine
+        os.chmod(entry / "busybox", 0o644)
+        build_entry(own.settings, load_entry(entry, set()), engine=engine)
+        for path in own.settings.state_dir.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        record = run_as_1234(command, own, work, "out3")
+        assert record["status"] == "failed" and record["exit_code"] is not None
+        assert record["error"].startswith("the service could not start:")
+        assert "permission denied" in record["error"]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_as_1234(command: list[str], own: Services, work: Path, out: str) -> dict[str, Any]:
+    """Run ``command`` again into a new output folder and record; expect exit 1."""
+    record_file = work / "rec" / f"{out}.json"
+    command = [*command]
+    command[command.index("-o") + 1] = str(work / out)
+    command[command.index("--record") + 1] = str(record_file)
+    done = subprocess.run(
+        command, env={**os.environ, **own.env}, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stdout, done.stderr
+    return dict(json.loads(done.stdout))

@@ -1,0 +1,189 @@
+"""Runner checks that need no engine: folders, overlaps, ownership hand-back, applied flags."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gefreg.engine import BindMount, ContainerState
+from gefreg.errors import BadInput
+from gefreg.interface import ServiceInterface
+from gefreg.model import Port, Resources
+from gefreg.ownership import first_unreadable, grant_write, hand_back, revoke
+from gefreg.resolve import ResolvedImage
+from gefreg.runner import (
+    RunRequest,
+    applied,
+    check_disjoint,
+    check_inputs,
+    check_outputs,
+    container_spec,
+    mismatches,
+)
+
+ROOT = os.geteuid() == 0
+
+
+def test_inputs_must_be_existing_folders(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInput, match="does not exist"):
+        check_inputs({"in": tmp_path / "nope"})
+    with pytest.raises(BadInput, match="is not a folder"):
+        check_inputs({"in": tmp_path / "file"})
+    assert check_inputs({"in": tmp_path}) == {"in": tmp_path.resolve()}
+
+
+def test_outputs_must_be_empty_unless_forced(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("user data")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInput, match="is not empty") as info:
+        check_outputs({"out": tmp_path / "full"}, force=False)
+    assert "--force" in str(info.value.hint)
+    assert check_outputs({"out": tmp_path / "full"}, force=True)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "user data"
+    with pytest.raises(BadInput, match="not a folder"):
+        check_outputs({"out": tmp_path / "file"}, force=True)
+    assert check_outputs({"out": tmp_path / "new" / "deeper"}, force=False)
+    assert not (tmp_path / "new").exists()  # checked, not created
+
+
+@pytest.mark.skipif(not ROOT, reason="mounting a read-only tmpfs needs root")
+def test_output_on_read_only_file_system(tmp_path: Path) -> None:
+    target = tmp_path / "ro"
+    target.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(BadInput, match="read-only file system"):
+            check_outputs({"out": target / "out"}, force=False)
+        with pytest.raises(BadInput, match="read-only file system"):
+            check_outputs({"out": target}, force=False)
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def test_read_only_detection_without_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeStat:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda _: FakeStat())
+    with pytest.raises(BadInput, match="read-only"):
+        check_outputs({"out": tmp_path / "x"}, force=False)
+
+
+def test_overlapping_folders_are_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "a" / "b"
+    with pytest.raises(BadInput, match="overlap"):
+        check_disjoint({"in": a}, {"out": b}, tmp_path / "run.json")
+    with pytest.raises(BadInput, match="overlap"):
+        check_disjoint({"in": b}, {"out": a}, tmp_path / "run.json")
+    with pytest.raises(BadInput, match="overlap"):
+        check_disjoint({}, {"x": a, "y": a}, tmp_path / "run.json")
+    with pytest.raises(BadInput, match=r"record .* would be inside output"):
+        check_disjoint({"in": tmp_path / "in"}, {"out": a}, a / "run.json")
+    check_disjoint({"x": a, "y": a}, {"out": tmp_path / "o"}, tmp_path / "r.json")  # inputs may
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_grant_and_hand_back(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)
+    (out / "before.txt").write_text("the user's")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host file")
+    os.chown(outside, 10001, 10001)
+    grant = grant_write(out, 10001)
+    st = os.stat(out)
+    assert st.st_gid == 10001 and st.st_mode & stat.S_ISVTX and st.st_mode & 0o070 == 0o070
+    # what a service running as 10001 leaves behind
+    (out / "sub").mkdir()
+    (out / "sub" / "r.txt").write_text("result")
+    (out / "suid").write_text("#!/bin/sh")
+    os.symlink(outside, out / "link-out")
+    for p in (out / "sub", out / "sub" / "r.txt", out / "suid"):
+        os.chown(p, 10001, 10001)
+    os.chmod(out / "suid", 0o4755)
+    os.chown(out / "link-out", 10001, 10001, follow_symlinks=False)
+    revoke(grant)
+    changed = hand_back(out, 10001, 0, 0)
+    assert changed == 4
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o755 and os.stat(out).st_gid == 0
+    for p in (out / "sub", out / "sub" / "r.txt", out / "suid"):
+        assert (os.stat(p).st_uid, os.stat(p).st_gid) == (0, 0)
+    assert os.lstat(out / "link-out").st_uid == 0
+    assert os.stat(outside).st_uid == 10001  # the link's target was not touched
+    assert not os.stat(out / "suid").st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+def test_first_unreadable(tmp_path: Path) -> None:
+    tree = tmp_path / "in"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f").write_text("x")
+    os.chmod(tree, 0o755)
+    assert first_unreadable(tree, 10001, 10001) is None
+    os.chmod(tree / "sub" / "f", 0o600)
+    assert first_unreadable(tree, 10001, 10001) == tree / "sub" / "f"
+    os.chmod(tree / "sub", 0o700)
+    assert first_unreadable(tree, 10001, 10001) == tree / "sub"
+    os.chmod(tree, 0o700)
+    assert first_unreadable(tree, 10001, 10001) == tree
+    assert first_unreadable(tree, os.stat(tree).st_uid, 0) is None
+
+
+def _request() -> RunRequest:
+    image = ResolvedImage("demo", "1.0.0", "sha256:" + "a" * 64, None, None, "demo", True, "x")
+    face = ServiceInterface(
+        "demo", "1.0.0", (Port("in", "/data/in"),), (Port("out", "/data/out"),), ("/bin/tool",)
+    )
+    return RunRequest(image, face, (), (), args=("--x",))
+
+
+def test_container_spec_and_applied_check() -> None:
+    limits = Resources(memory=2**26, cpus=0.5, timeout=5, pids=32)
+    spec = container_spec(
+        "sha256:" + "a" * 64,
+        _request(),
+        {"in": Path("/host/in")},
+        {"out": Path("/host/out")},
+        "10001:10001",
+        limits,
+        "urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
+    )
+    assert spec.command == ("/bin/tool", "--x")
+    assert spec.mounts == (
+        BindMount(Path("/host/in"), "/data/in", True),
+        BindMount(Path("/host/out"), "/data/out", False),
+    )
+    assert spec.network == "none" and spec.read_only and spec.cap_drop == ("ALL",)
+    assert spec.nano_cpus == 500_000_000 and spec.pids == 32
+    host_config = {
+        "NetworkMode": "none",
+        "ReadonlyRootfs": True,
+        "Tmpfs": {"/tmp": "rw,noexec,nosuid,nodev,size=64m"},
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "Privileged": False,
+        "PidsLimit": 32,
+        "Memory": 2**26,
+        "MemorySwap": 2**26,
+        "NanoCpus": 500_000_000,
+        "Mounts": [
+            {"Source": "/host/in", "Target": "/data/in", "ReadOnly": True},
+            {"Source": "/host/out", "Target": "/data/out", "ReadOnly": False},
+        ],
+    }
+    state = ContainerState(
+        "c", False, 0, False, "", "", "", host_config, "10001:10001", (), (), (), ""
+    )
+    assert mismatches(spec, applied(state)) == []
+    weak = dict(host_config, NetworkMode="bridge", PidsLimit=None, CapAdd=["NET_RAW"])
+    state = ContainerState("c", False, 0, False, "", "", "", weak, "0", (), (), (), "")
+    problems = "\n".join(mismatches(spec, applied(state)))
+    for word in ("network_mode", "pids_limit", "cap_add", "user"):
+        assert word in problems
