@@ -118,3 +118,29 @@ def locked(entry_dir: Path) -> Iterator[None]:
 def only_appended(old: str, new: str) -> bool:
     """True when ``new`` keeps every byte of ``old`` and only adds lines after it."""
     return new.startswith(old) and (not old or old.endswith("\n") or new == old)
+
+
+class CatalogLedger:
+    """The runner's view of the ledgers: NAME[@VERSION] → the published manifest digest.
+
+    Without a version, the newest release that is not a pre-release answers (or the newest
+    pre-release when there is nothing else)."""
+
+    def __init__(self, catalog: Path) -> None:
+        self.catalog = catalog
+
+    def lookup(self, name: str, version: str | None) -> Any:
+        from gefreg import resolve, versions
+
+        releases = read(self.catalog / name)
+        if version is not None:
+            release = find(releases, version)
+        else:
+            final = [r.version for r in releases if not versions.is_prerelease(r.version)]
+            newest = versions.highest(final or [r.version for r in releases])
+            release = find(releases, newest) if newest else None
+        if release is None:
+            return None
+        registry = release.repository.split("/", 1)[0]
+        return resolve.Release(name=name, version=release.version, registry=registry,
+                               repository=release.repository, manifest_digest=release.digest)

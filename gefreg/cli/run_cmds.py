@@ -137,6 +137,7 @@ def run_cmd(
     from gefreg import ui
     from gefreg.engine import Engine
     from gefreg.errors import CheckFailed
+    from gefreg.ledger import CatalogLedger
     from gefreg.runner import run_service
     from gefreg.runplan import LimitOverrides, plan_run
 
@@ -157,6 +158,7 @@ def run_cmd(
         record=record,
         force=force,
         allow_untrusted=allow_untrusted,
+        ledger=CatalogLedger(settings.catalog),
     )
     with ui.Progress() as progress:
         result = run_service(settings, engine, request, _observer(progress))
@@ -282,12 +284,15 @@ def test_cmd(
     \b
     Examples:
       gefreg test fixity-manifest
+      gefreg test fixity-manifest@1.0.0        # the published image, pulled by digest
       gefreg test catalog/fixity-manifest --update
     """
     from gefreg import ui
     from gefreg.catalog import base_names, load_entry, resolve
     from gefreg.engine import Engine
     from gefreg.errors import CheckFailed
+    from gefreg.ledger import CatalogLedger
+    from gefreg.resolve import resolve_image, verify_image
     from gefreg.servicetests import built_image, run_tests
 
     settings = _settings(catalog, registry, need_catalog=True)
@@ -302,7 +307,12 @@ def test_cmd(
             ui.print_json({"entry": entry.name, "passed": True, "tests": []})
         return
     engine = Engine.connect()
-    image = built_image(settings, entry, version)
+    if version is None:
+        image = built_image(settings, entry)
+    else:  # a published version comes from the ledger, pulled by digest; else the build
+        image = verify_image(engine, resolve_image(settings, f"{entry.name}@{version}",
+                                                   engine=engine,
+                                                   ledger=CatalogLedger(settings.catalog)))
     with ui.Progress() as progress:
         report = run_tests(
             settings,
