@@ -1,0 +1,439 @@
+"""`gefreg scan`: scan an image (or an entry's built image), apply the policy, keep the report.
+
+An image is scanned by Trivy (vulnerabilities, secrets, misconfigurations) and, for an entry,
+the entry's rendered Dockerfile by hadolint. The findings go through the policy
+(:mod:`gefreg.policy`) and the result is a :class:`ScanReport`: the verdict, every finding
+that blocked, what was suppressed and why, and what is needed to reproduce it (scanner and DB
+versions, policy sha256, image ID, SBOM). Scanner results are cached (:mod:`gefreg.scan_cache`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from gefreg import __version__
+from gefreg.errors import BadInput
+from gefreg.findings import HADOLINT_SEVERITY, Finding, FindingClass
+from gefreg.policy import POLICY_FILE, Policy, Verdict, evaluate, load_policy
+from gefreg.scan_cache import (
+    DOCKERFILE,
+    REPORT,
+    SBOM,
+    TRIVY_REPORT,
+    CachedScan,
+    ScanCache,
+    cache_key,
+    is_image_id,
+    valid_until,
+)
+from gefreg.settings import Settings
+from gefreg.trivy import (
+    ImageMeta,
+    ScannerInfo,
+    TrivyOptions,
+    VulnerabilityScan,
+    image_meta,
+    load_report,
+    parse_report,
+    scan_image,
+    scanner_info,
+    write_sbom,
+)
+
+BUILD_RECORD = "build.json"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What `gefreg build` wrote about an entry's image."""
+
+    path: Path
+    image_id: str
+    tags: tuple[str, ...]
+    fingerprint: str | None
+
+
+def build_record(settings: Settings, name: str) -> BuildRecord:
+    """The built image of entry ``name``, from ``BUILDS/<name>/build.json``.
+
+    This is the one place that knows the build record's shape: adapt it here if it changes.
+    """
+    path = settings.builds_dir / name / BUILD_RECORD
+    if not path.is_file():
+        raise BadInput(
+            f"entry {name!r} has no built image yet (no {path})",
+            f"build it first: gefreg build {name}",
+        )
+    try:
+        data = json.loads(path.read_bytes())
+        image_id = data["image_id"]
+        tags = tuple(str(t) for t in data.get("tags") or ())
+        fingerprint = data.get("fingerprint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(
+            f"{path}: unreadable build record ({exc})", f"rebuild the image: gefreg build {name}"
+        ) from None
+    if not is_image_id(image_id):
+        raise BadInput(
+            f"{path}: image_id {image_id!r} is not sha256:<64 hex>",
+            f"rebuild the image: gefreg build {name}",
+        )
+    return BuildRecord(path, image_id, tags, fingerprint)
+
+
+def find_entry(root: Path, target: str) -> Path | None:
+    """The entry folder ``target`` names (a folder, its service.yaml, or a catalog name)."""
+    from gefreg.record import RECORD_FILE
+
+    path = Path(target)
+    if (path / RECORD_FILE).is_file():
+        return path
+    if path.name == RECORD_FILE and path.is_file():
+        return path.parent
+    if not any(c in target for c in ":@/") and (root / target / RECORD_FILE).is_file():
+        return root / target
+    return None
+
+
+def policy_files(settings: Settings, policy: Path | None, entry_dir: Path | None) -> list[Path]:
+    """``--policy FILE`` (else ``CATALOG/policy.yaml`` if present), then the entry's own."""
+    files = []
+    if policy is not None:
+        files.append(policy)
+    elif (settings.catalog / POLICY_FILE).is_file():
+        files.append(settings.catalog / POLICY_FILE)
+    if entry_dir is not None and (entry_dir / POLICY_FILE).is_file():
+        files.append(entry_dir / POLICY_FILE)
+    return files
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """Everything a scan found and decided, and what is needed to reproduce it."""
+
+    reference: str
+    entry: str | None
+    image: ImageMeta
+    scanner: ScannerInfo
+    hadolint: str | None
+    vulnerabilities: VulnerabilityScan
+    verdict: Verdict
+    scanned_at: datetime
+    cached: bool
+    folder: Path | None
+    trivy_report: Path | None
+    sbom: Path | None
+    dockerfile: Path | None
+    commands: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @property
+    def policy(self) -> Policy:
+        return self.verdict.policy
+
+    @property
+    def report_path(self) -> Path | None:
+        return self.folder / REPORT if self.folder else None
+
+    def location(self, finding: Finding) -> str | None:
+        """The file a finding points at: the saved Dockerfile for hadolint findings."""
+        if finding.kind is FindingClass.DOCKERFILE and self.dockerfile is not None:
+            return str(self.dockerfile)
+        return finding.path
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        subject = self.entry or self.reference
+        blocking = len(self.verdict.blocking)
+        text = f"scan {verdict}: {subject}: {blocking} blocking finding"
+        text += "" if blocking == 1 else "s"
+        if not self.vulnerabilities.evaluated:
+            text += ", vulnerabilities not evaluated (no vulnerability DB)"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        files = {
+            "report": self.report_path,
+            "trivy_report": self.trivy_report,
+            "sbom": self.sbom,
+            "dockerfile": self.dockerfile,
+        }
+        return {
+            "gefreg_scan": 1,
+            "gefreg_version": __version__,
+            "passed": self.passed,
+            "summary": self.summary(),
+            "reasons": self.verdict.reasons(),
+            "subject": {
+                "reference": self.reference,
+                "entry": self.entry,
+                **self.image.to_json(),
+            },
+            "scanners": {
+                "trivy": self.scanner.to_json(),
+                "hadolint": {"version": self.hadolint} if self.hadolint else None,
+            },
+            "vulnerabilities": {
+                **self.vulnerabilities.to_json(),
+                "when_unavailable": self.policy.db_unavailable.value,
+                "blocks": self.verdict.db_blocks,
+            },
+            "policy": self.policy.to_json(),
+            "verdict": self.verdict.to_json(),
+            "scanned_at": self.scanned_at.isoformat(),
+            "cached": self.cached,
+            "files": {k: str(v) if v else None for k, v in files.items()},
+            "commands": list(self.commands),
+            "notes": list(self.notes),
+        }
+
+
+def _hadolint_version() -> str:
+    from gefreg.tools import find_tool, run_tool
+
+    out = run_tool([find_tool("hadolint"), "--version"]).stdout.decode(errors="replace")
+    return out.strip().rsplit(" ", 1)[-1] or "unknown"
+
+
+def _lint_dockerfile(path: Path, entry: str) -> tuple[Finding, ...]:
+    from gefreg.hadolint import run_hadolint
+
+    return tuple(
+        Finding(
+            kind=FindingClass.DOCKERFILE,
+            id=f.code,
+            severity=HADOLINT_SEVERITY.get(f.level, HADOLINT_SEVERITY["error"]),
+            title=f.message,
+            target=f"Dockerfile rendered from {entry}",
+            path=DOCKERFILE,
+            line=f.line or None,
+            url=f"https://github.com/hadolint/hadolint/wiki/{f.code}"
+            if f.code.startswith("DL")
+            else None,
+        )
+        for f in run_hadolint([path])
+    )
+
+
+@dataclass(frozen=True)
+class _Target:
+    reference: str
+    entry: str | None
+    image_id: str | None
+    dockerfile: str | None
+    notes: tuple[str, ...]
+
+
+def _resolve(settings: Settings, target: str, progress: Progress) -> tuple[_Target, Path | None]:
+    folder = find_entry(settings.catalog, target)
+    if folder is None:
+        image_id = target if is_image_id(target) else None
+        return _Target(target, None, image_id, None, ()), None
+    from gefreg.catalog import base_names, load_entry
+    from gefreg.prepare import prepare
+
+    entry = load_entry(folder, base_names(settings.catalog))
+    name = entry.spec.name
+    record = build_record(settings, name)
+    progress(f"rendering the Dockerfile of {name}")
+    plan = prepare(entry, settings)
+    notes: tuple[str, ...] = ()
+    if record.fingerprint and record.fingerprint != plan.fingerprint.digest:
+        notes = (
+            f"{name} changed since its image was built (fingerprint "
+            f"{plan.fingerprint.digest[:19]} now, {record.fingerprint[:19]} when built): "
+            f"hadolint checked the current Dockerfile; rebuild with `gefreg build {name}`",
+        )
+    reference = record.tags[0] if record.tags else record.image_id
+    return _Target(reference, name, record.image_id, plan.dockerfile, notes), entry.directory
+
+
+def scan(
+    settings: Settings,
+    target: str,
+    *,
+    policy_file: Path | None = None,
+    options: TrivyOptions | None = None,
+    today: date | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> ScanReport:
+    """Scan ``target`` (an image reference or ID in the local engine, or a catalog entry).
+
+    A cached result is looked for when the image ID is known without asking the engine (an
+    entry's build record, or an ID given as ``sha256:...``); a tag is always scanned, and its
+    result is cached under the image ID Trivy reports.
+    """
+    options = options or TrivyOptions()
+    say = progress or (lambda _text: None)
+    subject, entry_dir = _resolve(settings, target, say)
+    policy = load_policy(policy_files(settings, policy_file, entry_dir))
+    hadolint = _hadolint_version() if subject.dockerfile is not None else None
+    dockerfile_sha = None
+    if subject.dockerfile is not None:
+        from gefreg.hashing import sha256_bytes
+
+        dockerfile_sha = sha256_bytes(subject.dockerfile.encode())
+    cache = ScanCache(settings.state_dir / "scans")
+    info = None
+    cached = None
+    if use_cache and subject.image_id is not None:
+        info = scanner_info(options)
+        key = cache_key(subject.image_id, info, options.key(), dockerfile_sha, hadolint)
+        cached = cache.get(subject.image_id, key)
+    was_cached = cached is not None
+    if cached is None:
+        cached = _run_scanners(cache, subject, info, options, dockerfile_sha, hadolint, say)
+    return _finish(cached, subject, policy, today or date.today(), was_cached)
+
+
+def _run_scanners(
+    cache: ScanCache,
+    subject: _Target,
+    info: ScannerInfo | None,
+    options: TrivyOptions,
+    dockerfile_sha: str | None,
+    hadolint: str | None,
+    say: Progress,
+) -> CachedScan:
+    workspace = cache.workspace()
+    try:
+        scanned_at = datetime.now(UTC)
+        findings: tuple[Finding, ...] = ()
+        if subject.dockerfile is not None and subject.entry is not None:
+            say("checking the Dockerfile with hadolint")
+            (workspace / DOCKERFILE).write_text(subject.dockerfile)
+            findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
+        say(f"scanning {subject.reference} with Trivy")
+        ref = subject.image_id or subject.reference
+        result = scan_image(ref, options, workspace / TRIVY_REPORT)
+        findings += result.findings
+        say("writing the CycloneDX SBOM")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The DB in the cache now (Trivy may just have fetched one) is asked for while
+            # the SBOM is written: two short Trivy calls side by side.
+            fresh = info is None or result.vulnerabilities.evaluated
+            future = pool.submit(scanner_info, options) if fresh else None
+            write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
+            if future is not None:
+                info = future.result()
+        assert info is not None
+        image = result.image
+        if image.image_id is None:
+            image = ImageMeta(image.name, subject.image_id, image.repo_digests, image.repo_tags)
+        key = cache_key(
+            image.image_id or subject.reference, info, options.key(), dockerfile_sha, hadolint
+        )
+        record = CachedScan(
+            key=key,
+            folder=workspace,
+            scanned_at=scanned_at,
+            valid_until=valid_until(
+                scanned_at, info, result.vulnerabilities, options.skip_db_update
+            ),
+            image=image,
+            scanner=info,
+            hadolint=hadolint,
+            vulnerabilities=result.vulnerabilities,
+            findings=findings,
+            commands=result.commands,
+        )
+        return cache.put(workspace, record)
+    except BaseException:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise
+
+
+def _finish(
+    cached: CachedScan, subject: _Target, policy: Policy, today: date, was_cached: bool
+) -> ScanReport:
+    verdict = evaluate(
+        cached.findings,
+        policy,
+        today=today,
+        vulnerabilities_evaluated=cached.vulnerabilities.evaluated,
+    )
+    dockerfile = cached.folder / DOCKERFILE
+    report = ScanReport(
+        reference=subject.reference,
+        entry=subject.entry,
+        image=cached.image,
+        scanner=cached.scanner,
+        hadolint=cached.hadolint,
+        vulnerabilities=cached.vulnerabilities,
+        verdict=verdict,
+        scanned_at=cached.scanned_at,
+        cached=was_cached,
+        folder=cached.folder,
+        trivy_report=cached.trivy_report,
+        sbom=cached.sbom,
+        dockerfile=dockerfile if dockerfile.is_file() else None,
+        commands=cached.commands,
+        notes=subject.notes,
+    )
+    (cached.folder / REPORT).write_text(json.dumps(report.to_json(), indent=1))
+    return report
+
+
+def evaluate_trivy_report(
+    settings: Settings,
+    path: Path,
+    *,
+    entry: str | None = None,
+    policy_file: Path | None = None,
+    today: date | None = None,
+) -> ScanReport:
+    """Apply the policy to a Trivy JSON report made elsewhere (no scanner runs).
+
+    The report is taken to include the vulnerability scan (Trivy's default). ``entry`` selects
+    an entry's own policy on top of the catalog's.
+    """
+    entry_dir = None
+    if entry is not None:
+        entry_dir = find_entry(settings.catalog, entry)
+        if entry_dir is None:
+            raise BadInput(
+                f"no catalog entry {entry!r} in {settings.catalog}",
+                "name an entry folder or name, or leave it out",
+            )
+    policy = load_policy(policy_files(settings, policy_file, entry_dir))
+    data = load_report(path)
+    image = image_meta(data)
+    verdict = evaluate(parse_report(data), policy, today=today or date.today())
+    version = str((data.get("Trivy") or {}).get("Version") or "unknown")
+    created = data.get("CreatedAt")
+    try:
+        scanned_at = datetime.fromisoformat(str(created))
+    except ValueError:
+        scanned_at = datetime.now(UTC)
+    return ScanReport(
+        reference=image.name or str(path),
+        entry=entry_dir.name if entry_dir else None,
+        image=image,
+        scanner=ScannerInfo(version, None),
+        hadolint=None,
+        vulnerabilities=VulnerabilityScan(True),
+        verdict=verdict,
+        scanned_at=scanned_at,
+        cached=False,
+        folder=None,
+        trivy_report=path,
+        sbom=None,
+        dockerfile=None,
+        notes=(
+            f"evaluated {path} (a Trivy report made elsewhere); the vulnerability scan is "
+            "taken to be part of it",
+        ),
+    )
