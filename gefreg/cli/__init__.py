@@ -51,6 +51,7 @@ def cli() -> None:
     The workflow, one command per step:
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
+      gefreg scan ENTRY        scan the built image and gate it with the policy
 
     Every command finds the catalog through --catalog DIR, else $GEFREG_CATALOG,
     else ./catalog. Add --json where offered for machine-readable output.
@@ -68,4 +69,4 @@ def main() -> None:
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds  # noqa: E402,F401  (registers commands)
+from gefreg.cli import catalog_cmds, scan_cmds  # noqa: E402,F401  (registers commands)
