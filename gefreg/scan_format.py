@@ -49,7 +49,8 @@ def _short(text: str | None, keep: int = 19) -> str:
 def _where(report: ScanReport, decision: Decision) -> str:
     finding = decision.finding
     if finding.package:
-        return finding.package
+        text = f"{finding.package} {finding.installed or '?'}"
+        return text + (f" → {finding.fixed}" if finding.fixed else " (no fix)")
     place = report.location(finding) or finding.target
     return f"{place}:{finding.line}" if finding.line else place
 
@@ -58,24 +59,23 @@ def _findings_table(
     report: ScanReport, title: str, decisions: tuple[Decision, ...], why: bool
 ) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    table = Table(title=title, title_justify="left", expand=True)
     for name in ("class", "id", "severity"):
         table.add_column(name, no_wrap=True)
-    for name in ("package / file", "installed", "fixed"):
-        table.add_column(name, overflow="fold")
-    table.add_column("why" if why else "title", overflow="fold", ratio=1)
+    table.add_column("package installed → fixed / file:line", overflow="fold", ratio=2)
+    table.add_column("why" if why else "title", overflow="fold", ratio=3)
     for d in decisions:
         f = d.finding
-        table.add_row(
+        cells = (
             SHORT_CLASS[f.kind],
             f.id,
             f.severity.name,
             _where(report, d),
-            f.installed or "",
-            f.fixed or "",
             d.why(report.policy) if why else f.title,
         )
+        table.add_row(*(Text(cell) for cell in cells))  # Text: no markup in scanner output
     return table
 
 
@@ -100,9 +100,12 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
         + (f" ({report.image.name})" if report.image.name else "")
     )
     db = report.scanner.db
-    db_text = (
-        f"vulnerability DB v{db.version} updated {db.updated_at}" if db else "no vulnerability DB"
-    )
+    if db is not None:
+        db_text = f"vulnerability DB v{db.version} updated {db.updated_at}"
+    elif report.vulnerabilities.evaluated:
+        db_text = "vulnerability DB not recorded"
+    else:
+        db_text = "no vulnerability DB"
     scanners = f"trivy {report.scanner.version} ({db_text})"
     if report.hadolint:
         scanners += f", hadolint {report.hadolint}"
