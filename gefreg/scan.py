@@ -39,6 +39,7 @@ from gefreg.trivy import (
     ScannerInfo,
     TrivyOptions,
     VulnerabilityScan,
+    db_probably_cached,
     image_meta,
     load_report,
     parse_report,
@@ -229,35 +230,54 @@ def _lint_dockerfile(path: Path, entry: str) -> tuple[Finding, ...]:
 
 @dataclass(frozen=True)
 class _Target:
+    """What to scan: an image reference, or an entry's built image (found without parsing)."""
+
     reference: str
-    entry: str | None
     image_id: str | None
-    dockerfile: str | None
-    notes: tuple[str, ...]
+    entry: str | None = None
+    entry_dir: Path | None = None
+    build: BuildRecord | None = None
 
 
-def _resolve(settings: Settings, target: str, progress: Progress) -> tuple[_Target, Path | None]:
+def _target(settings: Settings, target: str) -> _Target:
     folder = find_entry(settings.catalog, target)
     if folder is None:
-        image_id = target if is_image_id(target) else None
-        return _Target(target, None, image_id, None, ()), None
+        return _Target(target, target if is_image_id(target) else None)
+    name = folder.resolve().name  # a record's name must equal its folder's (record.py)
+    record = build_record(settings, name)
+    reference = record.tags[0] if record.tags else record.image_id
+    return _Target(reference, record.image_id, name, folder, record)
+
+
+@dataclass(frozen=True)
+class _Dockerfile:
+    """An entry's rendered Dockerfile; ``identity`` keys its hadolint result in the cache."""
+
+    text: str
+    identity: str
+    notes: tuple[str, ...] = ()
+
+
+def _render(settings: Settings, subject: _Target) -> _Dockerfile:
+    """Render the entry now. When its fingerprint is the one in the build record, this is the
+    Dockerfile the image was built from, and the fingerprint identifies it."""
     from gefreg.catalog import base_names, load_entry
+    from gefreg.hashing import sha256_bytes
     from gefreg.prepare import prepare
 
-    entry = load_entry(folder, base_names(settings.catalog))
-    name = entry.spec.name
-    record = build_record(settings, name)
-    progress(f"rendering the Dockerfile of {name}")
-    plan = prepare(entry, settings)
+    assert subject.entry_dir is not None and subject.build is not None
+    plan = prepare(load_entry(subject.entry_dir, base_names(settings.catalog)), settings)
+    now, built = plan.fingerprint.digest, subject.build.fingerprint
+    if now == built:
+        return _Dockerfile(plan.dockerfile, now)
     notes: tuple[str, ...] = ()
-    if record.fingerprint and record.fingerprint != plan.fingerprint.digest:
+    if built:
         notes = (
-            f"{name} changed since its image was built (fingerprint "
-            f"{plan.fingerprint.digest[:19]} now, {record.fingerprint[:19]} when built): "
-            f"hadolint checked the current Dockerfile; rebuild with `gefreg build {name}`",
+            f"{subject.entry} changed since its image was built (fingerprint {now[:19]} now, "
+            f"{built[:19]} when built): hadolint checked the current Dockerfile; rebuild with "
+            f"`gefreg build {subject.entry}`",
         )
-    reference = record.tags[0] if record.tags else record.image_id
-    return _Target(reference, name, record.image_id, plan.dockerfile, notes), entry.directory
+    return _Dockerfile(plan.dockerfile, "rendered " + sha256_bytes(plan.dockerfile.encode()), notes)
 
 
 def scan(
@@ -274,67 +294,88 @@ def scan(
 
     A cached result is looked for when the image ID is known without asking the engine (an
     entry's build record, or an ID given as ``sha256:...``); a tag is always scanned, and its
-    result is cached under the image ID Trivy reports.
+    result is cached under the image ID Trivy reports. For an entry, the result is reused while
+    the image and the fingerprint it was built from are unchanged.
     """
     options = options or TrivyOptions()
     say = progress or (lambda _text: None)
-    subject, entry_dir = _resolve(settings, target, say)
-    policy = load_policy(policy_files(settings, policy_file, entry_dir))
-    hadolint = _hadolint_version() if subject.dockerfile is not None else None
-    dockerfile_sha = None
-    if subject.dockerfile is not None:
-        from gefreg.hashing import sha256_bytes
-
-        dockerfile_sha = sha256_bytes(subject.dockerfile.encode())
+    subject = _target(settings, target)
     cache = ScanCache(settings.state_dir / "scans")
-    info = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # `trivy version` (about 0.06 s) is needed first only to look up a cached result; it
+        # runs while the policy is read. For a tag it runs after the scan, beside
+        # `trivy convert`, so that it does not slow the scan down.
+        lookup = use_cache and subject.image_id is not None
+        info_future = pool.submit(scanner_info, options) if lookup else None
+        policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
+        hadolint = _hadolint_version() if subject.entry is not None else None
+        dockerfile = None
+        if subject.build is not None and not subject.build.fingerprint:
+            dockerfile = _render(settings, subject)
+        info = info_future.result() if info_future is not None else None
     cached = None
-    if use_cache and subject.image_id is not None:
-        info = scanner_info(options)
-        key = cache_key(subject.image_id, info, options.key(), dockerfile_sha, hadolint)
+    if info is not None and subject.image_id is not None:
+        identity = None
+        if subject.build is not None:
+            identity = dockerfile.identity if dockerfile else subject.build.fingerprint
+        key = cache_key(subject.image_id, info, options.key(), identity, hadolint)
         cached = cache.get(subject.image_id, key)
     was_cached = cached is not None
+    notes: tuple[str, ...] = ()
     if cached is None:
-        cached = _run_scanners(cache, subject, info, options, dockerfile_sha, hadolint, say)
-    return _finish(cached, subject, policy, today or date.today(), was_cached)
+        cached, notes = _run_scanners(
+            settings, cache, subject, info, options, dockerfile, hadolint, say
+        )
+    return _finish(cached, subject, policy, today or date.today(), was_cached, notes)
 
 
 def _run_scanners(
+    settings: Settings,
     cache: ScanCache,
     subject: _Target,
     info: ScannerInfo | None,
     options: TrivyOptions,
-    dockerfile_sha: str | None,
+    dockerfile: _Dockerfile | None,
     hadolint: str | None,
     say: Progress,
-) -> CachedScan:
+) -> tuple[CachedScan, tuple[str, ...]]:
     workspace = cache.workspace()
     try:
         scanned_at = datetime.now(UTC)
-        findings: tuple[Finding, ...] = ()
-        if subject.dockerfile is not None and subject.entry is not None:
-            say("checking the Dockerfile with hadolint")
-            (workspace / DOCKERFILE).write_text(subject.dockerfile)
-            findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
         say(f"scanning {subject.reference} with Trivy")
         ref = subject.image_id or subject.reference
-        result = scan_image(ref, options, workspace / TRIVY_REPORT)
+        db_in_cache = info.db is not None if info is not None else db_probably_cached(options)
+        findings: tuple[Finding, ...] = ()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Trivy runs in the background while the entry's Dockerfile is rendered and linted.
+            scanning = pool.submit(
+                scan_image, ref, options, workspace / TRIVY_REPORT, db_in_cache=db_in_cache
+            )
+            if subject.entry is not None:
+                if dockerfile is None:
+                    say(f"rendering the Dockerfile of {subject.entry}")
+                    dockerfile = _render(settings, subject)
+                say("checking the Dockerfile with hadolint")
+                (workspace / DOCKERFILE).write_text(dockerfile.text)
+                findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
+            result = scanning.result()
         findings += result.findings
         say("writing the CycloneDX SBOM")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # The DB in the cache now (Trivy may just have fetched one) is asked for while
-            # the SBOM is written: two short Trivy calls side by side.
-            fresh = info is None or result.vulnerabilities.evaluated
-            future = pool.submit(scanner_info, options) if fresh else None
-            write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
-            if future is not None:
-                info = future.result()
-        assert info is not None
+            # Which DB the scan used (Trivy may just have fetched one), asked while the SBOM
+            # is written.
+            if info is None or result.vulnerabilities.evaluated:
+                info_future = pool.submit(scanner_info, options)
+                write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
+                info = info_future.result()
+            else:
+                write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
         image = result.image
         if image.image_id is None:
             image = ImageMeta(image.name, subject.image_id, image.repo_digests, image.repo_tags)
+        identity = dockerfile.identity if dockerfile is not None else None
         key = cache_key(
-            image.image_id or subject.reference, info, options.key(), dockerfile_sha, hadolint
+            image.image_id or subject.reference, info, options.key(), identity, hadolint
         )
         record = CachedScan(
             key=key,
@@ -350,14 +391,19 @@ def _run_scanners(
             findings=findings,
             commands=result.commands,
         )
-        return cache.put(workspace, record)
+        return cache.put(workspace, record), dockerfile.notes if dockerfile else ()
     except BaseException:
         shutil.rmtree(workspace, ignore_errors=True)
         raise
 
 
 def _finish(
-    cached: CachedScan, subject: _Target, policy: Policy, today: date, was_cached: bool
+    cached: CachedScan,
+    subject: _Target,
+    policy: Policy,
+    today: date,
+    was_cached: bool,
+    notes: tuple[str, ...],
 ) -> ScanReport:
     verdict = evaluate(
         cached.findings,
@@ -381,7 +427,7 @@ def _finish(
         sbom=cached.sbom,
         dockerfile=dockerfile if dockerfile.is_file() else None,
         commands=cached.commands,
-        notes=subject.notes,
+        notes=notes,
     )
     (cached.folder / REPORT).write_text(json.dumps(report.to_json(), indent=1))
     return report

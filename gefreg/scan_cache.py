@@ -7,9 +7,11 @@ record) and ``report.json`` (gefreg's latest report with its verdict).
 
 The key covers everything that can change what the *scanners* say: the image ID, Trivy's
 version, the vulnerability DB's version and date, the Trivy options that choose the DB, the
-Dockerfile's sha256 and hadolint's version. The policy is deliberately not part of it: the
-verdict is computed afresh from the cached findings on every run (a few milliseconds), so an
-edited policy or an exception that expired today is honoured without scanning again.
+Dockerfile hadolint checked (for an entry: the fingerprint in its build record, which
+identifies the rendered Dockerfile the image was built from), hadolint's and gefreg's
+version. The policy is deliberately not part of it: the verdict is computed afresh from the
+cached findings on every run (a few milliseconds), so an edited policy or an exception that
+expired today is honoured without scanning again.
 
 A record stops being used when Trivy would fetch a newer DB (the DB's ``NextUpdate``), or, for
 a scan that had no DB at all, after :data:`NO_DB_RETRY` so that the DB is tried again.
@@ -104,17 +106,21 @@ def cache_key(
     image_id: str,
     scanner: ScannerInfo,
     trivy_options: dict[str, Any],
-    dockerfile_sha256: str | None,
+    dockerfile: str | None,
     hadolint: str | None,
 ) -> str:
+    """``dockerfile`` identifies the Dockerfile hadolint checked (an entry's fingerprint)."""
+    from gefreg import __version__
+
     parts = {
         "format": FORMAT,
+        "gefreg": __version__,
         "image_id": image_id,
         "trivy": scanner.version,
         "db": scanner.db.to_json() if scanner.db else None,
         "checks_bundle": scanner.checks_bundle,
         "options": trivy_options,
-        "dockerfile": dockerfile_sha256,
+        "dockerfile": dockerfile,
         "hadolint": hadolint,
     }
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))

@@ -6,8 +6,10 @@ How an image is scanned (measured with Trivy 0.76 on a 2-core machine):
   vulnerability DB *before* it looks at the image, so when the DB cannot be had (no network,
   no mirror, ``--skip-db-update`` on an empty cache) the call fails within about 0.1 s.
 * Only then a second call with ``--scanners secret,misconfig``, which needs no DB. Always
-  running two calls instead would cost every user a second image analysis and a second load
-  of the misconfiguration checks (about 0.5 s of every call).
+  running two calls would cost every user a second image analysis and a second load of the
+  misconfiguration checks (about 0.5 s of every call). When Trivy's cache holds no DB at all
+  (a first run, or a machine that never got one) the two calls run side by side instead, so
+  a machine that cannot download the DB does not wait for the failure first.
 * The SBOM comes from ``trivy convert --format cyclonedx`` on the JSON report (made with
   ``--list-all-pkgs``): about 0.06 s, no second analysis of the image.
 
@@ -18,8 +20,10 @@ engine itself, gefreg never pulls.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +200,19 @@ def trivy() -> str:
     return find_tool("trivy")
 
 
+def db_probably_cached(options: TrivyOptions) -> bool:
+    """Whether Trivy's cache seems to hold a vulnerability DB, without running Trivy.
+
+    Only a hint for choosing how to run a scan (see :func:`scan_image`); a wrong guess costs
+    time, never correctness. The DB a scan used is always asked from Trivy itself.
+    """
+    root = options.cache_dir or os.environ.get("TRIVY_CACHE_DIR")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(base) / "trivy"
+    return (Path(root) / "db" / "metadata.json").is_file()
+
+
 def scanner_info(options: TrivyOptions) -> ScannerInfo:
     """Trivy's version and the vulnerability DB its cache holds (one call, about 0.05 s)."""
     argv = [trivy(), "version", "--format", "json"]
@@ -303,20 +320,38 @@ def _run_image(
     return proc.returncode, error, short_command(["trivy", *argv[1:]])
 
 
-def scan_image(ref: str, options: TrivyOptions, output: Path) -> TrivyScan:
+def scan_image(
+    ref: str, options: TrivyOptions, output: Path, *, db_in_cache: bool = True
+) -> TrivyScan:
     """Scan a local image for vulnerabilities, secrets and misconfigurations.
 
     Without a vulnerability DB the vulnerability part is reported as not evaluated (with
-    Trivy's reason) and secrets and misconfigurations are still scanned.
+    Trivy's reason) and secrets and misconfigurations are still scanned. When the cache holds
+    no DB yet (``db_in_cache`` false: Trivy has to download one, which fails at once where it
+    cannot), the scan without the vulnerability scanner runs beside the full one instead of
+    after it, so an air-gapped machine does not wait for the failure first.
     """
     output.parent.mkdir(parents=True, exist_ok=True)
-    code, error, command = _run_image(ref, ALL_SCANNERS, options, output)
-    commands = [command]
-    vulnerabilities = VulnerabilityScan(True)
-    if code != 0 and _is_db_failure(error):
-        vulnerabilities = VulnerabilityScan(False, reason=error, fix=DB_FIX)
-        code, error, command = _run_image(ref, OFFLINE_SCANNERS, options, output)
-        commands.append(command)
+    offline_output = output.with_name(output.stem + "-offline.json")
+    offline = None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full = pool.submit(_run_image, ref, ALL_SCANNERS, options, output)
+        if not db_in_cache:
+            offline = pool.submit(_run_image, ref, OFFLINE_SCANNERS, options, offline_output)
+        code, error, command = full.result()
+        commands = [command]
+        vulnerabilities = VulnerabilityScan(True)
+        if code != 0 and _is_db_failure(error):
+            vulnerabilities = VulnerabilityScan(False, reason=error, fix=DB_FIX)
+            if offline is None:
+                offline = pool.submit(_run_image, ref, OFFLINE_SCANNERS, options, offline_output)
+            code, error, command = offline.result()
+            commands.append(command)
+            if code == 0:
+                offline_output.replace(output)
+        elif offline is not None:
+            offline.result()  # not needed: the full scan worked
+    offline_output.unlink(missing_ok=True)
     if code != 0:
         raise _failure(ref, error, command)
     data = load_report(output)

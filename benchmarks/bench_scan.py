@@ -1,0 +1,198 @@
+"""`gefreg scan` against the bare `trivy image` call it wraps, and a cached re-scan.
+
+Targets (issue 4): gefreg scan at most 1.1x the bare Trivy call on a cold cache (fresh Trivy
+cache, fresh gefreg state); a cached re-scan under 0.2 s.
+
+The bare call is the Trivy command that does the scanning here, with the same flags gefreg
+passes (`--scanners secret,misconfig --image-config-scanners misconfig,secret --list-all-pkgs`
+on a machine without a vulnerability DB). gefreg adds: the vulnerability-scanner attempt that
+finds no DB (about 0.1 s), the SBOM (`trivy convert`), `trivy version`, the policy and the
+report. Two images: a tiny one (fixed costs dominate) and one with gefreg's own virtualenv
+(about 130 MB of Python packages, a realistic scientific-service size).
+
+    .venv/bin/python benchmarks/bench_scan.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import ROOT, VENV_BIN, report
+
+PREFIX = "gefreg-bench-scan"
+POLICY = "vulnerability-db-unavailable: warn\n"
+
+
+def docker(*args: str) -> str:
+    out = subprocess.run(["docker", *args], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def build(tag: str, context: Path) -> str:
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY root/ /\nUSER 65534:65534\n")
+    return docker("build", "-q", "-t", tag, str(context))
+
+
+def build_images(tmp: Path) -> dict[str, str]:
+    tiny = tmp / "tiny"
+    (tiny / "root" / "opt" / "app").mkdir(parents=True)
+    (tiny / "root" / "opt" / "app" / "run.sh").write_text("echo hello\n")
+    python = tmp / "python"
+    site = python / "root" / "usr" / "lib" / "python3.11" / "site-packages"
+    shutil.copytree(ROOT / ".venv" / "lib" / "python3.11" / "site-packages", site, symlinks=True)
+    return {
+        f"{PREFIX}/tiny:1": build(f"{PREFIX}/tiny:1", tiny),
+        f"{PREFIX}/python:1": build(f"{PREFIX}/python:1", python),
+    }
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in ok:
+        raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def median(runs: int, action: Callable[[], float]) -> float:
+    return statistics.median(action() for _ in range(runs))
+
+
+class Bench:
+    """Commands for one image; every cold run gets a fresh Trivy cache and gefreg state."""
+
+    def __init__(self, tmp: Path, catalog: Path, tag: str) -> None:
+        self.tmp, self.catalog, self.tag = tmp, catalog, tag
+        self.trivy = shutil.which("trivy") or str(VENV_BIN / "trivy")
+        self.gefreg = str(VENV_BIN / "gefreg")
+        self.count = 0
+
+    def fresh(self, kind: str) -> str:
+        self.count += 1
+        return str(self.tmp / f"{kind}-{self.count}")
+
+    def bare(self) -> float:
+        return timed(
+            [
+                self.trivy,
+                "image",
+                "--quiet",
+                "--format",
+                "json",
+                "--output",
+                self.fresh("out"),
+                "--list-all-pkgs",
+                "--image-src",
+                "docker",
+                "--scanners",
+                "secret,misconfig",
+                "--image-config-scanners",
+                "misconfig,secret",
+                "--cache-dir",
+                self.fresh("trivy-cache"),
+                self.tag,
+            ]
+        )
+
+    def gefreg_scan(self, target: str, state: str, cache: str) -> float:
+        env = {**os.environ, "GEFREG_STATE": state}
+        argv = [
+            self.gefreg,
+            "scan",
+            "--catalog",
+            str(self.catalog),
+            "--format",
+            "json",
+            "--cache-dir",
+            cache,
+            target,
+        ]
+        return timed(argv, env=env, ok=(0, 1))
+
+    def cold(self) -> float:
+        return self.gefreg_scan(self.tag, self.fresh("state"), self.fresh("trivy-cache"))
+
+    def cached(self, target: str) -> float:
+        state, cache = self.fresh("state"), self.fresh("trivy-cache")
+        self.gefreg_scan(target, state, cache)  # fills the cache
+        return median(5, lambda: self.gefreg_scan(target, state, cache))
+
+
+def entry_catalog(tmp: Path, image_id: str) -> tuple[Path, Path]:
+    """A catalog with one entry whose build record points at ``image_id``."""
+    from tests.helpers import demo_entry, make_catalog
+
+    catalog = make_catalog(tmp / "entry-catalog", demo_entry())
+    (catalog / "policy.yaml").write_text(POLICY)
+    state = tmp / "entry-state"
+    record = state / "builds" / "demo-service" / "build.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"image_id": image_id, "tags": [], "fingerprint": None}))
+    return catalog, state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5, help="cold runs of each (median)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        catalog = tmp / "catalog"
+        catalog.mkdir()
+        (catalog / "policy.yaml").write_text(POLICY)
+        print("building the test images ...", flush=True)
+        images = build_images(tmp)
+        try:
+            for tag, image_id in images.items():
+                bench = Bench(tmp, catalog, tag)
+                bare, wrapped = [], []
+                for _ in range(args.runs):  # alternate, so drift hits both alike
+                    bare.append(bench.bare())
+                    wrapped.append(bench.cold())
+                rows = [
+                    ("trivy image (bare, cold)", statistics.median(bare)),
+                    ("gefreg scan (cold)", statistics.median(wrapped)),
+                    ("gefreg scan IMAGE_ID, cached", bench.cached(image_id)),
+                ]
+                ratio = report(
+                    f"{tag}: median of {args.runs} cold runs, 5 cached",
+                    rows,
+                    ratio_of=("gefreg scan (cold)", "trivy image (bare, cold)"),
+                )
+                assert ratio is not None
+                print(
+                    f"  target cold <= 1.1x -> {'met' if ratio <= 1.1 else 'MISSED'}; "
+                    f"cached < 0.2 s -> {'met' if rows[2][1] < 0.2 else 'MISSED'}"
+                )
+
+            tiny_id = images[f"{PREFIX}/tiny:1"]
+            entry_cat, state = entry_catalog(tmp, tiny_id)
+            bench = Bench(tmp, entry_cat, "demo-service")
+            bench.gefreg_scan("demo-service", str(state), str(tmp / "entry-cache"))
+            cached = median(
+                5, lambda: bench.gefreg_scan("demo-service", str(state), str(tmp / "entry-cache"))
+            )
+            report(
+                "entry (build record -> tiny image; render + hadolint key), cached",
+                [("gefreg scan ENTRY, cached", cached)],
+            )
+            print(f"  target < 0.2 s -> {'met' if cached < 0.2 else 'MISSED'}")
+        finally:
+            subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+
+
+if __name__ == "__main__":
+    main()
