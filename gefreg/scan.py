@@ -32,6 +32,7 @@ from gefreg.scan_cache import (
     cache_key,
     is_image_id,
     valid_until,
+    write_json,
 )
 from gefreg.settings import Settings
 from gefreg.trivy import (
@@ -429,7 +430,7 @@ def _finish(
         commands=cached.commands,
         notes=notes,
     )
-    (cached.folder / REPORT).write_text(json.dumps(report.to_json(), indent=1))
+    write_json(cached.folder / REPORT, report.to_json())
     return report
 
 

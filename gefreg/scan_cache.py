@@ -180,7 +180,21 @@ class ScanCache:
         moved = CachedScan(**{**record.__dict__, "folder": target})
         (workspace / RECORD).write_text(json.dumps(moved.to_json(), indent=1))
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(workspace, target)
+        for _attempt in range(2):
+            try:
+                os.replace(workspace, target)
+                return moved
+            except OSError:
+                # An older result under the same key, or a scan that ran at the same time:
+                # the same inputs, so either copy will do.
+                shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(workspace, ignore_errors=True)
         return moved
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON so that a reader never sees half a file (rename over the old one)."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, path)

@@ -264,12 +264,12 @@ def trivy_error(stderr: bytes) -> str:
     return ": ".join(out) or "(no error output)"
 
 
-def _is_db_failure(error: str) -> bool:
+def is_db_failure(error: str) -> bool:
     lowered = error.lower()
     return "db error" in lowered or "vulnerability db" in lowered or "java db" in lowered
 
 
-def _failure(ref: str, error: str, command: str) -> Exception:
+def trivy_failure(ref: str, error: str, command: str) -> Exception:
     lowered = error.lower()
     if "no such image" in lowered or "unable to find the specified image" in lowered:
         if "failed to connect to the docker api" in lowered or "cannot connect" in lowered:
@@ -341,7 +341,7 @@ def scan_image(
         code, error, command = full.result()
         commands = [command]
         vulnerabilities = VulnerabilityScan(True)
-        if code != 0 and _is_db_failure(error):
+        if code != 0 and is_db_failure(error):
             vulnerabilities = VulnerabilityScan(False, reason=error, fix=DB_FIX)
             if offline is None:
                 offline = pool.submit(_run_image, ref, OFFLINE_SCANNERS, options, offline_output)
@@ -353,7 +353,7 @@ def scan_image(
             offline.result()  # not needed: the full scan worked
     offline_output.unlink(missing_ok=True)
     if code != 0:
-        raise _failure(ref, error, command)
+        raise trivy_failure(ref, error, command)
     data = load_report(output)
     return TrivyScan(
         output, image_meta(data), tuple(parse_report(data)), vulnerabilities, tuple(commands)
