@@ -309,3 +309,31 @@ def test_entry_scan_checks_the_rendered_dockerfile_with_hadolint(
     location = dl3008["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"] == dockerfile.as_uri()
     assert location["region"]["startLine"] >= 1
+
+
+def test_entry_rescan_is_cached_while_its_build_fingerprint_matches(
+    images: dict[str, str], tmp_path: Path, trivy_cache: Path
+) -> None:
+    catalog = make_catalog(tmp_path / "catalog", demo_entry())
+    (catalog / "policy.yaml").write_text(WARN)
+    rendered = CliRunner().invoke(
+        cli, ["render", "--catalog", str(catalog), "demo-service", "--json"]
+    )
+    fingerprint = json.loads(rendered.stdout)["fingerprint"]
+    record = tmp_path / "state" / "builds" / "demo-service" / "build.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(
+        json.dumps({"image_id": images["clean_id"], "tags": [], "fingerprint": fingerprint})
+    )
+    code, first = scan_json(catalog, trivy_cache, "demo-service")
+    assert code == 0 and not first["cached"] and first["notes"] == []
+    code, again = scan_json(catalog, trivy_cache, "demo-service")
+    assert code == 0 and again["cached"] and again["verdict"] == first["verdict"]
+    # Editing the entry does not change the built image: the cached result still answers,
+    # and a fresh scan says the image is out of date.
+    (catalog / "demo-service" / "run.sh").write_text("echo changed\n")
+    code, edited = scan_json(catalog, trivy_cache, "demo-service")
+    assert edited["cached"]
+    code, fresh = scan_json(catalog, trivy_cache, "demo-service", "--no-cache")
+    assert not fresh["cached"]
+    assert any("changed since its image was built" in n for n in fresh["notes"])
