@@ -263,3 +263,8 @@ def test_yaml_syntax_error_in_policy_has_a_line(tmp_path: Path) -> None:
         load_policy([path])
     assert caught.value.problems[0].line is not None
     assert "YAML syntax error" in str(caught.value)
+
+
+def test_the_shipped_catalog_policy_spells_out_the_defaults() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "catalog" / "policy.yaml"
+    assert load_policy([shipped]).rules_json() == Policy().rules_json()
