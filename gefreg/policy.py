@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -176,17 +176,19 @@ class _Layer:
     exceptions: tuple[PolicyException, ...] = ()
 
 
-def _parse_threshold(kind: FindingClass) -> Any:
+def _threshold_words(kind: FindingClass) -> dict[str, Threshold]:
+    """The words a threshold may be written with; the Dockerfile class also takes hadolint's."""
     words = dict(THRESHOLD_WORDS)
     if kind is FindingClass.DOCKERFILE:
         words.update(HADOLINT_SEVERITY)
+    return words
 
+
+def _threshold_check(words: dict[str, Threshold]) -> Callable[[str], str | None]:
     def check(text: str) -> str | None:
-        if text.strip().lower() not in words:
-            return f"unknown threshold {text!r}"
-        return None
+        return None if text.strip().lower() in words else f"unknown threshold {text!r}"
 
-    return words, check
+    return check
 
 
 def _read_layer(path: Path) -> _Layer:
@@ -205,13 +207,13 @@ def _read_layer(path: Path) -> _Layer:
         for kind in FindingClass:
             if levels is None or kind.value not in levels:
                 continue
-            words, check = _parse_threshold(kind)
+            words = _threshold_words(kind)
             text = reader.string(
                 levels,
                 kind.value,
                 f"{THRESHOLD_KEY}.{kind.value}",
                 expected="a threshold",
-                check=check,
+                check=_threshold_check(words),
                 hint="one of: " + ", ".join(words),
             )
             if text is not None:
@@ -398,7 +400,6 @@ class Verdict:
     stale: tuple[PolicyException, ...] = ()
     unverified: tuple[PolicyException, ...] = ()
     vulnerabilities_evaluated: bool = True
-    extra_reasons: tuple[str, ...] = field(default=())
 
     def _with(self, outcome: Outcome) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.outcome is outcome)

@@ -78,7 +78,7 @@ def build_record(settings: Settings, name: str) -> BuildRecord:
         data = json.loads(path.read_bytes())
         image_id = data["image_id"]
         tags = tuple(str(t) for t in data.get("tags") or ())
-        fingerprint = data.get("fingerprint")
+        fingerprint = str(data["fingerprint"]) if data.get("fingerprint") else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadInput(
             f"{path}: unreadable build record ({exc})", f"rebuild the image: gefreg build {name}"

@@ -30,7 +30,7 @@ from typing import Any
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolFailed
 from gefreg.findings import Finding, FindingClass, Severity
-from gefreg.tools import find_tool, run_tool
+from gefreg.tools import find_tool, run_tool, short_command
 
 ALL_SCANNERS = ("vuln", "secret", "misconfig")
 OFFLINE_SCANNERS = ("secret", "misconfig")
@@ -269,26 +269,25 @@ def is_db_failure(error: str) -> bool:
     return "db error" in lowered or "vulnerability db" in lowered or "java db" in lowered
 
 
-def trivy_failure(ref: str, error: str, command: str) -> Exception:
-    lowered = error.lower()
-    if "no such image" in lowered or "unable to find the specified image" in lowered:
-        if "failed to connect to the docker api" in lowered or "cannot connect" in lowered:
-            from gefreg.engine import START_HINT
+ENGINE_DOWN = ("failed to connect to the docker api", "cannot connect to the docker daemon")
+NO_SUCH_IMAGE = ("no such image", "unable to find the specified image")
 
-            return EnvironmentFailure(
-                f"Trivy could not reach the Docker engine to read {ref}: {error}", START_HINT
-            )
+
+def trivy_failure(ref: str, error: str, command: str) -> Exception:
+    """The gefreg error for a failed ``trivy image`` (given Trivy's error line)."""
+    lowered = error.lower()
+    if any(text in lowered for text in ENGINE_DOWN):
+        from gefreg.engine import START_HINT
+
+        return EnvironmentFailure(
+            f"Trivy could not reach the Docker engine to read {ref}: {error}", START_HINT
+        )
+    if any(text in lowered for text in NO_SUCH_IMAGE):
         return BadInput(
             f"image {ref!r} is not known to the local Docker engine",
             "build it first (gefreg build NAME), or check the name with `docker images`; "
             "gefreg scans local images only and never pulls",
         )
-    if "failed to connect to the docker api" in lowered or "cannot connect to the docker" in (
-        lowered
-    ):
-        from gefreg.engine import START_HINT
-
-        return EnvironmentFailure(f"Trivy could not reach the Docker engine: {error}", START_HINT)
     return ToolFailed(f"{command} failed: {error}", "rerun it by hand to see Trivy's full log")
 
 
@@ -313,8 +312,6 @@ def _run_image(
         *options.args(),
         ref,
     ]
-    from gefreg.tools import short_command
-
     proc = run_tool(argv, ok_codes=range(0, 256), timeout=options.seconds())
     error = trivy_error(proc.stderr) if proc.returncode != 0 else ""
     return proc.returncode, error, short_command(["trivy", *argv[1:]])
