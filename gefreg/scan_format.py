@@ -81,6 +81,7 @@ def _findings_table(
 
 def format_table(report: ScanReport, color: bool = False, width: int = 100) -> str:
     from rich.console import Console
+    from rich.markup import escape
 
     out = io.StringIO()
     console = Console(
@@ -94,10 +95,11 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     verdict = report.verdict
     policy = report.policy
     status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
-    console.print(f"[bold]gefreg scan[/] {report.entry or report.reference}: {status}")
+    console.print(f"[bold]gefreg scan[/] {escape(report.entry or report.reference)}: {status}")
     console.print(
         f"  image     {report.image.image_id or '?'}"
-        + (f" ({report.image.name})" if report.image.name else "")
+        + (f" ({report.image.name})" if report.image.name else ""),
+        markup=False,
     )
     db = report.scanner.db
     if db is not None:
@@ -109,9 +111,9 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     scanners = f"trivy {report.scanner.version} ({db_text})"
     if report.hadolint:
         scanners += f", hadolint {report.hadolint}"
-    console.print(f"  scanners  {scanners}")
+    console.print(f"  scanners  {scanners}", markup=False)
     files = ", ".join(str(s.path) for s in policy.sources) or "built-in defaults"
-    console.print(f"  policy    {files} ({policy.sha256[:19]}…)")
+    console.print(f"  policy    {files} ({policy.sha256[:19]}…)", markup=False)
     limits = ", ".join(f"{k.value} ≥ {threshold_name(v)}" for k, v in policy.thresholds)
     console.print(
         f"            blocks: {limits}; ignore-unfixed: "
@@ -178,7 +180,9 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     ):
         if path is not None:
             console.print(f"  {label:<13} {path}", markup=False)
-    console.print(("[bold green]" if report.passed else "[bold red]") + report.summary() + "[/]")
+    console.print(
+        ("[bold green]" if report.passed else "[bold red]") + escape(report.summary()) + "[/]"
+    )
     for reason in verdict.reasons():
         console.print(f"  {reason}", markup=False)
     return out.getvalue()
