@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from gefreg.cli import cli
 from tests.helpers import build_tree, demo_entry, make_catalog
-from tests.trivy_db import METADATA, write_empty_db
+from tests.trivy_db import DEBIAN_BUSTER, METADATA, write_db
 
 pytestmark = pytest.mark.docker
 
@@ -47,6 +47,21 @@ Description: Internationalized domain names (IDNA2008/TR46) library
 
 """
 PY_METADATA = "Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n"
+BUSTER_STATUS = """\
+Package: bash
+Status: install ok installed
+Architecture: amd64
+Version: 5.0-4
+Description: GNU Bourne Again SHell
+
+Package: libidn2-0
+Status: install ok installed
+Architecture: amd64
+Source: libidn2
+Version: 2.0.5-1
+Description: Internationalized domain names (IDNA2008/TR46) library
+
+"""
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 
 
@@ -86,6 +101,14 @@ def images() -> Iterator[dict[str, str]]:
         "secret": {"opt": {"app": {"id_rsa": private_key(), "run.sh": "echo hi\n"}}},
         "token": {"opt": {"app": {"config.env": f"GITHUB_TOKEN={github_token()}\n"}}},
         "clean": {"opt": {"app": {"run.sh": "echo hi\n"}}},
+        "buster": {
+            "etc": {
+                "os-release": 'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\n'
+                'VERSION_ID="10"\n',
+                "debian_version": "10.1\n",
+            },
+            "var": {"lib": {"dpkg": {"status": BUSTER_STATUS}}},
+        },
         "packages": {
             "etc": {"os-release": OS_RELEASE, "debian_version": "12.5\n"},
             "var": {"lib": {"dpkg": {"status": DPKG_STATUS}}},
@@ -232,28 +255,67 @@ exceptions:
     assert code == 0 and not fresh["cached"]
 
 
-def test_an_available_db_is_used_and_recorded(images: dict[str, str], tmp_path: Path) -> None:
+def test_with_a_vulnerability_db_real_cves_are_found_gated_and_excepted(
+    images: dict[str, str], tmp_path: Path
+) -> None:
     cache = tmp_path / "trivy-with-db"
-    write_empty_db(cache)
+    write_db(cache, DEBIAN_BUSTER)  # two real Debian 10 advisories, as in Trivy's fixtures
     catalog = build_tree(tmp_path / "default-catalog", {})
-    argv = [
-        "scan",
-        "--catalog",
-        str(catalog),
-        "--cache-dir",
-        str(cache),
-        "--skip-db-update",
-        "--format",
-        "json",
-        images["packages"],
-    ]
-    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
-    report = json.loads(result.stdout)
-    assert result.exit_code == 0, result.stdout
+    argv = ["scan", "--catalog", str(catalog), "--cache-dir", str(cache), "--skip-db-update"]
+
+    def gate(*more: str, target: str = images["buster_id"]) -> tuple[int, dict[str, Any]]:
+        result = CliRunner().invoke(cli, [*argv, "--format", "json", *more, target])
+        return result.exit_code, json.loads(result.stdout)
+
+    code, report = gate(target=images["buster"])
+    assert code == 1
     assert report["vulnerabilities"]["evaluated"] is True
     db = report["scanners"]["trivy"]["vulnerability_db"]
     assert (db["version"], db["updated_at"]) == (2, METADATA["UpdatedAt"])
-    assert len(report["commands"]) == 1  # no retry without the vulnerability scanner
+    assert len(report["commands"]) == 1  # the DB was there: no second Trivy run
+    [blocking] = report["verdict"]["blocking"]
+    assert {k: blocking["finding"][k] for k in ("id", "package", "installed", "fixed")} == {
+        "id": "CVE-2019-18224",
+        "package": "libidn2-0",
+        "installed": "2.0.5-1",
+        "fixed": "2.0.5-1+deb10u1",
+    }
+    [low] = [
+        d["finding"]
+        for d in report["verdict"]["below_threshold"]
+        if d["finding"]["class"] == "vulnerabilities"
+    ]
+    assert (low["id"], low["package"], low["severity"], low["fixed"]) == (
+        "CVE-2019-18276",
+        "bash",
+        "LOW",
+        None,
+    )
+
+    (catalog / "policy.yaml").write_text("""\
+severity-threshold: {vulnerabilities: low}
+ignore-unfixed: true
+exceptions:
+  - id: CVE-2019-18224
+    package: libidn2-0
+    reason: the service never resolves user-supplied domain names
+    expires: 2030-06-30
+""")
+    code, report = gate("--today", "2030-06-30")
+    assert code == 0 and report["cached"]  # same image ID and DB: Trivy does not run again
+    assert [d["outcome"] for d in report["verdict"]["suppressed"]] == [
+        "excepted",
+        "ignored-unfixed",
+    ]
+    code, report = gate("--today", "2030-07-01")
+    assert code == 1
+    assert [e["id"] for e in report["verdict"]["exceptions"]["expired"]] == ["CVE-2019-18224"]
+    result = CliRunner().invoke(cli, [*argv, "--today", "2030-07-01", images["buster"]])
+    assert (
+        "blocked by vulnerability CVE-2019-18224 [CRITICAL] libidn2-0 2.0.5-1 "
+        "(fixed in 2.0.5-1+deb10u1)" in result.stdout
+    )
+    assert "Expired exceptions (no longer applied):\n  CVE-2019-18224" in result.stdout
 
 
 def test_unknown_image_exits_2(catalog: Path, trivy_cache: Path) -> None:
