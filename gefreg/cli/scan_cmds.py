@@ -110,6 +110,20 @@ def scan(
     if trivy_report is not None:
         from gefreg.scan import evaluate_trivy_report
 
+        scanning = {
+            "--db-repository": bool(db_repositories),
+            "--cache-dir": cache_dir is not None,
+            "--skip-db-update": skip_db_update,
+            "--offline-scan": offline_scan,
+            "--timeout": timeout is not None,
+            "--no-cache": no_cache,
+        }
+        if any(scanning.values()):
+            used = ", ".join(name for name, given in scanning.items() if given)
+            raise BadInput(
+                f"{used}: no scanner runs with --trivy-report",
+                "drop them, or scan the image instead of passing a report",
+            )
         report = evaluate_trivy_report(
             settings, trivy_report, entry=target, policy_file=policy_file, today=day
         )

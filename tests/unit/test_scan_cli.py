@@ -234,3 +234,8 @@ exceptions:
         f"was accepted last year [{policy}:7]" in out
     )
     assert "Stale exceptions (matched nothing; remove them?):\n  CVE-2000-0001" in out
+
+
+def test_scanner_options_with_a_report_are_refused(empty_catalog: Path) -> None:
+    code, _, err = run(*report_args(empty_catalog, "alpine-310", "--skip-db-update", "--no-cache"))
+    assert code == 2 and "--skip-db-update, --no-cache: no scanner runs with --trivy-report" in err
