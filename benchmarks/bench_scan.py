@@ -84,11 +84,10 @@ class Bench:
         self.tmp, self.catalog, self.tag, self.with_db = tmp, catalog, tag, with_db
         self.trivy = shutil.which("trivy") or str(VENV_BIN / "trivy")
         self.gefreg = str(VENV_BIN / "gefreg")
-        self.count = 0
 
     def fresh(self, kind: str) -> str:
-        self.count += 1
-        return str(self.tmp / f"{kind}-{self.count}")
+        """A new path that no earlier run (of any Bench) has used."""
+        return tempfile.mkdtemp(prefix=f"{kind}-", dir=self.tmp)
 
     def trivy_cache(self) -> str:
         """A fresh Trivy cache: nothing analysed yet; holding a local DB when asked."""
@@ -105,7 +104,7 @@ class Bench:
     def bare(self) -> float:
         scanners = "vuln,secret,misconfig" if self.with_db else "secret,misconfig"
         argv = [self.trivy, "image", "--quiet", "--format", "json", "--output"]
-        argv += [self.fresh("out"), "--list-all-pkgs", "--image-src", "docker"]
+        argv += [self.fresh("out") + "/report.json", "--list-all-pkgs", "--image-src", "docker"]
         argv += ["--scanners", scanners, "--image-config-scanners", "misconfig,secret"]
         argv += ["--cache-dir", self.trivy_cache(), *self.db_flags(), self.tag]
         return timed(argv)
