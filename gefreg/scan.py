@@ -40,7 +40,6 @@ from gefreg.trivy import (
     ScannerInfo,
     TrivyOptions,
     VulnerabilityScan,
-    db_probably_cached,
     image_meta,
     load_report,
     parse_report,
@@ -202,11 +201,14 @@ class ScanReport:
         }
 
 
-def _hadolint_version() -> str:
-    from gefreg.tools import find_tool, run_tool
+def _hadolint_version(memo: Path) -> str:
+    from gefreg.tool_version import tool_version
+    from gefreg.tools import find_tool
 
-    out = run_tool([find_tool("hadolint"), "--version"]).stdout.decode(errors="replace")
-    return out.strip().rsplit(" ", 1)[-1] or "unknown"
+    def parse(out: bytes) -> str:
+        return out.decode(errors="replace").strip().rsplit(" ", 1)[-1] or "unknown"
+
+    return tool_version(find_tool("hadolint"), ["--version"], parse, memo)
 
 
 def _lint_dockerfile(path: Path, entry: str) -> tuple[Finding, ...]:
@@ -298,24 +300,18 @@ def scan(
     result is cached under the image ID Trivy reports. For an entry, the result is reused while
     the image and the fingerprint it was built from are unchanged.
     """
-    options = options or TrivyOptions()
+    options = (options or TrivyOptions()).resolved()
     say = progress or (lambda _text: None)
     subject = _target(settings, target)
+    policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
     cache = ScanCache(settings.state_dir / "scans")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # `trivy version` (about 0.06 s) is needed first only to look up a cached result; it
-        # runs while the policy is read. For a tag it runs after the scan, beside
-        # `trivy convert`, so that it does not slow the scan down.
-        lookup = use_cache and subject.image_id is not None
-        info_future = pool.submit(scanner_info, options) if lookup else None
-        policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
-        hadolint = _hadolint_version() if subject.entry is not None else None
-        dockerfile = None
-        if subject.build is not None and not subject.build.fingerprint:
-            dockerfile = _render(settings, subject)
-        info = info_future.result() if info_future is not None else None
+    info = scanner_info(options, cache.tools)
+    hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
+    dockerfile = None
+    if subject.build is not None and not subject.build.fingerprint:
+        dockerfile = _render(settings, subject)
     cached = None
-    if info is not None and subject.image_id is not None:
+    if use_cache and subject.image_id is not None:
         identity = None
         if subject.build is not None:
             identity = dockerfile.identity if dockerfile else subject.build.fingerprint
@@ -334,7 +330,7 @@ def _run_scanners(
     settings: Settings,
     cache: ScanCache,
     subject: _Target,
-    info: ScannerInfo | None,
+    info: ScannerInfo,
     options: TrivyOptions,
     dockerfile: _Dockerfile | None,
     hadolint: str | None,
@@ -345,12 +341,15 @@ def _run_scanners(
         scanned_at = datetime.now(UTC)
         say(f"scanning {subject.reference} with Trivy")
         ref = subject.image_id or subject.reference
-        db_in_cache = info.db is not None if info is not None else db_probably_cached(options)
         findings: tuple[Finding, ...] = ()
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Trivy runs in the background while the entry's Dockerfile is rendered and linted.
             scanning = pool.submit(
-                scan_image, ref, options, workspace / TRIVY_REPORT, db_in_cache=db_in_cache
+                scan_image,
+                ref,
+                options,
+                workspace / TRIVY_REPORT,
+                db_in_cache=info.db is not None,
             )
             if subject.entry is not None:
                 if dockerfile is None:
@@ -362,15 +361,9 @@ def _run_scanners(
             result = scanning.result()
         findings += result.findings
         say("writing the CycloneDX SBOM")
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Which DB the scan used (Trivy may just have fetched one), asked while the SBOM
-            # is written.
-            if info is None or result.vulnerabilities.evaluated:
-                info_future = pool.submit(scanner_info, options)
-                write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
-                info = info_future.result()
-            else:
-                write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
+        write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
+        if result.vulnerabilities.evaluated:
+            info = scanner_info(options, cache.tools)  # Trivy may just have fetched a DB
         image = result.image
         if image.image_id is None:
             image = ImageMeta(image.name, subject.image_id, image.repo_digests, image.repo_tags)

@@ -3,7 +3,8 @@
 Layout under ``STATE/scans/``: one folder per image and cache key,
 ``<image id hex>/<key>/`` holding ``trivy.json`` (Trivy's report), ``sbom.cdx.json``,
 ``Dockerfile`` (the rendered Dockerfile hadolint checked, for entries), ``scan.json`` (this
-record) and ``report.json`` (gefreg's latest report with its verdict).
+record) and ``report.json`` (gefreg's latest report with its verdict); ``tools.json`` remembers
+the scanners' versions.
 
 The key covers everything that can change what the *scanners* say: the image ID, Trivy's
 version, the vulnerability DB's version and date, the Trivy options that choose the DB, the
@@ -148,6 +149,11 @@ class ScanCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def tools(self) -> Path:
+        """Where scanner versions are remembered (see :mod:`gefreg.tool_version`)."""
+        return self.root / "tools.json"
 
     def folder(self, image_id: str, key: str) -> Path:
         return self.root / image_id.removeprefix("sha256:") / key

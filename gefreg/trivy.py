@@ -12,6 +12,9 @@ How an image is scanned (measured with Trivy 0.76 on a 2-core machine):
   a machine that cannot download the DB does not wait for the failure first.
 * The SBOM comes from ``trivy convert --format cyclonedx`` on the JSON report (made with
   ``--list-all-pkgs``): about 0.06 s, no second analysis of the image.
+* Trivy's version is asked once per binary (:mod:`gefreg.tool_version`); the DB's version and
+  dates are read from the cache folder, which gefreg always passes to Trivy explicitly. A
+  cached re-scan thus starts no process at all.
 
 Images are read from the local Docker engine only (``--image-src docker``): Trivy talks to the
 engine itself, gefreg never pulls.
@@ -22,14 +25,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolFailed
 from gefreg.findings import Finding, FindingClass, Severity
+from gefreg.tool_version import tool_version
 from gefreg.tools import find_tool, run_tool, short_command
 
 ALL_SCANNERS = ("vuln", "secret", "misconfig")
@@ -62,6 +67,12 @@ class TrivyOptions:
                 f"--timeout {self.timeout!r} is not a duration",
                 "write it like Trivy does: 90s, 10m, 1h30m",
             )
+
+    def resolved(self) -> TrivyOptions:
+        """These options with the cache folder spelled out (see :func:`default_cache_dir`)."""
+        if self.cache_dir is not None:
+            return self
+        return replace(self, cache_dir=default_cache_dir())
 
     def args(self) -> list[str]:
         out: list[str] = []
@@ -200,35 +211,47 @@ def trivy() -> str:
     return find_tool("trivy")
 
 
-def db_probably_cached(options: TrivyOptions) -> bool:
-    """Whether Trivy's cache seems to hold a vulnerability DB, without running Trivy.
+def default_cache_dir() -> Path:
+    """The cache folder Trivy uses when not told: ``$TRIVY_CACHE_DIR``, else ``trivy`` in the
+    user's cache folder (Go's ``os.UserCacheDir``). gefreg always passes the folder to Trivy
+    explicitly, so that gefreg reads the DB metadata of the folder Trivy really uses."""
+    configured = os.environ.get("TRIVY_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "trivy"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trivy"
 
-    Only a hint for choosing how to run a scan (see :func:`scan_image`); a wrong guess costs
-    time, never correctness. The DB a scan used is always asked from Trivy itself.
-    """
-    root = options.cache_dir or os.environ.get("TRIVY_CACHE_DIR")
-    if root is None:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        root = Path(base) / "trivy"
-    return (Path(root) / "db" / "metadata.json").is_file()
 
-
-def scanner_info(options: TrivyOptions) -> ScannerInfo:
-    """Trivy's version and the vulnerability DB its cache holds (one call, about 0.05 s)."""
-    argv = [trivy(), "version", "--format", "json"]
-    if options.cache_dir is not None:
-        argv += ["--cache-dir", str(options.cache_dir)]
-    proc = run_tool(argv)
+def _json_file(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(proc.stdout)
-        version = str(data["Version"])
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _version(output: bytes) -> str:
+    try:
+        return str(json.loads(output)["Version"])
     except (ValueError, KeyError, TypeError):
         raise ToolFailed(
             "`trivy version --format json` printed something unexpected",
             "check the Trivy installation (0.50 or later is needed)",
         ) from None
-    db = data.get("VulnerabilityDB")
-    bundle = data.get("CheckBundle")
+
+
+def scanner_info(options: TrivyOptions, memo: Path | None = None) -> ScannerInfo:
+    """Trivy's version and the vulnerability DB (and checks bundle) in its cache folder.
+
+    The DB is described by ``CACHE/db/metadata.json`` and the checks bundle by
+    ``CACHE/policy/metadata.json``, the files ``trivy version`` reports from (and the layout
+    Trivy documents for air-gapped use). The version is asked once per binary (``memo``).
+    """
+    version = tool_version(trivy(), ["version", "--format", "json"], _version, memo)
+    cache = options.cache_dir or default_cache_dir()
+    db = _json_file(cache / "db" / "metadata.json")
+    bundle = _json_file(cache / "policy" / "metadata.json")
     return ScannerInfo(
         version=version,
         db=DbInfo(
@@ -237,9 +260,9 @@ def scanner_info(options: TrivyOptions) -> ScannerInfo:
             next_update=str(db.get("NextUpdate") or ""),
             downloaded_at=str(db.get("DownloadedAt") or ""),
         )
-        if isinstance(db, dict)
+        if db is not None
         else None,
-        checks_bundle=str(bundle.get("Digest")) if isinstance(bundle, dict) else None,
+        checks_bundle=str(bundle.get("Digest")) if bundle and bundle.get("Digest") else None,
     )
 
 

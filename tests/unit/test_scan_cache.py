@@ -1,8 +1,10 @@
-"""The scan result cache, and how Trivy's failures are read (no scanner runs here)."""
+"""The scan result cache, scanner versions, and how Trivy's failures are read."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from gefreg.scan_cache import (
     cache_key,
     valid_until,
 )
+from gefreg.tool_version import tool_version
+from gefreg.tools import find_tool
 from gefreg.trivy import (
     DbInfo,
     ImageMeta,
@@ -25,6 +29,7 @@ from gefreg.trivy import (
     TrivyOptions,
     VulnerabilityScan,
     is_db_failure,
+    scanner_info,
     trivy_error,
     trivy_failure,
 )
@@ -176,3 +181,58 @@ def test_options_are_passed_through() -> None:
     assert options.seconds() == 5400 + 30
     with pytest.raises(BadInput):
         TrivyOptions(timeout="5 minutes")
+
+
+def test_tool_versions_are_asked_once_per_binary(tmp_path: Path) -> None:
+    binary = tmp_path / "fake-scanner"
+    calls = tmp_path / "calls"
+    binary.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'Fake Scanner 1.2.3'\n")
+    binary.chmod(0o755)
+    memo = tmp_path / "tools.json"
+
+    def parse(out: bytes) -> str:
+        return out.decode().split()[-1]
+
+    assert tool_version(str(binary), ["--version"], parse, memo) == "1.2.3"
+    assert tool_version(str(binary), ["--version"], parse, memo) == "1.2.3"
+    assert calls.read_text().count("x") == 1
+    binary.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'Fake Scanner 1.2.4'\n")  # upgraded
+    assert tool_version(str(binary), ["--version"], parse, memo) == "1.2.4"
+    assert calls.read_text().count("x") == 2
+
+
+def test_scanner_info_agrees_with_trivy_version(tmp_path: Path) -> None:
+    from tests.trivy_db import METADATA, write_db
+
+    options = TrivyOptions(cache_dir=tmp_path / "cache")
+    assert scanner_info(options).db is None
+    write_db(tmp_path / "cache", {})
+    info = scanner_info(options, tmp_path / "tools.json")
+    out = subprocess.run(
+        [find_tool("trivy"), "version", "--format", "json", "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True,
+        check=True,
+    )
+    reported = json.loads(out.stdout)
+    assert info.version == reported["Version"]
+    assert info.db is not None
+    assert (
+        {
+            "Version": info.db.version,
+            "NextUpdate": info.db.next_update,
+            "UpdatedAt": info.db.updated_at,
+            "DownloadedAt": info.db.downloaded_at,
+        }
+        == reported["VulnerabilityDB"]
+        == METADATA
+    )
+
+
+def test_the_cache_folder_is_always_spelled_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIVY_CACHE_DIR", "/somewhere/trivy")
+    assert TrivyOptions().resolved().args()[:2] == ["--cache-dir", "/somewhere/trivy"]
+    monkeypatch.delenv("TRIVY_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    if sys.platform != "darwin":
+        assert TrivyOptions().resolved().cache_dir == Path("/xdg/trivy")
+    assert TrivyOptions(cache_dir=Path("/c")).resolved().cache_dir == Path("/c")
