@@ -125,15 +125,23 @@ class Bench:
 
 
 def entry_catalog(tmp: Path, image_id: str) -> tuple[Path, Path]:
-    """A catalog with one entry whose build record points at ``image_id``."""
+    """A catalog with one entry whose build record (as `gefreg build` will write it: with the
+    entry's fingerprint) points at ``image_id``."""
     from tests.helpers import demo_entry, make_catalog
 
     catalog = make_catalog(tmp / "entry-catalog", demo_entry())
     (catalog / "policy.yaml").write_text(POLICY)
+    rendered = subprocess.run(
+        [str(VENV_BIN / "gefreg"), "render", "--catalog", str(catalog), "demo-service", "--json"],
+        check=True,
+        capture_output=True,
+    )
+    fingerprint = json.loads(rendered.stdout)["fingerprint"]
     state = tmp / "entry-state"
     record = state / "builds" / "demo-service" / "build.json"
     record.parent.mkdir(parents=True)
-    record.write_text(json.dumps({"image_id": image_id, "tags": [], "fingerprint": None}))
+    build = {"image_id": image_id, "tags": [], "fingerprint": fingerprint}
+    record.write_text(json.dumps(build))
     return catalog, state
 
 
@@ -185,7 +193,7 @@ def main() -> None:
                 5, lambda: bench.gefreg_scan("demo-service", str(state), str(tmp / "entry-cache"))
             )
             report(
-                "entry (build record -> tiny image; render + hadolint key), cached",
+                "entry (build record with its fingerprint -> tiny image), cached",
                 [("gefreg scan ENTRY, cached", cached)],
             )
             print(f"  target < 0.2 s -> {'met' if cached < 0.2 else 'MISSED'}")
