@@ -241,29 +241,30 @@ def _version(output: bytes) -> str:
         ) from None
 
 
-def scanner_info(options: TrivyOptions, memo: Path | None = None) -> ScannerInfo:
-    """Trivy's version and the vulnerability DB (and checks bundle) in its cache folder.
+def trivy_version(memo: Path | None = None) -> str:
+    """Trivy's version, asked once per binary (remembered in ``memo``)."""
+    return tool_version(trivy(), ["version", "--format", "json"], _version, memo)
 
-    The DB is described by ``CACHE/db/metadata.json`` and the checks bundle by
-    ``CACHE/policy/metadata.json``, the files ``trivy version`` reports from (and the layout
-    Trivy documents for air-gapped use). The version is asked once per binary (``memo``).
-    """
-    version = tool_version(trivy(), ["version", "--format", "json"], _version, memo)
-    cache = options.cache_dir or default_cache_dir()
-    db = _json_file(cache / "db" / "metadata.json")
-    bundle = _json_file(cache / "policy" / "metadata.json")
-    return ScannerInfo(
-        version=version,
-        db=DbInfo(
-            version=int(db.get("Version") or 0),
-            updated_at=str(db.get("UpdatedAt") or ""),
-            next_update=str(db.get("NextUpdate") or ""),
-            downloaded_at=str(db.get("DownloadedAt") or ""),
-        )
-        if db is not None
-        else None,
-        checks_bundle=str(bundle.get("Digest")) if bundle and bundle.get("Digest") else None,
+
+def db_info(options: TrivyOptions) -> DbInfo | None:
+    """The vulnerability DB in Trivy's cache folder, from ``CACHE/db/metadata.json`` (the file
+    ``trivy version`` reports from, in the layout Trivy documents for air-gapped use)."""
+    db = _json_file((options.cache_dir or default_cache_dir()) / "db" / "metadata.json")
+    if db is None:
+        return None
+    return DbInfo(
+        version=int(db.get("Version") or 0),
+        updated_at=str(db.get("UpdatedAt") or ""),
+        next_update=str(db.get("NextUpdate") or ""),
+        downloaded_at=str(db.get("DownloadedAt") or ""),
     )
+
+
+def scanner_info(options: TrivyOptions, version: str) -> ScannerInfo:
+    """Trivy's version with the DB and the checks bundle (``CACHE/policy/metadata.json``)."""
+    bundle = _json_file((options.cache_dir or default_cache_dir()) / "policy" / "metadata.json")
+    digest = bundle.get("Digest") if bundle else None
+    return ScannerInfo(version, db_info(options), str(digest) if digest else None)
 
 
 # --------------------------------------------------------------------------------------------

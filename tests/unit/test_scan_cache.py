@@ -32,6 +32,7 @@ from gefreg.trivy import (
     scanner_info,
     trivy_error,
     trivy_failure,
+    trivy_version,
 )
 
 IMAGE = "sha256:" + "ab" * 32
@@ -205,9 +206,9 @@ def test_scanner_info_agrees_with_trivy_version(tmp_path: Path) -> None:
     from tests.trivy_db import METADATA, write_db
 
     options = TrivyOptions(cache_dir=tmp_path / "cache")
-    assert scanner_info(options).db is None
+    assert scanner_info(options, "any").db is None
     write_db(tmp_path / "cache", {})
-    info = scanner_info(options, tmp_path / "tools.json")
+    info = scanner_info(options, trivy_version(tmp_path / "tools.json"))
     out = subprocess.run(
         [find_tool("trivy"), "version", "--format", "json", "--cache-dir", str(tmp_path / "cache")],
         capture_output=True,
