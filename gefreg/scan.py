@@ -94,15 +94,18 @@ def build_record(settings: Settings, name: str) -> BuildRecord:
 
 def find_entry(root: Path, target: str) -> Path | None:
     """The entry folder ``target`` names (a folder, its service.yaml, or a catalog name)."""
+    path = Path(target)
+    by_name = root / target if not any(c in target for c in ":@/") else None
+    if not path.exists() and (by_name is None or not by_name.is_dir()):
+        return None  # an image reference: spares importing the record module
     from gefreg.record import RECORD_FILE
 
-    path = Path(target)
     if (path / RECORD_FILE).is_file():
         return path
     if path.name == RECORD_FILE and path.is_file():
         return path.parent
-    if not any(c in target for c in ":@/") and (root / target / RECORD_FILE).is_file():
-        return root / target
+    if by_name is not None and (by_name / RECORD_FILE).is_file():
+        return by_name
     return None
 
 
