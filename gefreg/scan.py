@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from gefreg.trivy import (
     image_meta,
     load_report,
     parse_report,
+    remember_trivy_version,
     scan_image,
     scanner_info,
     trivy_version,
@@ -310,28 +311,22 @@ def scan(
     subject = _target(settings, target)
     policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
     cache = ScanCache(settings.state_dir / "scans")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Trivy's version is remembered per binary; the first time, Trivy is asked while the
-        # rest goes on (and, for a tag, while the image is scanned).
-        version = pool.submit(trivy_version, cache.tools)
-        hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
-        dockerfile = None
-        if subject.build is not None and not subject.build.fingerprint:
-            dockerfile = _render(settings, subject)
-        cached = None
-        if use_cache and subject.image_id is not None:
-            identity = None
-            if subject.build is not None:
-                identity = dockerfile.identity if dockerfile else subject.build.fingerprint
-            info = scanner_info(options, version.result())
-            key = cache_key(subject.image_id, info, options.key(), identity, hadolint)
-            cached = cache.get(subject.image_id, key)
-        was_cached = cached is not None
-        notes: tuple[str, ...] = ()
-        if cached is None:
-            cached, notes = _run_scanners(
-                settings, cache, subject, version, options, dockerfile, hadolint, say
-            )
+    hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
+    dockerfile = None
+    if subject.build is not None and not subject.build.fingerprint:
+        dockerfile = _render(settings, subject)
+    cached = None
+    if use_cache and subject.image_id is not None:
+        identity = None
+        if subject.build is not None:
+            identity = dockerfile.identity if dockerfile else subject.build.fingerprint
+        info = scanner_info(options, trivy_version(cache.tools))
+        key = cache_key(subject.image_id, info, options.key(), identity, hadolint)
+        cached = cache.get(subject.image_id, key)
+    was_cached = cached is not None
+    notes: tuple[str, ...] = ()
+    if cached is None:
+        cached, notes = _run_scanners(settings, cache, subject, options, dockerfile, hadolint, say)
     return _finish(cached, subject, policy, today or date.today(), was_cached, notes)
 
 
@@ -339,7 +334,6 @@ def _run_scanners(
     settings: Settings,
     cache: ScanCache,
     subject: _Target,
-    version: Future[str],
     options: TrivyOptions,
     dockerfile: _Dockerfile | None,
     hadolint: str | None,
@@ -371,7 +365,8 @@ def _run_scanners(
         findings += result.findings
         say("writing the CycloneDX SBOM")
         write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
-        info = scanner_info(options, version.result())  # Trivy may just have fetched a DB
+        remember_trivy_version(cache.tools, result.version)
+        info = scanner_info(options, result.version)  # Trivy may just have fetched a DB
         image = result.image
         if image.image_id is None:
             image = ImageMeta(image.name, subject.image_id, image.repo_digests, image.repo_tags)

@@ -16,34 +16,61 @@ from pathlib import Path
 from gefreg.tools import run_tool
 
 
+class ToolVersions:
+    """The versions remembered in ``memo`` (a JSON file; None remembers nothing)."""
+
+    def __init__(self, memo: Path | None) -> None:
+        self.memo = memo
+
+    @staticmethod
+    def _key(binary: str, args: Sequence[str]) -> str | None:
+        real = os.path.realpath(binary)
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+        return f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{' '.join(args)}"
+
+    def _load(self) -> dict[str, str]:
+        if self.memo is None:
+            return {}
+        try:
+            loaded = json.loads(self.memo.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def known(self, binary: str, args: Sequence[str]) -> str | None:
+        key = self._key(binary, args)
+        value = self._load().get(key) if key else None
+        return str(value) if value is not None else None
+
+    def remember(self, binary: str, args: Sequence[str], version: str) -> None:
+        key = self._key(binary, args)
+        if self.memo is None or key is None:
+            return
+        real = key.split("|", 1)[0]
+        known = {k: v for k, v in self._load().items() if not k.startswith(real + "|")}
+        known[key] = version
+        try:
+            self.memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.memo.with_name(f"{self.memo.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(known, indent=1))
+            os.replace(tmp, self.memo)
+        except OSError:
+            pass  # remembering is an optimisation only
+
+    def get(self, binary: str, args: Sequence[str], parse: Callable[[bytes], str]) -> str:
+        """The remembered version, else ``parse`` of the output of ``binary args``."""
+        version = self.known(binary, args)
+        if version is None:
+            version = parse(run_tool([binary, *args]).stdout)
+            self.remember(binary, args, version)
+        return version
+
+
 def tool_version(
     binary: str, args: Sequence[str], parse: Callable[[bytes], str], memo: Path | None
 ) -> str:
-    """``parse`` of the output of ``binary args``, remembered in ``memo`` (a JSON file)."""
-    real = os.path.realpath(binary)
-    try:
-        st = os.stat(real)
-        key = f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{' '.join(args)}"
-    except OSError:
-        key = None
-    known: dict[str, str] = {}
-    if memo is not None and key is not None:
-        try:
-            loaded = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            loaded = {}
-        known = loaded if isinstance(loaded, dict) else {}
-        if key in known:
-            return str(known[key])
-    version = parse(run_tool([binary, *args]).stdout)
-    if memo is not None and key is not None:
-        known = {k: v for k, v in known.items() if not k.startswith(real + "|")}
-        known[key] = version
-        try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f"{memo.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(known, indent=1))
-            os.replace(tmp, memo)
-        except OSError:
-            pass  # remembering is an optimisation only
-    return version
+    """``parse`` of the output of ``binary args``, remembered in ``memo``."""
+    return ToolVersions(memo).get(binary, args, parse)

@@ -12,9 +12,9 @@ How an image is scanned (measured with Trivy 0.76 on a 2-core machine):
   a machine that cannot download the DB does not wait for the failure first.
 * The SBOM comes from ``trivy convert --format cyclonedx`` on the JSON report (made with
   ``--list-all-pkgs``): about 0.06 s, no second analysis of the image.
-* Trivy's version is asked once per binary (:mod:`gefreg.tool_version`); the DB's version and
-  dates are read from the cache folder, which gefreg always passes to Trivy explicitly. A
-  cached re-scan thus starts no process at all.
+* Trivy's version is taken from its report and remembered per binary
+  (:mod:`gefreg.tool_version`); the DB's version and dates are read from the cache folder,
+  which gefreg always passes to Trivy explicitly. A cached re-scan starts no process at all.
 
 Images are read from the local Docker engine only (``--image-src docker``): Trivy talks to the
 engine itself, gefreg never pulls.
@@ -34,7 +34,7 @@ from typing import Any
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolFailed
 from gefreg.findings import Finding, FindingClass, Severity
-from gefreg.tool_version import tool_version
+from gefreg.tool_version import ToolVersions
 from gefreg.tools import find_tool, run_tool, short_command
 
 ALL_SCANNERS = ("vuln", "secret", "misconfig")
@@ -205,6 +205,7 @@ class TrivyScan:
     findings: tuple[Finding, ...]
     vulnerabilities: VulnerabilityScan
     commands: tuple[str, ...]
+    version: str  # of the Trivy that made the report, as the report says
 
 
 def trivy() -> str:
@@ -241,9 +242,17 @@ def _version(output: bytes) -> str:
         ) from None
 
 
+VERSION_ARGS = ("version", "--format", "json")
+
+
 def trivy_version(memo: Path | None = None) -> str:
     """Trivy's version, asked once per binary (remembered in ``memo``)."""
-    return tool_version(trivy(), ["version", "--format", "json"], _version, memo)
+    return ToolVersions(memo).get(trivy(), VERSION_ARGS, _version)
+
+
+def remember_trivy_version(memo: Path | None, version: str) -> None:
+    """Remember the version a report states, so that no process has to be asked later."""
+    ToolVersions(memo).remember(trivy(), VERSION_ARGS, version)
 
 
 def db_info(options: TrivyOptions) -> DbInfo | None:
@@ -376,8 +385,14 @@ def scan_image(
     if code != 0:
         raise trivy_failure(ref, error, command)
     data = load_report(output)
+    version = str((data.get("Trivy") or {}).get("Version") or "unknown")
     return TrivyScan(
-        output, image_meta(data), tuple(parse_report(data)), vulnerabilities, tuple(commands)
+        output,
+        image_meta(data),
+        tuple(parse_report(data)),
+        vulnerabilities,
+        tuple(commands),
+        version,
     )
 
 
