@@ -463,7 +463,7 @@ def evaluate_trivy_report(
         scanned_at = datetime.now(UTC)
     return ScanReport(
         reference=image.name or str(path),
-        entry=entry_dir.name if entry_dir else None,
+        entry=entry_dir.resolve().name if entry_dir else None,
         image=image,
         scanner=ScannerInfo(version, None),
         hadolint=None,
