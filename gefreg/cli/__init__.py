@@ -13,6 +13,8 @@ from gefreg import __version__
 from gefreg.errors import EXIT_ENVIRONMENT, GefregError
 
 EXIT_INTERRUPTED = 130
+ORDER = ("lint", "render", "lock", "base", "build", "scan", "test", "registry", "publish",
+         "verify", "review", "run", "reproduce")
 
 EPILOG = """\b
 Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced)
@@ -23,7 +25,8 @@ class Group(click.Group):
     """Lists commands in workflow order and maps gefreg errors to exit codes, in one place."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        known = [name for name in ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -51,8 +54,15 @@ def cli() -> None:
     The workflow, one command per step:
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
-      gefreg test ENTRY        run the golden tests a record declares (after build)
-      gefreg run NAME -i . -o  run a built service, hardened, and record the run
+      gefreg base build --all  build the curated base images (reproducible digests)
+      gefreg build ENTRY       build the image (cached by fingerprint)
+      gefreg scan ENTRY        scan the built image and gate it with the policy
+      gefreg test ENTRY        run the golden tests a record declares
+      gefreg registry serve    start the embedded local registry
+      gefreg publish ENTRY     publish an immutable version and append it to the ledger
+      gefreg verify            check the registry against the ledger
+      gefreg review --base R   check a catalog pull request (what CI runs)
+      gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
 
     Every command finds the catalog through --catalog DIR, else $GEFREG_CATALOG,
@@ -72,4 +82,11 @@ def main() -> None:
         sys.exit(EXIT_ENVIRONMENT)
 
 
-from gefreg.cli import catalog_cmds, build_cmds, run_cmds, registry_cmds, release_cmds  # noqa: E402,F401,I001
+from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
+    catalog_cmds,
+    build_cmds,
+    scan_cmds,
+    run_cmds,
+    registry_cmds,
+    release_cmds,
+)

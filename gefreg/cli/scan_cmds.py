@@ -1,0 +1,176 @@
+"""`gefreg scan`: the security gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gefreg.cli import cli
+from gefreg.cli.options import load, settings_options
+
+FORMATS = ("table", "json", "sarif")
+
+
+@cli.command()
+@click.argument("target", metavar="[IMAGE_OR_ENTRY]", required=False)
+@settings_options
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Policy to use instead of CATALOG/policy.yaml (an entry's own "
+    "policy.yaml still applies on top).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Write the report to FILE instead of standard output.",
+)
+@click.option(
+    "--trivy-report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Evaluate this Trivy JSON report (made elsewhere) instead of scanning.",
+)
+@click.option(
+    "--db-repository",
+    "db_repositories",
+    multiple=True,
+    metavar="REPO",
+    help="Trivy: OCI repository of the vulnerability DB (a mirror); repeatable.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Trivy: cache directory (holds the vulnerability DB).",
+)
+@click.option("--skip-db-update", is_flag=True, help="Trivy: use the DB in the cache as it is.")
+@click.option("--offline-scan", is_flag=True, help="Trivy: make no API requests while scanning.")
+@click.option("--timeout", metavar="DURATION", help="Trivy: time limit, e.g. 10m [default: 5m].")
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Judge exception expiry as of this day [default: today].",
+)
+@click.option("--no-cache", is_flag=True, help="Scan again even if a cached result is valid.")
+def scan(
+    target: str | None,
+    catalog: str | None,
+    registry: str | None,
+    policy_file: Path | None,
+    fmt: str,
+    output: Path | None,
+    trivy_report: Path | None,
+    db_repositories: tuple[str, ...],
+    cache_dir: Path | None,
+    skip_db_update: bool,
+    offline_scan: bool,
+    timeout: str | None,
+    today: object,
+    no_cache: bool,
+) -> None:
+    """Scan an image and gate it with the policy: exit 0 pass, 1 blocked, 3 scanner failed.
+
+    IMAGE_OR_ENTRY is a catalog entry (its built image, plus hadolint on its Dockerfile) or an
+    image reference or ID known to the local Docker engine. Trivy looks for vulnerabilities,
+    secrets and misconfigurations; the policy (CATALOG/policy.yaml, then
+    CATALOG/<entry>/policy.yaml) decides what blocks. Without a vulnerability DB the
+    vulnerability part is reported as not evaluated and the policy's
+    vulnerability-db-unavailable (block or warn) decides. The JSON report, Trivy's report and a
+    CycloneDX SBOM are kept under the state folder; results are cached per image.
+
+    \b
+    Examples:
+      gefreg scan waveform-metadata
+      gefreg scan myimage:1.0 --format sarif -o scan.sarif
+      gefreg scan --trivy-report trivy.json --policy policy.yaml
+    """
+    import datetime as dt
+
+    from gefreg import ui
+    from gefreg.errors import BadInput, CheckFailed
+    from gefreg.scan_format import OutputFormat, render
+
+    settings = load(catalog, registry)
+    day = today.date() if isinstance(today, dt.datetime) else None
+    if trivy_report is not None:
+        from gefreg.scan import evaluate_trivy_report
+
+        scanning = {
+            "--db-repository": bool(db_repositories),
+            "--cache-dir": cache_dir is not None,
+            "--skip-db-update": skip_db_update,
+            "--offline-scan": offline_scan,
+            "--timeout": timeout is not None,
+            "--no-cache": no_cache,
+        }
+        if any(scanning.values()):
+            used = ", ".join(name for name, given in scanning.items() if given)
+            raise BadInput(
+                f"{used}: no scanner runs with --trivy-report",
+                "drop them, or scan the image instead of passing a report",
+            )
+        report = evaluate_trivy_report(
+            settings, trivy_report, entry=target, policy_file=policy_file, today=day
+        )
+    elif target is None:
+        raise BadInput("nothing to scan", "name an image or entry, or pass --trivy-report FILE")
+    else:
+        from gefreg.scan import scan as run_scan
+        from gefreg.trivy import TrivyOptions
+
+        options = TrivyOptions(
+            cache_dir=cache_dir,
+            db_repositories=db_repositories,
+            skip_db_update=skip_db_update,
+            offline_scan=offline_scan,
+            timeout=timeout,
+        )
+        progress = (
+            None
+            if output is None and not ui.is_terminal()
+            else (lambda text: click.echo(f"gefreg: {text}", err=True))
+        )
+        report = run_scan(
+            settings,
+            target,
+            policy_file=policy_file,
+            options=options,
+            today=day,
+            use_cache=not no_cache,
+            progress=progress,
+        )
+    chosen = OutputFormat(fmt)
+    if output is not None:
+        output.write_text(render(report, chosen))
+        click.echo(f"wrote {output}", err=True)
+    else:
+        import shutil
+
+        terminal = ui.is_terminal()
+        width = max(100, shutil.get_terminal_size().columns) if terminal else 100
+        click.echo(render(report, chosen, color=terminal, width=width), nl=False)
+    if not report.passed:
+        hint: str | None
+        if report.verdict.blocking:
+            hint = (
+                "fix the image (the report names each blocking finding), or accept a finding "
+                "with a policy exception that has a reason and an expiry date"
+            )
+        else:
+            hint = report.vulnerabilities.fix
+        raise CheckFailed(report.summary(), hint)
