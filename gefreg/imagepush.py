@@ -75,8 +75,9 @@ def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
     return "sha256:" + gz_sha.hexdigest(), size, "sha256:" + raw_sha.hexdigest()
 
 
-def push_image(engine: Engine, client: Any, image_ref: str, repository: str,
-               cache: LayerCache) -> PushedImage:
+def push_image(
+    engine: Engine, client: Any, image_ref: str, repository: str, cache: LayerCache
+) -> PushedImage:
     """Upload every blob of a local image and put its manifest by digest (no tag)."""
     with tempfile.TemporaryDirectory(prefix="gefreg-push-") as tmp_name:
         tmp = Path(tmp_name)
@@ -100,8 +101,10 @@ def push_image(engine: Engine, client: Any, image_ref: str, repository: str,
                     fh.seek(member.offset_data)
                     digest, size, computed = compress_layer(_Limited(fh, member.size), target)
                 if computed != diff_id:
-                    raise EnvironmentFailure(f"layer {index} of {image_ref} does not match its "
-                                             f"diff ID ({computed} != {diff_id})")
+                    raise EnvironmentFailure(
+                        f"layer {index} of {image_ref} does not match its "
+                        f"diff ID ({computed} != {diff_id})"
+                    )
                 client.push_blob(repository, digest, target)
                 cache.put(diff_id, digest, size)
                 target.unlink()
@@ -111,20 +114,26 @@ def push_image(engine: Engine, client: Any, image_ref: str, repository: str,
                 layers = list(pool.map(layer, range(len(diff_ids))))
         config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         client.push_blob(repository, config_digest, config_bytes)
-        body = oci.canonical_json({
-            "schemaVersion": 2,
-            "mediaType": oci.OCI_MANIFEST,
-            "config": {"mediaType": oci.OCI_CONFIG, "digest": config_digest,
-                       "size": len(config_bytes)},
-            "layers": [b.descriptor() for b in layers],
-        })
+        body = oci.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.OCI_MANIFEST,
+                "config": {
+                    "mediaType": oci.OCI_CONFIG,
+                    "digest": config_digest,
+                    "size": len(config_bytes),
+                },
+                "layers": [b.descriptor() for b in layers],
+            }
+        )
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         stored = client.put_manifest(repository, digest, body, oci.OCI_MANIFEST)
         if stored != digest:
             raise EnvironmentFailure(f"the registry stored {repository} as {stored}, not {digest}")
         shutil.rmtree(tmp, ignore_errors=True)
-    return PushedImage(repository, digest, config_digest, body,
-                       len(config_bytes) + sum(b.size for b in layers))
+    return PushedImage(
+        repository, digest, config_digest, body, len(config_bytes) + sum(b.size for b in layers)
+    )
 
 
 class _Limited:

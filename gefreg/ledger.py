@@ -61,14 +61,23 @@ def parse(text: str, path: Path) -> list[Release]:
                 raise ValueError("not an object")
             release = Release(**{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError) as exc:
-            problems.append(Problem(path, number, None, "", f"not a release line: {exc}",
-                                    "ledgers are written by `gefreg publish` only"))
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    None,
+                    "",
+                    f"not a release line: {exc}",
+                    "ledgers are written by `gefreg publish` only",
+                )
+            )
             continue
         if not DIGEST_RE.match(release.digest):
             problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
         if release.version in seen:
-            problems.append(Problem(path, number, None, "version",
-                                    f"{release.version} appears twice"))
+            problems.append(
+                Problem(path, number, None, "version", f"{release.version} appears twice")
+            )
         seen.add(release.version)
         releases.append(release)
     if problems:
@@ -142,5 +151,10 @@ class CatalogLedger:
         if release is None:
             return None
         registry = release.repository.split("/", 1)[0]
-        return resolve.Release(name=name, version=release.version, registry=registry,
-                               repository=release.repository, manifest_digest=release.digest)
+        return resolve.Release(
+            name=name,
+            version=release.version,
+            registry=registry,
+            repository=release.repository,
+            manifest_digest=release.digest,
+        )

@@ -48,9 +48,15 @@ class Published:
     artifacts: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"entry": self.entry, "version": self.version, "repository": self.repository,
-                "digest": self.digest, "status": self.status, "floating": list(self.floating),
-                "artifacts": dict(self.artifacts)}
+        return {
+            "entry": self.entry,
+            "version": self.version,
+            "repository": self.repository,
+            "digest": self.digest,
+            "status": self.status,
+            "floating": list(self.floating),
+            "artifacts": dict(self.artifacts),
+        }
 
 
 def repository_of(settings: Settings, entry: Entry) -> str:
@@ -63,9 +69,11 @@ def current_build(settings: Settings, entry: Entry, plan: Plan) -> dict[str, Any
     if record is None:
         raise CheckFailed(f"{entry.name} has not been built", f"gefreg build {entry.name}")
     if record.get("fingerprint") != plan.fingerprint.digest:
-        raise CheckFailed(f"the last build of {entry.name} is not of the current record and files "
-                          f"(fingerprint {record.get('fingerprint')} != {plan.fingerprint.digest})",
-                          f"gefreg build {entry.name}")
+        raise CheckFailed(
+            f"the last build of {entry.name} is not of the current record and files "
+            f"(fingerprint {record.get('fingerprint')} != {plan.fingerprint.digest})",
+            f"gefreg build {entry.name}",
+        )
     return record
 
 
@@ -78,13 +86,16 @@ def check_rules(entry: Entry, releases: list[ledger.Release], fingerprint: str) 
             raise CheckFailed(
                 f"{entry.name} changed since {version} was published (fingerprint "
                 f"{existing.fingerprint} -> {fingerprint}) but its version was not bumped",
-                "bump the version in service.yaml")
+                "bump the version in service.yaml",
+            )
         return
     blocker = versions.blocking_version(version, [r.version for r in releases])
     if blocker is not None:
         line = ".".join(map(str, versions.line_of(version)))
-        raise CheckFailed(f"{entry.name} {version} is not higher than the published {blocker} "
-                          f"of the {line} line", "choose a higher version")
+        raise CheckFailed(
+            f"{entry.name} {version} is not higher than the published {blocker} of the {line} line",
+            "choose a higher version",
+        )
 
 
 def publish(
@@ -124,13 +135,16 @@ def publish(
             raise CheckFailed(
                 f"{settings.registry}/{repo}:{version} already exists with digest {current}, "
                 f"not this build's {pushed.digest}; published versions never change",
-                "bump the version; `gefreg verify` reports tags pushed outside gefreg")
+                "bump the version; `gefreg verify` reports tags pushed outside gefreg",
+            )
         client.put_manifest(repo, version, pushed.manifest, _media_type())
         after = client.head_manifest(repo, version)
         if after != pushed.digest:
-            raise CheckFailed(f"another publisher moved {repo}:{version} to {after} while we "
-                              f"tagged {pushed.digest}; the ledger was not changed",
-                              "run `gefreg verify` and repair")
+            raise CheckFailed(
+                f"another publisher moved {repo}:{version} to {after} while we "
+                f"tagged {pushed.digest}; the ledger was not changed",
+                "run `gefreg verify` and repair",
+            )
         artifacts = _push_artifacts(client, repo, pushed.digest, evidence)
         moved = versions.floating_tags(version, [r.version for r in releases], floating)
         for tag in moved:
@@ -148,8 +162,15 @@ def publish(
             gefreg_version=__version__,
         )
         ledger.append(entry.directory, release)
-    return Published(entry.name, version, f"{settings.registry}/{repo}", pushed.digest,
-                     "published", tuple(moved), tuple(artifacts))
+    return Published(
+        entry.name,
+        version,
+        f"{settings.registry}/{repo}",
+        pushed.digest,
+        "published",
+        tuple(moved),
+        tuple(artifacts),
+    )
 
 
 def _media_type() -> str:
@@ -158,8 +179,15 @@ def _media_type() -> str:
     return OCI_MANIFEST
 
 
-def _republish(settings: Settings, entry: Entry, client: Any, release: ledger.Release,
-               build: dict[str, Any], repo: str, engine: Any) -> Published:
+def _republish(
+    settings: Settings,
+    entry: Entry,
+    client: Any,
+    release: ledger.Release,
+    build: dict[str, Any],
+    repo: str,
+    engine: Any,
+) -> Published:
     """The version is in the ledger: a no-op for this very image, refused for any other."""
     if release.image_id != build["image_id"]:
         cache = LayerCache(settings.state_dir / "cache" / "layers.json")
@@ -169,13 +197,15 @@ def _republish(settings: Settings, entry: Entry, client: Any, release: ledger.Re
                 f"{entry.name} {release.version} is published as {release.digest}; this build "
                 f"is {pushed.digest}. Published versions never change. (Same inputs, different "
                 "bytes: image builds are not bit-for-bit reproducible.)",
-                "nothing to do if you only rebuilt; bump the version to publish new content")
+                "nothing to do if you only rebuilt; bump the version to publish new content",
+            )
     current = client.head_manifest(repo, release.version)
     if current != release.digest:
-        raise CheckFailed(f"{repo}:{release.version} points at {current}, the ledger says "
-                          f"{release.digest}", f"gefreg verify --repair {entry.name}")
-    return Published(entry.name, release.version, release.repository, release.digest,
-                     "unchanged")
+        raise CheckFailed(
+            f"{repo}:{release.version} points at {current}, the ledger says {release.digest}",
+            f"gefreg verify --repair {entry.name}",
+        )
+    return Published(entry.name, release.version, release.repository, release.digest, "unchanged")
 
 
 def _push_artifacts(client: Any, repo: str, subject: str, gate: Gate) -> list[tuple[str, str]]:
@@ -186,20 +216,27 @@ def _push_artifacts(client: Any, repo: str, subject: str, gate: Gate) -> list[tu
     out = []
     empty = b"{}"
     empty_digest = client_push_bytes(client, repo, empty)
-    for kind, media, data in (("sbom", ARTIFACT_SBOM, gate.sbom),
-                              ("scan", ARTIFACT_SCAN, gate.scan_report)):
+    for kind, media, data in (
+        ("sbom", ARTIFACT_SBOM, gate.sbom),
+        ("scan", ARTIFACT_SCAN, gate.scan_report),
+    ):
         if not data:
             continue
         blob = client_push_bytes(client, repo, data)
-        manifest = oci.canonical_json({
-            "schemaVersion": 2,
-            "mediaType": oci.OCI_MANIFEST,
-            "artifactType": media,
-            "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": len(empty)},
-            "layers": [{"mediaType": media, "digest": blob, "size": len(data)}],
-            "subject": {"mediaType": oci.OCI_MANIFEST, "digest": subject,
-                        "size": _manifest_size(client, repo, subject)},
-        })
+        manifest = oci.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.OCI_MANIFEST,
+                "artifactType": media,
+                "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": len(empty)},
+                "layers": [{"mediaType": media, "digest": blob, "size": len(data)}],
+                "subject": {
+                    "mediaType": oci.OCI_MANIFEST,
+                    "digest": subject,
+                    "size": _manifest_size(client, repo, subject),
+                },
+            }
+        )
         tag = f"{subject.replace(':', '-')}.{kind}"
         digest = client.put_manifest(repo, tag, manifest, oci.OCI_MANIFEST)
         out.append((kind, digest))
@@ -219,5 +256,3 @@ def _manifest_size(client: Any, repo: str, digest: str) -> int:
     if manifest is None:
         raise EnvironmentFailure(f"{repo}@{digest} vanished from the registry")
     return len(manifest.body)
-
-

@@ -52,8 +52,12 @@ class ReviewReport:
         return [e.name for e in self.entries if e.image_changed and e.status != "deleted"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "base": self.base, "build": self.to_build,
-                "entries": [e.__dict__ for e in self.entries]}
+        return {
+            "ok": self.ok,
+            "base": self.base,
+            "build": self.to_build,
+            "entries": [e.__dict__ for e in self.entries],
+        }
 
 
 def _git(root: Path, *args: str, binary: bool = False) -> Any:
@@ -62,15 +66,18 @@ def _git(root: Path, *args: str, binary: bool = False) -> Any:
     except FileNotFoundError:
         raise ToolMissing("git is not installed", "apt-get install git") from None
     if proc.returncode != 0:
-        raise BadInput(f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}",
-                       "is --base a revision of this repository (fetch it in CI: "
-                       "`git fetch origin main` and use origin/main)?")
+        raise BadInput(
+            f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}",
+            "is --base a revision of this repository (fetch it in CI: "
+            "`git fetch origin main` and use origin/main)?",
+        )
     return proc.stdout if binary else proc.stdout.decode()
 
 
 def _show(root: Path, rev: str, path: str) -> bytes | None:
-    proc = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"], capture_output=True,
-                          check=False)
+    proc = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:{path}"], capture_output=True, check=False
+    )
     return proc.stdout if proc.returncode == 0 else None
 
 
@@ -109,8 +116,13 @@ def _lock_at(root: Path, base: str, catalog_rel: str) -> dict[str, str]:
 def _fingerprint(entry: Entry, lock: dict[str, str], cache: HashCache) -> str:
     template = load_template(entry.spec.template)
     digest = None if entry.spec.base == SCRATCH else lock.get(entry.spec.base)
-    return fp.compute(entry, template_name=template.name, template_digest=template.digest,
-                      base_digest=digest, cache=cache).digest
+    return fp.compute(
+        entry,
+        template_name=template.name,
+        template_digest=template.digest,
+        base_digest=digest,
+        cache=cache,
+    ).digest
 
 
 def review(settings: Settings, base: str) -> ReviewReport:
@@ -134,8 +146,20 @@ def review(settings: Settings, base: str) -> ReviewReport:
     results = []
     with tempfile.TemporaryDirectory(prefix="gefreg-review-") as tmp:
         for name in sorted(names - {BASES_DIR}):
-            results.append(_review_entry(root, catalog, catalog_rel, base, name, known,
-                                         old_lock, new_lock, cache, Path(tmp) / name))
+            results.append(
+                _review_entry(
+                    root,
+                    catalog,
+                    catalog_rel,
+                    base,
+                    name,
+                    known,
+                    old_lock,
+                    new_lock,
+                    cache,
+                    Path(tmp) / name,
+                )
+            )
     cache.save()
     return ReviewReport(base, tuple(results))
 
@@ -146,9 +170,18 @@ def _lock_at_worktree(catalog: Path) -> dict[str, str]:
     return dict(load_lock(catalog).digests)
 
 
-def _review_entry(root: Path, catalog: Path, catalog_rel: str, base: str, name: str,
-                  known: set[str], old_lock: dict[str, str], new_lock: dict[str, str],
-                  cache: HashCache, tmp: Path) -> EntryReview:
+def _review_entry(
+    root: Path,
+    catalog: Path,
+    catalog_rel: str,
+    base: str,
+    name: str,
+    known: set[str],
+    old_lock: dict[str, str],
+    new_lock: dict[str, str],
+    cache: HashCache,
+    tmp: Path,
+) -> EntryReview:
     problems: list[str] = []
     folder = catalog / name
     old_ledger = (_show(root, base, f"{catalog_rel}/{name}/{ledger.LEDGER_FILE}") or b"").decode()
@@ -159,19 +192,24 @@ def _review_entry(root: Path, catalog: Path, catalog_rel: str, base: str, name: 
     if not (folder / RECORD_FILE).is_file():
         if old_ledger.strip():
             problems.append(f"{name} has published releases and cannot be deleted")
-        return EntryReview(name, "deleted", None, old.spec.version if old else None, False,
-                           tuple(problems))
+        return EntryReview(
+            name, "deleted", None, old.spec.version if old else None, False, tuple(problems)
+        )
     try:
         entry = load_entry(folder, known)
     except InvalidRecord as exc:
         problems += [str(p) for p in exc.problems]
-        return EntryReview(name, "changed", None, old.spec.version if old else None, True,
-                           tuple(problems))
-    new_text = (folder / ledger.LEDGER_FILE).read_text() if (
-        folder / ledger.LEDGER_FILE).exists() else ""
+        return EntryReview(
+            name, "changed", None, old.spec.version if old else None, True, tuple(problems)
+        )
+    new_text = (
+        (folder / ledger.LEDGER_FILE).read_text() if (folder / ledger.LEDGER_FILE).exists() else ""
+    )
     if not ledger.only_appended(old_ledger, new_text):
-        problems.append(f"{name}/{ledger.LEDGER_FILE} was edited or shortened: "
-                        "the ledger may only be appended to")
+        problems.append(
+            f"{name}/{ledger.LEDGER_FILE} was edited or shortened: "
+            "the ledger may only be appended to"
+        )
     try:
         releases = ledger.parse(new_text, folder / ledger.LEDGER_FILE)
     except InvalidRecord as exc:
@@ -188,14 +226,18 @@ def _review_entry(root: Path, catalog: Path, catalog_rel: str, base: str, name: 
         if versions.parse(version) < versions.parse(old_version):
             problems.append(f"{name}: version went down from {old_version} to {version}")
         elif image_changed and version == old_version:
-            problems.append(f"{name}: the image changed (fingerprint) but the version is still "
-                            f"{version}: bump it")
+            problems.append(
+                f"{name}: the image changed (fingerprint) but the version is still "
+                f"{version}: bump it"
+            )
     published = ledger.find(releases, version)
     if published is not None and published.fingerprint != now:
-        problems.append(f"{name} {version} is already published with another fingerprint: "
-                        "bump the version")
-    blocker = versions.blocking_version(version, [r.version for r in releases
-                                                  if r.version != version])
+        problems.append(
+            f"{name} {version} is already published with another fingerprint: bump the version"
+        )
+    blocker = versions.blocking_version(
+        version, [r.version for r in releases if r.version != version]
+    )
     if published is None and blocker is not None:
         problems.append(f"{name} {version} is lower than the published {blocker}")
     return EntryReview(name, status, version, old_version, image_changed, tuple(problems))

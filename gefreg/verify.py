@@ -44,16 +44,21 @@ class Verification:
         return all(i.repaired for i in self.issues)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": list(self.entries), "checked_tags": self.checked_tags,
-                "issues": [i.__dict__ for i in self.issues]}
+        return {
+            "ok": self.ok,
+            "entries": list(self.entries),
+            "checked_tags": self.checked_tags,
+            "issues": [i.__dict__ for i in self.issues],
+        }
 
 
 def _repo(release: ledger.Release) -> str:
     return release.repository.split("/", 1)[1]
 
 
-def verify_entry(entry: Entry, client: Any, *, repair: bool = False,
-                 deep: bool = True) -> tuple[int, list[Issue]]:
+def verify_entry(
+    entry: Entry, client: Any, *, repair: bool = False, deep: bool = True
+) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
     if not releases:
         return 0, []
@@ -71,9 +76,14 @@ def verify_entry(entry: Entry, client: Any, *, repair: bool = False,
         kind = "floating" if tag not in by_version else ("missing" if got is None else "drift")
         if got == want:
             continue
-        issue = Issue(entry.name, kind, tag,
-                      f"{repo}:{tag} is {'gone' if got is None else got}, the ledger says {want}",
-                      want, got)
+        issue = Issue(
+            entry.name,
+            kind,
+            tag,
+            f"{repo}:{tag} is {'gone' if got is None else got}, the ledger says {want}",
+            want,
+            got,
+        )
         if repair:
             manifest = client.get_manifest(repo, want)
             if manifest is not None:
@@ -82,16 +92,23 @@ def verify_entry(entry: Entry, client: Any, *, repair: bool = False,
         issues.append(issue)
     for tag in sorted(tags - set(expected)):
         if SEMVER_RE.match(tag):
-            issues.append(Issue(entry.name, "unknown-tag", tag,
-                                f"{repo}:{tag} looks like a version but is not in the ledger "
-                                "(pushed outside gefreg?)"))
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unknown-tag",
+                    tag,
+                    f"{repo}:{tag} looks like a version but is not in the ledger "
+                    "(pushed outside gefreg?)",
+                )
+            )
     if deep:
         issues += _unreachable(entry, client, repo, releases)
     return len(expected), issues
 
 
-def _unreachable(entry: Entry, client: Any, repo: str,
-                 releases: list[ledger.Release]) -> list[Issue]:
+def _unreachable(
+    entry: Entry, client: Any, repo: str, releases: list[ledger.Release]
+) -> list[Issue]:
     """Every blob of every ledger manifest must be present (checked in parallel)."""
     issues: list[Issue] = []
     blobs: dict[str, str] = {}
@@ -99,25 +116,39 @@ def _unreachable(entry: Entry, client: Any, repo: str,
         manifests = list(pool.map(lambda r: client.get_manifest(repo, r.digest), releases))
     for release, manifest in zip(releases, manifests, strict=True):
         if manifest is None:
-            issues.append(Issue(entry.name, "unreachable", release.version,
-                                f"{repo}@{release.digest} is gone from the registry"))
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unreachable",
+                    release.version,
+                    f"{repo}@{release.digest} is gone from the registry",
+                )
+            )
             continue
         body = json.loads(manifest.body)
         for desc in [body.get("config", {}), *body.get("layers", [])]:
             if desc.get("digest"):
                 blobs[desc["digest"]] = release.version
     with ThreadPoolExecutor(max_workers=8) as pool:
-        present = dict(zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs),
-                           strict=True))
+        present = dict(
+            zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs), strict=True)
+        )
     for digest, ok in present.items():
         if not ok:
-            issues.append(Issue(entry.name, "unreachable", blobs[digest],
-                                f"blob {digest} of {repo}:{blobs[digest]} is missing"))
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unreachable",
+                    blobs[digest],
+                    f"blob {digest} of {repo}:{blobs[digest]} is missing",
+                )
+            )
     return issues
 
 
-def verify(entries: list[Entry], client: Any, *, repair: bool = False,
-           deep: bool = True) -> Verification:
+def verify(
+    entries: list[Entry], client: Any, *, repair: bool = False, deep: bool = True
+) -> Verification:
     checked, issues = 0, []
     for entry in entries:
         n, found = verify_entry(entry, client, repair=repair, deep=deep)

@@ -46,8 +46,10 @@ def floating_tags(version: str, published: Iterable[str], wanted: Iterable[str])
         if kind == "major":
             peers, tag = [p for p in final if parse(p).major == v.major], str(v.major)
         elif kind == "minor":
-            peers, tag = [p for p in final if line_of(p) == (v.major, v.minor)], \
-                f"{v.major}.{v.minor}"
+            peers, tag = (
+                [p for p in final if line_of(p) == (v.major, v.minor)],
+                f"{v.major}.{v.minor}",
+            )
         elif kind == "latest":
             peers, tag = final, "latest"
         else:
@@ -63,7 +65,6 @@ def floating_targets(published: Iterable[str], wanted: Iterable[str]) -> dict[st
     final = [p for p in published if not is_prerelease(p)]
     targets: dict[str, str] = {}
     for version in sorted(final, key=parse):
-        for tag in floating_tags(version, [p for p in final if parse(p) < parse(version)],
-                                 wanted):
+        for tag in floating_tags(version, [p for p in final if parse(p) < parse(version)], wanted):
             targets[tag] = version
     return targets

@@ -13,8 +13,21 @@ from gefreg import __version__
 from gefreg.errors import EXIT_ENVIRONMENT, GefregError
 
 EXIT_INTERRUPTED = 130
-ORDER = ("lint", "render", "lock", "base", "build", "scan", "test", "registry", "publish",
-         "verify", "review", "run", "reproduce")
+ORDER = (
+    "lint",
+    "render",
+    "lock",
+    "base",
+    "build",
+    "scan",
+    "test",
+    "registry",
+    "publish",
+    "verify",
+    "review",
+    "run",
+    "reproduce",
+)
 
 EPILOG = """\b
 Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gefreg.cli import cli
@@ -11,13 +13,140 @@ from gefreg.errors import CheckFailed
 
 @cli.command()
 @click.argument("entries", nargs=-1)
-@click.option("--repair", is_flag=True,
-              help="Point drifted tags back at the ledger digest (the manifest is still there).")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Publish every entry whose current version is not in its ledger yet.",
+)
+@click.option(
+    "--build",
+    "build_first",
+    is_flag=True,
+    help="Build each entry first (a cache hit when nothing changed).",
+)
+@click.option(
+    "--floating/--no-floating",
+    default=True,
+    show_default=True,
+    help="Move the floating tags 1, 1.2 and latest forward (never for pre-releases).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Scan policy [default: CATALOG/policy.yaml plus the entry's policy.yaml].",
+)
+@click.option(
+    "--db-repository",
+    multiple=True,
+    metavar="REPO",
+    help="Trivy vulnerability DB mirror (repeatable), for air-gapped machines.",
+)
+@settings_options
+@json_option
+def publish(
+    entries: tuple[str, ...],
+    pending: bool,
+    build_first: bool,
+    floating: bool,
+    policy: Path | None,
+    db_repository: tuple[str, ...],
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
+    """Publish ENTRIES as immutable versions and append them to the release ledger.
+
+    Only an image built from the current record that passes the scan policy and the entry's
+    tests is published. The image goes up by digest first; then the version tag is set,
+    read back and recorded in CATALOG/NAME/releases.jsonl (commit that file). Rules:
+
+    
+      - a published version never changes: the same image again is a no-op (exit 0),
+        another image under that version is refused (exit 1) with both digests;
+      - a new version must be higher than every published one of its major.minor line;
+      - changed content (fingerprint) under a published version is refused: bump it;
+      - floating tags 1, 1.2 and latest only move forward; pre-releases never get them.
+
+    
+    Examples:
+      gefreg publish waveform-metadata
+      gefreg publish --pending --build       # CI on the main branch
+    """
+    from gefreg import ledger, ui, versions
+    from gefreg.build import build_entry
+    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.engine import Engine
+    from gefreg.errors import BadInput
+    from gefreg.gate import publish_gate
+    from gefreg.publish import publish as run_publish
+    from gefreg.registry import RegistryClient
+    from gefreg.trivy import TrivyOptions
+
+    settings = load(catalog, registry)
+    if pending == bool(entries):
+        raise BadInput("name the entries to publish, or use --pending (not both)")
+    known = base_names(settings.catalog)
+    selected = [load_entry(f, known) for f in resolve(settings.catalog, list(entries))]
+    if pending:
+        waiting = [
+            e for e in selected if ledger.find(ledger.read(e.directory), e.spec.version) is None
+        ]
+        for e in selected:
+            if e not in waiting:
+                click.echo(f"{e.name} {e.spec.version}: already published", err=True)
+        selected = waiting
+    engine = Engine.connect()
+    options = TrivyOptions(db_repositories=db_repository) if db_repository else None
+    results = []
+    with ui.Progress() as progress, RegistryClient(settings.registry_url) as client:
+        gate = publish_gate(
+            settings,
+            engine=engine,
+            policy_file=policy,
+            scan_options=options,
+            on_step=progress.status,
+        )
+        for entry in selected:
+            if build_first:
+                progress.status(f"{entry.name}: building")
+                build_entry(settings, entry, engine=engine)
+            published = run_publish(
+                settings,
+                entry,
+                engine=engine,
+                client=client,
+                gate=gate,
+                floating=versions.FLOATING if floating else (),
+                on_step=progress.reporter(entry.name),
+            )
+            tags = f" (+ {', '.join(published.floating)})" if published.floating else ""
+            progress.done(
+                f"{entry.name} {published.version}: {published.status} "
+                f"{published.repository}@{published.digest}{tags}"
+            )
+            results.append(published.to_json())
+    if as_json:
+        ui.print_json(results if len(results) != 1 else results[0])
+
+
+@cli.command()
+@click.argument("entries", nargs=-1)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Point drifted tags back at the ledger digest (the manifest is still there).",
+)
 @click.option("--shallow", is_flag=True, help="Check tags only, not that every blob is reachable.")
 @settings_options
 @json_option
-def verify(entries: tuple[str, ...], repair: bool, shallow: bool, catalog: str | None,
-           registry: str | None, as_json: bool) -> None:
+def verify(
+    entries: tuple[str, ...],
+    repair: bool,
+    shallow: bool,
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
     """Compare the registry with the release ledger (default: every entry).
 
     Every ledger version must be present with the ledger's digest, no version-looking tag may
@@ -46,22 +175,36 @@ def verify(entries: tuple[str, ...], repair: bool, shallow: bool, catalog: str |
         for issue in result.issues:
             state = "repaired" if issue.repaired else issue.kind
             click.echo(f"{issue.entry}: {state}: {issue.message}")
-        click.echo(f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
-                   f"{result.checked_tags} tags checked, {len(result.issues)} issues", err=True)
+        click.echo(
+            f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
+            f"{result.checked_tags} tags checked, {len(result.issues)} issues",
+            err=True,
+        )
     if not result.ok:
-        raise CheckFailed("the registry does not match the ledger",
-                          "gefreg verify --repair moves drifted tags back")
+        raise CheckFailed(
+            "the registry does not match the ledger",
+            "gefreg verify --repair moves drifted tags back",
+        )
 
 
 @cli.command()
-@click.option("--base", "base_rev", required=True, metavar="REV",
-              help="The git revision to compare with (in CI: the target branch, e.g. origin/main).")
-@click.option("--names", is_flag=True,
-              help="Print only the entries whose image changed, one per line (for CI).")
+@click.option(
+    "--base",
+    "base_rev",
+    required=True,
+    metavar="REV",
+    help="The git revision to compare with (in CI: the target branch, e.g. origin/main).",
+)
+@click.option(
+    "--names",
+    is_flag=True,
+    help="Print only the entries whose image changed, one per line (for CI).",
+)
 @settings_options
 @json_option
-def review(base_rev: str, names: bool, catalog: str | None, registry: str | None,
-           as_json: bool) -> None:
+def review(
+    base_rev: str, names: bool, catalog: str | None, registry: str | None, as_json: bool
+) -> None:
     """Check a catalog change against REV, as CI does on a pull request.
 
     Records valid; ledgers only appended to (never edited or shortened); the version bumped
@@ -86,13 +229,19 @@ def review(base_rev: str, names: bool, catalog: str | None, registry: str | None
             click.echo(name)
     else:
         for entry in report.entries:
-            version = entry.version if entry.base_version in (None, entry.version) else (
-                f"{entry.base_version} -> {entry.version}")
+            version = (
+                entry.version
+                if entry.base_version in (None, entry.version)
+                else (f"{entry.base_version} -> {entry.version}")
+            )
             marker = "FAIL" if entry.problems else "ok"
             click.echo(f"{marker:4} {entry.name} ({entry.status}, {version})")
             for problem in entry.problems:
                 click.echo(f"     {problem}")
-        click.echo(f"review against {base_rev}: {len(report.entries)} changed entries, "
-                   f"build: {' '.join(report.to_build) or 'none'}", err=True)
+        click.echo(
+            f"review against {base_rev}: {len(report.entries)} changed entries, "
+            f"build: {' '.join(report.to_build) or 'none'}",
+            err=True,
+        )
     if not report.ok:
         raise CheckFailed("the catalog change breaks the release rules (see above)")

@@ -310,9 +310,15 @@ def test_cmd(
     if version is None:
         image = built_image(settings, entry)
     else:  # a published version comes from the ledger, pulled by digest; else the build
-        image = verify_image(engine, resolve_image(settings, f"{entry.name}@{version}",
-                                                   engine=engine,
-                                                   ledger=CatalogLedger(settings.catalog)))
+        image = verify_image(
+            engine,
+            resolve_image(
+                settings,
+                f"{entry.name}@{version}",
+                engine=engine,
+                ledger=CatalogLedger(settings.catalog),
+            ),
+        )
     with ui.Progress() as progress:
         report = run_tests(
             settings,

@@ -15,8 +15,9 @@ from tests.helpers import demo_entry, make_catalog, service_yaml
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture
@@ -31,14 +32,21 @@ def repo(tmp_path: Path) -> Path:
 
 
 def settings_for(repo: Path) -> Settings:
-    return Settings(catalog=repo / "catalog", registry="127.0.0.1:5000",
-                    state_dir=repo.parent / "state")
+    return Settings(
+        catalog=repo / "catalog", registry="127.0.0.1:5000", state_dir=repo.parent / "state"
+    )
 
 
 def release_line(version: str, fingerprint: str = "sha256:" + "1" * 64) -> str:
-    return Release(version=version, digest="sha256:" + "2" * 64, repository="r/one",
-                   fingerprint=fingerprint, base_digest=None, image_id="sha256:" + "3" * 64,
-                   published="2026-01-01T00:00:00Z").to_line()
+    return Release(
+        version=version,
+        digest="sha256:" + "2" * 64,
+        repository="r/one",
+        fingerprint=fingerprint,
+        base_digest=None,
+        image_id="sha256:" + "3" * 64,
+        published="2026-01-01T00:00:00Z",
+    ).to_line()
 
 
 def test_nothing_changed(repo: Path) -> None:
@@ -56,22 +64,25 @@ def test_file_change_without_bump_is_refused(repo: Path) -> None:
 
 def test_file_change_with_bump_passes_and_is_listed_for_build(repo: Path) -> None:
     (repo / "catalog" / "one" / "run.sh").write_text("echo changed\n")
-    (repo / "catalog" / "one" / "service.yaml").write_text(service_yaml(name="one",
-                                                                        version="1.1.0"))
+    (repo / "catalog" / "one" / "service.yaml").write_text(
+        service_yaml(name="one", version="1.1.0")
+    )
     report = review(settings_for(repo), "HEAD")
     assert report.ok and report.to_build == ["one"]
 
 
 def test_version_going_down_is_refused(repo: Path) -> None:
-    (repo / "catalog" / "two" / "service.yaml").write_text(service_yaml(name="two",
-                                                                        version="0.9.0"))
+    (repo / "catalog" / "two" / "service.yaml").write_text(
+        service_yaml(name="two", version="0.9.0")
+    )
     [entry] = review(settings_for(repo), "HEAD").entries
     assert "version went down from 1.0.0 to 0.9.0" in entry.problems[0]
 
 
 def test_change_outside_the_image_needs_no_bump(repo: Path) -> None:
     (repo / "catalog" / "two" / "service.yaml").write_text(
-        service_yaml(name="two", resources={"memory": "2g"}))
+        service_yaml(name="two", resources={"memory": "2g"})
+    )
     report = review(settings_for(repo), "HEAD")
     assert report.ok and report.to_build == []
     assert report.entries[0].status == "unchanged-image"
@@ -90,8 +101,9 @@ def test_ledger_may_only_grow(repo: Path) -> None:
 
 
 def test_invalid_record_and_new_entry(repo: Path) -> None:
-    make_catalog(repo / "catalog", {**demo_entry(name="three"),
-                                     **demo_entry(name="two", license="Nope")})
+    make_catalog(
+        repo / "catalog", {**demo_entry(name="three"), **demo_entry(name="two", license="Nope")}
+    )
     report = review(settings_for(repo), "HEAD")
     by_name = {e.name: e for e in report.entries}
     assert by_name["three"].status == "added" and not by_name["three"].problems
