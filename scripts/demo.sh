@@ -1,20 +1,70 @@
 #!/usr/bin/env bash
 # `make demo`: the whole story on the shipped catalog, one gefreg command per step.
+# Everything the demo creates lives in .gefreg/demo (a working copy of the catalog, whose
+# release ledgers the demo writes, the registry's storage, gefreg's state and the runs),
+# so your checkout stays clean and `rm -rf .gefreg` starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+demo="$PWD/.gefreg/demo"
+port="${GEFREG_DEMO_PORT:-5000}"
+export GEFREG_CATALOG="$demo/catalog" GEFREG_STATE="$demo/state"
+export GEFREG_REGISTRY="${GEFREG_REGISTRY:-127.0.0.1:$port}"
+start=$(date +%s)
+step() { printf '\n\033[1m== [%ss] %s\033[0m\n' "$(( $(date +%s) - start ))" "$*"; }
 
-step "1/3 lint: validate every record, render it, run hadolint and gefreg's rules"
+step "1/10 the catalog: a working copy in .gefreg/demo/catalog"
+mkdir -p "$demo/catalog"
+cp -a catalog/. "$demo/catalog/"     # keeps the demo's own ledgers and lock from earlier runs
+entries=$(cd "$demo/catalog" && ls -d */service.yaml | cut -d/ -f1 | xargs)
+echo "entries: $entries"
+
+step "2/10 the embedded registry on 127.0.0.1:$port (storage in .gefreg/demo/registry)"
+gefreg registry serve --port "$port" --data "$demo/registry"
+
+step "3/10 curated bases: mmdebstrap from the Debian archive, same record -> same digest"
+gefreg base build --all
+
+step "4/10 lint: records, rendered Dockerfiles, hadolint and gefreg's rules"
 gefreg lint
 
-step "2/3 render: the annotated Dockerfile of each entry (labels come from the record)"
-for entry in catalog/*/service.yaml; do
-  name=$(basename "$(dirname "$entry")")
-  gefreg render "$name" > ".gefreg/$name.Dockerfile"
-  printf '  %-20s -> .gefreg/%s.Dockerfile (%s lines)\n' "$name" "$name" \
-    "$(wc -l < ".gefreg/$name.Dockerfile")"
-done
+step "5/10 build: only declared files in the context; unchanged entries are cache hits"
+gefreg build $entries
 
-step "3/3 summary"
-gefreg render waveform-metadata --labels | grep -E '^(eudat|org.gefreg.fingerprint)'
+step "6/10 scan: Trivy (secrets, misconfigurations, vulnerabilities when a DB exists) + policy"
+for entry in $entries; do gefreg scan "$entry" --format table; done
+
+step "7/10 test: each entry's golden tests through the hardened runner"
+for entry in $entries; do gefreg test "$entry"; done
+
+step "8/10 publish: immutable versions, pushed by digest, recorded in the release ledger"
+gefreg publish $entries
+gefreg verify
+
+step "9/10 run waveform-metadata@1.0.0 on its sample archive, pinned by digest, and record it"
+run="$demo/runs/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$run/output"
+gefreg run waveform-metadata@1.0.0 \
+  --input "$demo/catalog/waveform-metadata/tests/archive" \
+  --output "$run/output" --record "$run/run.json"
+
+step "10/10 reproduce the run from its record and compare the outputs"
+gefreg reproduce "$run/run.json" --output "$run/rerun" --json > "$run/reproduce.json"
+
+step "summary"
+python3 - "$demo" "$run" <<'PY'
+import json, pathlib, sys
+demo, run = map(pathlib.Path, sys.argv[1:])
+print("published (from the release ledgers):")
+for ledger in sorted((demo / "catalog").glob("*/releases.jsonl")):
+    for line in ledger.read_text().splitlines():
+        r = json.loads(line)
+        print(f"  {ledger.parent.name:18} {r['version']:7} {r['repository']}@{r['digest']}")
+record = json.loads((run / "run.json").read_text())
+print(f"run record:   {run / 'run.json'}  ({record['status']}, exit {record['exit_code']})")
+print(f"outputs:      {run / 'output'}")
+report = json.loads((run / "reproduce.json").read_text())
+verdict = "reproduced: outputs identical" if report.get("identical") else "NOT reproduced"
+print(f"rerun:        {verdict} ({report.get('rerun')})")
+PY
+printf '\ndemo finished in %ss\n' "$(( $(date +%s) - start ))"

@@ -170,9 +170,13 @@ def build(
             show = progress.reporter(name)
 
             def on_event(event: BuildEvent, show: Callable[[str], None] = show) -> None:
-                # A terminal shows the current step; a log gets every line of output.
-                if event.step or not progress.live:
-                    show(event.text)
+                # A terminal shows the current step; a log also gets what the steps print
+                # (the engine's own " ---> " bookkeeping aside; the build log has it all).
+                text = event.text.rstrip()
+                if event.step:
+                    show(text if len(text) <= 160 else text[:157] + "...")
+                elif not progress.live and text and not text.startswith(" ---> "):
+                    show(text)
 
             result = build_entry(
                 settings, entry, engine=engine, no_cache=no_cache, lock=lock, on_event=on_event
