@@ -65,6 +65,7 @@ def cli() -> None:
 
     \b
     The workflow, one command per step:
+      gefreg new NAME          scaffold a catalog entry that builds and tests at once
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
       gefreg base build --all  build the curated base images (reproducible digests)

@@ -124,3 +124,35 @@ def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None
     for folder in resolve(settings.catalog, list(entries)):
         path = lock(load_entry(folder, base_names(settings.catalog)))
         click.echo(f"wrote {relative(path)}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--template", type=click.Choice(["debian", "python", "static"]), default="debian",
+              show_default=True, help="Dockerfile template of the new entry.")
+@click.option("--base", help="Curated base [default: the template's usual base].")
+@click.option("--description", help="One sentence saying what the service does.")
+@click.option("--maintainer", metavar="'NAME <EMAIL>'", help="Who maintains it.")
+@settings_options
+def new(name: str, template: str, base: str | None, description: str | None,
+        maintainer: str | None, catalog: str | None, registry: str | None) -> None:
+    """Scaffold a new catalog entry NAME that lints, builds and tests right away.
+
+    Writes CATALOG/NAME/service.yaml (commented), a small working service script and a
+    sample input for its golden test. Replace the script and the sample with your own, then
+    run `gefreg test NAME --update` to record the expected output hashes.
+
+    \b
+    Example:
+      gefreg new spectrogram --template python --maintainer 'Ada <ada@example.org>'
+    """
+    from gefreg.catalog import relative
+    from gefreg.scaffold import new_entry
+
+    settings = load(catalog, registry)
+    made = new_entry(settings.catalog, name, template, base=base, description=description,
+                     maintainer=maintainer)
+    for path in made.files:
+        click.echo(f"created {relative(path)}")
+    for note in made.notes:
+        click.echo(note, err=True)
