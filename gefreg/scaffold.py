@@ -64,7 +64,9 @@ import sys
 
 def main(src: str, dst: str) -> int:
     names = sorted(
-        os.path.relpath(os.path.join(root, f), src) for root, _, files in os.walk(src) for f in files
+        os.path.relpath(os.path.join(root, f), src)
+        for root, _, files in os.walk(src)
+        for f in files
     )
     with open(os.path.join(dst, "summary.txt"), "w", encoding="utf-8") as out:
         out.write(f"{len(names)} files\\n")
@@ -83,11 +85,20 @@ class Scaffold:
     notes: tuple[str, ...]
 
 
-def new_entry(catalog: Path, name: str, template: str, *, base: str | None = None,
-              description: str | None = None, maintainer: str | None = None) -> Scaffold:
+def new_entry(
+    catalog: Path,
+    name: str,
+    template: str,
+    *,
+    base: str | None = None,
+    description: str | None = None,
+    maintainer: str | None = None,
+) -> Scaffold:
     if not NAME_RE.match(name):
-        raise BadInput(f"{name!r} is not a valid entry name",
-                       "use lowercase letters, digits and '-', at most 63 characters")
+        raise BadInput(
+            f"{name!r} is not a valid entry name",
+            "use lowercase letters, digits and '-', at most 63 characters",
+        )
     if template not in TEMPLATES:
         raise BadInput(f"unknown template {template!r}", f"use one of: {', '.join(TEMPLATES)}")
     folder = catalog / name
@@ -106,21 +117,32 @@ def new_entry(catalog: Path, name: str, template: str, *, base: str | None = Non
         command = "[/bin/sh, /opt/service/run.sh, /data/input, /data/output]"
     if template == "static":
         busybox = shutil.which("busybox")
-        shipped = "  bin/busybox: /bin/busybox         # a static busybox (Debian busybox-static)\n" \
-            + shipped
+        shipped = (
+            "  bin/busybox: /bin/busybox     # static busybox (Debian busybox-static)\n" + shipped
+        )
         command = "[/bin/busybox, sh, /opt/service/run.sh, /data/input, /data/output]"
         if busybox:
             files["bin/busybox"] = Path(busybox).read_bytes()
         else:
-            notes.append(f"put a static busybox at {folder}/bin/busybox (apt-get install "
-                         "busybox-static) or replace it with your own static binary")
-    packages = "packages:\n  apt: []                           # Debian packages\n" if (
-        template != "static") else ""
+            notes.append(
+                f"put a static busybox at {folder}/bin/busybox (apt-get install "
+                "busybox-static) or replace it with your own static binary"
+            )
+    packages = (
+        "packages:\n  apt: []                           # Debian packages\n"
+        if (template != "static")
+        else ""
+    )
     files[RECORD_FILE] = RECORD.format(
-        name=name, template=template, base=base, packages=packages, files=shipped,
+        name=name,
+        template=template,
+        base=base,
+        packages=packages,
+        files=shipped,
         command=command,
         description=json.dumps(description or f"What {name} does, in one sentence."),
-        maintainer=json.dumps(maintainer or "Your Name <you@example.org>"))
+        maintainer=json.dumps(maintainer or "Your Name <you@example.org>"),
+    )
     files["tests/input/sample.txt"] = "Sample input: replace with a small real example.\n"
     written = []
     for rel, content in files.items():

@@ -128,14 +128,26 @@ def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None
 
 @cli.command()
 @click.argument("name")
-@click.option("--template", type=click.Choice(["debian", "python", "static"]), default="debian",
-              show_default=True, help="Dockerfile template of the new entry.")
+@click.option(
+    "--template",
+    type=click.Choice(["debian", "python", "static"]),
+    default="debian",
+    show_default=True,
+    help="Dockerfile template of the new entry.",
+)
 @click.option("--base", help="Curated base [default: the template's usual base].")
 @click.option("--description", help="One sentence saying what the service does.")
 @click.option("--maintainer", metavar="'NAME <EMAIL>'", help="Who maintains it.")
 @settings_options
-def new(name: str, template: str, base: str | None, description: str | None,
-        maintainer: str | None, catalog: str | None, registry: str | None) -> None:
+def new(
+    name: str,
+    template: str,
+    base: str | None,
+    description: str | None,
+    maintainer: str | None,
+    catalog: str | None,
+    registry: str | None,
+) -> None:
     """Scaffold a new catalog entry NAME that lints, builds and tests right away.
 
     Writes CATALOG/NAME/service.yaml (commented), a small working service script and a
@@ -150,8 +162,9 @@ def new(name: str, template: str, base: str | None, description: str | None,
     from gefreg.scaffold import new_entry
 
     settings = load(catalog, registry)
-    made = new_entry(settings.catalog, name, template, base=base, description=description,
-                     maintainer=maintainer)
+    made = new_entry(
+        settings.catalog, name, template, base=base, description=description, maintainer=maintainer
+    )
     for path in made.files:
         click.echo(f"created {relative(path)}")
     for note in made.notes:

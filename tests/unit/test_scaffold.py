@@ -38,8 +38,9 @@ def test_new_then_lint_through_the_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     made = runner.invoke(cli, ["new", "--catalog", str(catalog), "tool"], catch_exceptions=False)
     assert made.exit_code == 0 and "created" in made.stdout
-    linted = runner.invoke(cli, ["lint", "--catalog", str(catalog), "tool", "--no-hadolint"],
-                           catch_exceptions=False)
+    linted = runner.invoke(
+        cli, ["lint", "--catalog", str(catalog), "tool", "--no-hadolint"], catch_exceptions=False
+    )
     assert linted.exit_code == 0, linted.stdout
     bad = runner.invoke(cli, ["new", "--catalog", str(catalog), "Bad_Name"])
     assert bad.exit_code == 2
