@@ -1,5 +1,6 @@
-"""Shared, expensive fixtures for integration tests: the real Debian base is built once per
-session (mmdebstrap, ~25 s) and pushed to the session's real registry."""
+"""Shared, expensive fixtures for integration tests: a working copy of the shipped catalog
+whose real bases are built once per session (mmdebstrap, ~25 s each) and pushed to the
+session's real registry."""
 
 from __future__ import annotations
 
@@ -27,28 +28,40 @@ class BuiltBase:
         return self.built.digest
 
 
-def build_shipped_base(name: str, registry: str, root: Path) -> BuiltBase:
-    catalog = root / "catalog"
-    shutil.copytree(SHIPPED / "bases" / name, catalog / "bases" / name)
-    settings = Settings(catalog=catalog, registry=registry, state_dir=root / "state")
-    built = bases.build(settings, load_base(catalog / "bases" / name))
-    bases.push(settings, built)
-    Engine.connect().pull(f"{bases.repository(settings, name)}@{built.digest}")
-    return BuiltBase(settings, built)
+class ShippedCatalog:
+    """The shipped catalog copied for this session; bases are built on first use."""
+
+    def __init__(self, registry: str, root: Path) -> None:
+        shutil.copytree(SHIPPED, root / "catalog")
+        self.settings = Settings(
+            catalog=root / "catalog", registry=registry, state_dir=root / "state"
+        )
+        self._bases: dict[str, BuiltBase] = {}
+
+    def base(self, name: str) -> BuiltBase:
+        if name not in self._bases:
+            record = load_base(self.settings.catalog / "bases" / name)
+            built = bases.build(self.settings, record)
+            bases.push(self.settings, built)
+            Engine.connect().pull(f"{bases.repository(self.settings, name)}@{built.digest}")
+            self._bases[name] = BuiltBase(self.settings, built)
+        return self._bases[name]
 
 
 @pytest.fixture(scope="session")
-def debian_base(registry: object, tmp_path_factory: pytest.TempPathFactory) -> BuiltBase:
-    """The shipped debian-bookworm base, built for real and available to the engine."""
+def shipped(registry: object, tmp_path_factory: pytest.TempPathFactory) -> ShippedCatalog:
     from gefreg.engine import engine_answers
 
     if not engine_answers():
         pytest.skip("no Docker engine")  # the docker marker turns this into a failure in CI
-    return build_shipped_base(
-        "debian-bookworm",
-        registry.address,  # type: ignore[attr-defined]
-        tmp_path_factory.mktemp("debian-base"),
-    )
+    address = registry.address  # type: ignore[attr-defined]
+    return ShippedCatalog(address, tmp_path_factory.mktemp("shipped"))
+
+
+@pytest.fixture(scope="session")
+def debian_base(shipped: ShippedCatalog) -> BuiltBase:
+    """The shipped debian-bookworm base, built for real and available to the engine."""
+    return shipped.base("debian-bookworm")
 
 
 @pytest.fixture(scope="session")
