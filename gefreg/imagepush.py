@@ -73,11 +73,13 @@ class LayerCache:
 def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
     """gzip a layer tar deterministically; returns (compressed digest, size, diff ID)."""
     raw_sha, gz_sha, size = hashlib.sha256(), hashlib.sha256(), 0
-    with open(target, "wb") as out:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz:
-            while chunk := source.read(CHUNK):
-                raw_sha.update(chunk)
-                gz.write(chunk)
+    with (
+        open(target, "wb") as out,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+    ):
+        while chunk := source.read(CHUNK):
+            raw_sha.update(chunk)
+            gz.write(chunk)
     with open(target, "rb") as fh:
         while chunk := fh.read(CHUNK):
             gz_sha.update(chunk)
