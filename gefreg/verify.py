@@ -20,6 +20,17 @@ from gefreg.model import Entry
 from gefreg.record import SEMVER_RE
 
 OK = "ok"
+# Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest
+# would remove every tag on that manifest, ledger versions included. So gefreg only reports.
+UNKNOWN_TAG_HINT = (
+    "gefreg never adopts a version it did not publish and cannot remove a single tag (the "
+    "registry API deletes a manifest with every tag on it): delete the tag with the "
+    "registry's own tools, then run gefreg verify again"
+)
+GONE_HINT = (
+    "the ledger's manifest is gone from the registry, so the tag cannot be put back: "
+    "restore the registry's storage from a backup"
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class Issue:
     expected: str | None = None
     actual: str | None = None
     repaired: bool = False
+    hint: str | None = None  # what to do when --repair cannot fix it
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ def verify_entry(
             if manifest is not None:
                 client.put_manifest(repo, tag, manifest.body, manifest.media_type)
                 issue = dataclasses.replace(issue, repaired=True)
+            else:
+                issue = dataclasses.replace(issue, hint=GONE_HINT)
         issues.append(issue)
     for tag in sorted(tags - set(expected)):
         if SEMVER_RE.match(tag):
@@ -99,6 +113,7 @@ def verify_entry(
                     tag,
                     f"{repo}:{tag} looks like a version but is not in the ledger "
                     "(pushed outside gefreg?)",
+                    hint=UNKNOWN_TAG_HINT,
                 )
             )
     if deep:

@@ -152,7 +152,9 @@ def verify(
     Every ledger version must be present with the ledger's digest, no version-looking tag may
     exist that the ledger does not know, floating tags (1, 1.2, latest) must point where the
     ledger says, and every blob must be reachable. Drift (a tag moved by a push outside
-    gefreg) exits 1; --repair moves such tags back.
+    gefreg) exits 1; --repair moves such tags back. A version tag the ledger does not know
+    cannot be repaired (gefreg never adopts it and the registry API cannot delete one tag):
+    it is reported, with exit 1, until it is deleted with the registry's own tools.
 
     \b
     Examples:
@@ -174,7 +176,11 @@ def verify(
     else:
         for issue in result.issues:
             state = "repaired" if issue.repaired else issue.kind
+            if repair and not issue.repaired:
+                state += " (not repaired)"
             click.echo(f"{issue.entry}: {state}: {issue.message}")
+            if issue.hint and not issue.repaired:
+                click.echo(f"  hint: {issue.hint}")
         click.echo(
             f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
             f"{result.checked_tags} tags checked, {len(result.issues)} issues",
