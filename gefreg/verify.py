@@ -124,13 +124,18 @@ def verify_entry(
 def _unreachable(
     entry: Entry, client: Any, repo: str, releases: list[ledger.Release]
 ) -> list[Issue]:
-    """Every blob of every ledger manifest must be present (checked in parallel)."""
+    """Every blob of every ledger manifest must be present (checked in parallel). Each
+    distinct manifest is fetched once and each distinct blob checked once: releases often
+    share them (a rebuild-free version bump, a shared base layer)."""
     issues: list[Issue] = []
     blobs: dict[str, str] = {}
+    digests = list(dict.fromkeys(r.digest for r in releases))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        manifests = list(pool.map(lambda r: client.get_manifest(repo, r.digest), releases))
-    for release, manifest in zip(releases, manifests, strict=True):
-        if manifest is None:
+        fetched = dict(
+            zip(digests, pool.map(lambda d: client.get_manifest(repo, d), digests), strict=True)
+        )
+    for release in releases:
+        if fetched[release.digest] is None:
             issues.append(
                 Issue(
                     entry.name,
@@ -139,11 +144,14 @@ def _unreachable(
                     f"{repo}@{release.digest} is gone from the registry",
                 )
             )
+    versions_of = {r.digest: r.version for r in releases}  # a version that names the digest
+    for digest, manifest in fetched.items():
+        if manifest is None:
             continue
         body = json.loads(manifest.body)
         for desc in [body.get("config", {}), *body.get("layers", [])]:
             if desc.get("digest"):
-                blobs[desc["digest"]] = release.version
+                blobs.setdefault(desc["digest"], versions_of[digest])
     with ThreadPoolExecutor(max_workers=8) as pool:
         present = dict(
             zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs), strict=True)
