@@ -23,9 +23,10 @@ OK = "ok"
 # Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest
 # would remove every tag on that manifest, ledger versions included. So gefreg only reports.
 UNKNOWN_TAG_HINT = (
-    "gefreg never adopts a version it did not publish and cannot remove a single tag (the "
-    "registry API deletes a manifest with every tag on it): delete the tag with the "
-    "registry's own tools, then run gefreg verify again"
+    "if a `gefreg publish` of this version was cut off, run it again (it completes when the "
+    "tag holds the same build); otherwise delete the tag with the registry's own tools: "
+    "gefreg never adopts a version it did not publish, and the registry API cannot delete "
+    "one tag (it deletes a manifest with every tag on it)"
 )
 GONE_HINT = (
     "the ledger's manifest is gone from the registry, so the tag cannot be put back: "
@@ -72,9 +73,9 @@ def verify_entry(
     entry: Entry, client: Any, *, repair: bool = False, deep: bool = True
 ) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
-    if not releases:
-        return 0, []
-    repo = _repo(releases[-1])
+    # An entry never published is checked too: a version tag in its repository (the entry's
+    # name, as `gefreg publish` names it) was pushed outside gefreg, or is a cut-off publish.
+    repo = _repo(releases[-1]) if releases else entry.name
     tags = set(client.list_tags(repo))
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}

@@ -172,3 +172,13 @@ def test_a_large_ledger_costs_one_request_per_tag_and_per_distinct_object(
     assert reg.calls == Counter(
         {"list_tags": 1, "head_manifest": 1111, "get_manifest": 1, "blob_exists": 2}
     )
+
+
+def test_an_entry_never_published_is_checked_for_version_tags(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    entry = entry_with(tmp_path, {})
+    assert verify([entry], reg).ok
+    reg.add(manifest("cut-off publish"), "1.0.0", "dev")
+    result = verify([entry], reg)
+    assert [(i.kind, i.tag) for i in result.issues] == [("unknown-tag", "1.0.0")]
+    assert result.issues[0].message.startswith("demo:1.0.0 ")
