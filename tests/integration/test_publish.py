@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gefreg.cli import cli
+from gefreg.registry import RegistryClient
 from tests.fake_http import Reply, serving
 from tests.integration.test_build import static_catalog
 from tests.registry_fixtures import LocalRegistry, free_port
@@ -378,6 +379,42 @@ def test_registry_killed_mid_upload_then_rerun(
     assert done.exit_code == 0, done.stderr
     (line,) = pub.releases()
     assert line["digest"] == json.loads(done.stdout)["digest"] == pub.remote("1.0.0")
+    assert pub.verify().exit_code == 0
+
+
+def test_registry_lost_after_the_version_tag_then_rerun(
+    tmp_path: Path, fresh_registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tag is up but the ledger line is not: verify points at the interrupted publish,
+    and rerunning it (the same build) completes it."""
+    pub = entry(tmp_path, "pub-after-tag", fresh_registry.address)
+    pub.build()
+    put_manifest = RegistryClient.put_manifest
+
+    def put_then_crash(self: RegistryClient, repo: str, ref: str, body: bytes, media: str) -> str:
+        digest = put_manifest(self, repo, ref, body, media)
+        if ref == "1.0.0":
+            fresh_registry.kill()
+        return digest
+
+    monkeypatch.setattr(RegistryClient, "put_manifest", put_then_crash)
+    cut = pub.publish()
+    monkeypatch.setattr(RegistryClient, "put_manifest", put_manifest)
+    assert cut.exit_code == 3, cut.stderr
+    assert pub.ledger_bytes() is None
+
+    fresh_registry.start()
+    tagged = pub.remote("1.0.0")
+    assert tagged is not None and pub.remote("latest") is None
+    found = pub.verify()
+    assert found.exit_code == 1
+    assert f"{pub.name}:1.0.0 looks like a version but is not in the ledger" in found.stdout
+    assert "run it again" in found.stdout
+
+    done = pub.publish("--json")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["digest"] == tagged == pub.releases()[0]["digest"]
+    assert pub.remote("latest") == tagged
     assert pub.verify().exit_code == 0
 
 
