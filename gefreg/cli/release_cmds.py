@@ -99,6 +99,9 @@ def publish(
     options = TrivyOptions(db_repositories=db_repository) if db_repository else None
     results = []
     with ui.Progress() as progress, RegistryClient(settings.registry_url) as client:
+        if selected:  # a registry that is down fails now, not after the scans and tests
+            progress.status(f"checking the registry {settings.registry}")
+            client.ping()
         gate = publish_gate(
             settings,
             engine=engine,
