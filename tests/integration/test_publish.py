@@ -142,6 +142,21 @@ def docker(*args: str) -> str:
     ).stdout.strip()
 
 
+@pytest.fixture(autouse=True)
+def _remove_images() -> Iterator[None]:
+    """Every test here names its entries pub-*: their images (built, tagged for a push, pulled)
+    are removed afterwards, so repeated runs do not pile them up in the engine."""
+    yield
+    listed = docker("images", "--format", "{{.Repository}} {{.ID}}").splitlines()
+    ids = {
+        image
+        for repository, image in (line.split() for line in listed if line.strip())
+        if repository.rsplit("/", 1)[-1].startswith("pub-")
+    }
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True)
+
+
 # --- immutability -----------------------------------------------------------------------------
 
 
