@@ -52,7 +52,7 @@ def gefreg(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 @dataclass
-class Published:
+class Service:
     """One catalog entry published to one registry, with the commands a user would type."""
 
     catalog: Path
@@ -123,7 +123,7 @@ def remote_tags(address: str, name: str) -> set[str]:
     return set(json.loads(done.stdout)["Tags"])
 
 
-def entry(tmp_path: Path, name: str, registry: str, *, big: int = 0) -> Published:
+def entry(tmp_path: Path, name: str, registry: str, *, big: int = 0) -> Service:
     """A publishable static entry; ``big`` bytes of random data in a shipped file make the
     upload take a while."""
     files = {"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"}
@@ -133,7 +133,7 @@ def entry(tmp_path: Path, name: str, registry: str, *, big: int = 0) -> Publishe
     if big:
         (catalog / name / "blob.bin").write_bytes(os.urandom(big))
     (catalog / "policy.yaml").write_text(POLICY)
-    return Published(catalog, name, registry)
+    return Service(catalog, name, registry)
 
 
 def docker(*args: str) -> str:
@@ -274,7 +274,8 @@ def test_concurrent_publishers_of_one_version(tmp_path: Path, registry: LocalReg
         )
         for state in states
     ]
-    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    outcomes = [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
     codes = sorted(code for code, _ in outcomes)
     assert codes == [0, 1], outcomes
     loser = next(err for code, err in outcomes if code == 1)
