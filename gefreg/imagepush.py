@@ -17,6 +17,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,35 +40,46 @@ class PushedImage:
 
 
 class LayerCache:
-    """diff ID → (compressed digest, size), so unchanged layers are not compressed again."""
+    """diff ID → (compressed digest, size), so unchanged layers are not compressed again.
+
+    Thread-safe: :func:`push_image` compresses layers in parallel and each thread records its
+    layer as soon as it is uploaded."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
         try:
             self.data: dict[str, list[Any]] = json.loads(path.read_text())
         except (OSError, ValueError):
             self.data = {}
 
     def get(self, diff_id: str) -> tuple[str, int] | None:
-        hit = self.data.get(diff_id)
+        with self._lock:
+            hit = self.data.get(diff_id)
         return (str(hit[0]), int(hit[1])) if hit else None
 
     def put(self, diff_id: str, digest: str, size: int) -> None:
-        self.data[diff_id] = [digest, size]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.data))
-        os.replace(tmp, self.path)
+        # One writer at a time: two threads sharing the temporary file would make one
+        # os.replace fail (FileNotFoundError), and dumping a dict another thread is
+        # changing raises RuntimeError; either aborted a publish with a traceback.
+        with self._lock:
+            self.data[diff_id] = [digest, size]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+            tmp.write_text(json.dumps(self.data))
+            os.replace(tmp, self.path)
 
 
 def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
     """gzip a layer tar deterministically; returns (compressed digest, size, diff ID)."""
     raw_sha, gz_sha, size = hashlib.sha256(), hashlib.sha256(), 0
-    with open(target, "wb") as out:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz:
-            while chunk := source.read(CHUNK):
-                raw_sha.update(chunk)
-                gz.write(chunk)
+    with (
+        open(target, "wb") as out,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+    ):
+        while chunk := source.read(CHUNK):
+            raw_sha.update(chunk)
+            gz.write(chunk)
     with open(target, "rb") as fh:
         while chunk := fh.read(CHUNK):
             gz_sha.update(chunk)

@@ -125,8 +125,12 @@ def locked(entry_dir: Path) -> Iterator[None]:
 
 
 def only_appended(old: str, new: str) -> bool:
-    """True when ``new`` keeps every byte of ``old`` and only adds lines after it."""
-    return new.startswith(old) and (not old or old.endswith("\n") or new == old)
+    """True when ``new`` keeps every byte of ``old`` and only adds lines after it. When
+    ``old`` does not end with a newline, what follows must start with one (as :func:`append`
+    writes it): anything else would change its last line."""
+    if not new.startswith(old):
+        return False
+    return not old or old.endswith("\n") or new == old or new[len(old)] == "\n"
 
 
 class CatalogLedger:

@@ -17,7 +17,7 @@ from typing import Any
 from gefreg import __version__, ledger, versions
 from gefreg.build import read_record
 from gefreg.errors import CheckFailed, EnvironmentFailure
-from gefreg.imagepush import LayerCache, push_image
+from gefreg.imagepush import LayerCache, PushedImage, push_image
 from gefreg.model import Entry
 from gefreg.prepare import Plan, prepare
 from gefreg.settings import Settings
@@ -128,7 +128,7 @@ def publish(
         check_rules(entry, releases, plan.fingerprint.digest)
         winner = ledger.find(releases, version)
         if winner is not None:
-            return _republish(settings, entry, client, winner, build, repo, engine)
+            return _republish(settings, entry, client, winner, build, repo, engine, pushed)
         on_step(f"tagging {repo}:{version}")
         current = client.head_manifest(repo, version)
         if current is not None and current != pushed.digest:
@@ -187,11 +187,16 @@ def _republish(
     build: dict[str, Any],
     repo: str,
     engine: Any,
+    pushed: PushedImage | None = None,
 ) -> Published:
-    """The version is in the ledger: a no-op for this very image, refused for any other."""
+    """The version is in the ledger: a no-op for this very image, refused for any other.
+
+    ``pushed`` is this build as already uploaded (a publisher that lost the race), so the
+    image is not exported and uploaded a second time while the entry is locked."""
     if release.image_id != build["image_id"]:
-        cache = LayerCache(settings.state_dir / "cache" / "layers.json")
-        pushed = push_image(engine, client, build["image_id"], repo, cache)
+        if pushed is None:
+            cache = LayerCache(settings.state_dir / "cache" / "layers.json")
+            pushed = push_image(engine, client, build["image_id"], repo, cache)
         if pushed.digest != release.digest:
             raise CheckFailed(
                 f"{entry.name} {release.version} is published as {release.digest}; this build "
@@ -201,8 +206,9 @@ def _republish(
             )
     current = client.head_manifest(repo, release.version)
     if current != release.digest:
+        where = "is gone from the registry" if current is None else f"points at {current}"
         raise CheckFailed(
-            f"{repo}:{release.version} points at {current}, the ledger says {release.digest}",
+            f"{repo}:{release.version} {where}, the ledger says {release.digest}",
             f"gefreg verify --repair {entry.name}",
         )
     return Published(entry.name, release.version, release.repository, release.digest, "unchanged")

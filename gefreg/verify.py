@@ -20,6 +20,18 @@ from gefreg.model import Entry
 from gefreg.record import SEMVER_RE
 
 OK = "ok"
+# Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest
+# would remove every tag on that manifest, ledger versions included. So gefreg only reports.
+UNKNOWN_TAG_HINT = (
+    "if a `gefreg publish` of this version was cut off, run it again (it completes when the "
+    "tag holds the same build); otherwise delete the tag with the registry's own tools: "
+    "gefreg never adopts a version it did not publish, and the registry API cannot delete "
+    "one tag (it deletes a manifest with every tag on it)"
+)
+GONE_HINT = (
+    "the ledger's manifest is gone from the registry, so the tag cannot be put back: "
+    "restore the registry's storage from a backup"
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Issue:
     expected: str | None = None
     actual: str | None = None
     repaired: bool = False
+    hint: str | None = None  # what to do when --repair cannot fix it
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,9 @@ def verify_entry(
     entry: Entry, client: Any, *, repair: bool = False, deep: bool = True
 ) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
-    if not releases:
-        return 0, []
-    repo = _repo(releases[-1])
+    # An entry never published is checked too: a version tag in its repository (the entry's
+    # name, as `gefreg publish` names it) was pushed outside gefreg, or is a cut-off publish.
+    repo = _repo(releases[-1]) if releases else entry.name
     tags = set(client.list_tags(repo))
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}
@@ -89,6 +102,8 @@ def verify_entry(
             if manifest is not None:
                 client.put_manifest(repo, tag, manifest.body, manifest.media_type)
                 issue = dataclasses.replace(issue, repaired=True)
+            else:
+                issue = dataclasses.replace(issue, hint=GONE_HINT)
         issues.append(issue)
     for tag in sorted(tags - set(expected)):
         if SEMVER_RE.match(tag):
@@ -99,6 +114,7 @@ def verify_entry(
                     tag,
                     f"{repo}:{tag} looks like a version but is not in the ledger "
                     "(pushed outside gefreg?)",
+                    hint=UNKNOWN_TAG_HINT,
                 )
             )
     if deep:
@@ -109,13 +125,18 @@ def verify_entry(
 def _unreachable(
     entry: Entry, client: Any, repo: str, releases: list[ledger.Release]
 ) -> list[Issue]:
-    """Every blob of every ledger manifest must be present (checked in parallel)."""
+    """Every blob of every ledger manifest must be present (checked in parallel). Each
+    distinct manifest is fetched once and each distinct blob checked once: releases often
+    share them (a rebuild-free version bump, a shared base layer)."""
     issues: list[Issue] = []
     blobs: dict[str, str] = {}
+    digests = list(dict.fromkeys(r.digest for r in releases))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        manifests = list(pool.map(lambda r: client.get_manifest(repo, r.digest), releases))
-    for release, manifest in zip(releases, manifests, strict=True):
-        if manifest is None:
+        fetched = dict(
+            zip(digests, pool.map(lambda d: client.get_manifest(repo, d), digests), strict=True)
+        )
+    for release in releases:
+        if fetched[release.digest] is None:
             issues.append(
                 Issue(
                     entry.name,
@@ -124,11 +145,14 @@ def _unreachable(
                     f"{repo}@{release.digest} is gone from the registry",
                 )
             )
+    versions_of = {r.digest: r.version for r in releases}  # a version that names the digest
+    for digest, manifest in fetched.items():
+        if manifest is None:
             continue
         body = json.loads(manifest.body)
         for desc in [body.get("config", {}), *body.get("layers", [])]:
             if desc.get("digest"):
-                blobs[desc["digest"]] = release.version
+                blobs.setdefault(desc["digest"], versions_of[digest])
     with ThreadPoolExecutor(max_workers=8) as pool:
         present = dict(
             zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs), strict=True)

@@ -61,10 +61,21 @@ def floating_tags(version: str, published: Iterable[str], wanted: Iterable[str])
 
 
 def floating_targets(published: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
-    """Where each floating tag should point given the ledger (for verify and repair)."""
-    final = [p for p in published if not is_prerelease(p)]
+    """Where each floating tag should point given the ledger (for verify and repair): as if
+    every final release had been published in version order, each moving its tags forward.
+    That is, each tag goes to the highest release it covers (of equal ones, the later).
+
+    One pass over the releases, each parsed once: replaying :func:`floating_tags` for every
+    release compared each with all the others (a 1,000-release ledger took 8 s)."""
+    kinds = tuple(wanted)
+    for kind in kinds:
+        if kind not in FLOATING:
+            raise ValueError(kind)
+    parsed = [(parse(p), p) for p in published]
+    final = sorted((item for item in parsed if item[0].prerelease is None), key=lambda i: i[0])
     targets: dict[str, str] = {}
-    for version in sorted(final, key=parse):
-        for tag in floating_tags(version, [p for p in final if parse(p) < parse(version)], wanted):
-            targets[tag] = version
+    for v, version in final:  # ascending, so the last release to claim a tag is its highest
+        for kind in kinds:
+            tag = {"major": str(v.major), "minor": f"{v.major}.{v.minor}", "latest": "latest"}
+            targets[tag[kind]] = version
     return targets

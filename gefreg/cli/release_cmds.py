@@ -99,6 +99,9 @@ def publish(
     options = TrivyOptions(db_repositories=db_repository) if db_repository else None
     results = []
     with ui.Progress() as progress, RegistryClient(settings.registry_url) as client:
+        if selected:  # a registry that is down fails now, not after the scans and tests
+            progress.status(f"checking the registry {settings.registry}")
+            client.ping()
         gate = publish_gate(
             settings,
             engine=engine,
@@ -152,7 +155,9 @@ def verify(
     Every ledger version must be present with the ledger's digest, no version-looking tag may
     exist that the ledger does not know, floating tags (1, 1.2, latest) must point where the
     ledger says, and every blob must be reachable. Drift (a tag moved by a push outside
-    gefreg) exits 1; --repair moves such tags back.
+    gefreg) exits 1; --repair moves such tags back. A version tag the ledger does not know
+    cannot be repaired (gefreg never adopts it and the registry API cannot delete one tag):
+    it is reported, with exit 1, until it is deleted with the registry's own tools.
 
     \b
     Examples:
@@ -174,7 +179,11 @@ def verify(
     else:
         for issue in result.issues:
             state = "repaired" if issue.repaired else issue.kind
+            if repair and not issue.repaired:
+                state += " (not repaired)"
             click.echo(f"{issue.entry}: {state}: {issue.message}")
+            if issue.hint and not issue.repaired:
+                click.echo(f"  hint: {issue.hint}")
         click.echo(
             f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
             f"{result.checked_tags} tags checked, {len(result.issues)} issues",

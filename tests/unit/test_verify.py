@@ -1,0 +1,184 @@
+"""gefreg.verify against an in-memory registry: what is reported, what repair does, and how
+many requests a large ledger costs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gefreg import ledger
+from gefreg.registry import OCI_MANIFEST, Manifest
+from gefreg.verify import UNKNOWN_TAG_HINT, verify
+from gefreg.versions import FLOATING, floating_targets
+
+REPO = "demo"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def manifest(text: str) -> bytes:
+    config, layer = sha(f"config {text}".encode()), sha(f"layer {text}".encode())
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"digest": config, "size": 1},
+            "layers": [{"digest": layer, "size": 1}],
+        }
+    ).encode()
+
+
+class FakeRegistry:
+    """Tags, manifests by digest and blobs in dicts; counts every call."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.manifests: dict[str, bytes] = {}
+        self.blobs: set[str] = set()
+        self.calls: Counter[str] = Counter()
+
+    def add(self, body: bytes, *tags: str) -> str:
+        digest = sha(body)
+        self.manifests[digest] = body
+        doc = json.loads(body)
+        self.blobs |= {d["digest"] for d in [doc["config"], *doc["layers"]]}
+        for tag in tags:
+            self.tags[tag] = digest
+        return digest
+
+    def list_tags(self, repo: str) -> list[str]:
+        self.calls["list_tags"] += 1
+        return sorted(self.tags)
+
+    def head_manifests(self, repo: str, refs: list[str]) -> dict[str, str | None]:
+        self.calls["head_manifest"] += len(refs)
+        return {ref: self.tags.get(ref) for ref in refs}
+
+    def get_manifest(self, repo: str, reference: str) -> Manifest | None:
+        self.calls["get_manifest"] += 1
+        digest = self.tags.get(reference, reference)
+        body = self.manifests.get(digest)
+        return Manifest(digest, OCI_MANIFEST, body) if body is not None else None
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
+        self.calls["put_manifest"] += 1
+        return self.add(body, reference)
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        self.calls["blob_exists"] += 1
+        return digest in self.blobs
+
+
+def entry_with(tmp_path: Path, releases: dict[str, str]) -> Any:
+    folder = tmp_path / "demo"
+    folder.mkdir(exist_ok=True)
+    lines = [
+        ledger.Release(
+            version=version,
+            digest=digest,
+            repository=f"127.0.0.1:5000/{REPO}",
+            fingerprint=sha(version.encode()),
+            base_digest=None,
+            image_id=sha(b"image " + version.encode()),
+            published="2025-01-01T00:00:00Z",
+        ).to_line()
+        for version, digest in releases.items()
+    ]
+    (folder / ledger.LEDGER_FILE).write_text("".join(lines))
+    return SimpleNamespace(name="demo", directory=folder)
+
+
+def test_a_registry_that_matches_the_ledger_passes(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0")
+    two = reg.add(manifest("2"), "1.1.0", "1", "1.1", "latest")
+    result = verify([entry_with(tmp_path, {"1.0.0": one, "1.1.0": two})], reg)
+    assert result.ok and result.issues == ()
+    assert result.checked_tags == 5  # two versions and the three floating tags present
+
+
+def test_drift_missing_floating_and_unknown_tags(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0")
+    two = reg.add(manifest("2"), "1.1.0", "1", "1.1", "latest")
+    three = reg.add(manifest("3"))  # 1.2.0: its tags are gone
+    other = reg.add(manifest("pushed outside"), "2.0.0")
+    entry = entry_with(tmp_path, {"1.0.0": one, "1.1.0": two, "1.2.0": three})
+    reg.tags["1.0.0"] = other  # moved by a push outside gefreg
+    reg.tags["latest"] = other
+
+    result = verify([entry], reg, deep=False)
+    kinds = {(i.kind, i.tag) for i in result.issues}
+    assert kinds == {
+        ("drift", "1.0.0"),
+        ("missing", "1.2.0"),
+        ("floating", "latest"),
+        ("floating", "1"),  # 1.2.0 is the newest of 1.x: `1` should point at it
+        ("unknown-tag", "2.0.0"),
+    }
+    assert not result.ok
+    unknown = next(i for i in result.issues if i.kind == "unknown-tag")
+    assert unknown.hint == UNKNOWN_TAG_HINT
+
+    repaired = verify([entry], reg, repair=True, deep=False)
+    assert {i.tag for i in repaired.issues if i.repaired} == {"1.0.0", "1.2.0", "latest", "1"}
+    assert not repaired.ok  # the unknown tag stays: gefreg cannot delete one tag
+    assert reg.tags["1.0.0"] == one and reg.tags["1.1"] == two
+    assert reg.tags["1.2.0"] == three == reg.tags["latest"] == reg.tags["1"]
+    assert {(i.kind, i.tag) for i in verify([entry], reg).issues} == {("unknown-tag", "2.0.0")}
+
+
+def test_a_drifted_tag_whose_manifest_is_gone_is_not_repaired(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0")
+    entry = entry_with(tmp_path, {"1.0.0": one})
+    reg.tags["1.0.0"] = reg.add(manifest("other"))
+    del reg.manifests[one]
+    result = verify([entry], reg, repair=True)
+    assert not result.ok
+    drift = next(i for i in result.issues if i.kind == "drift")
+    assert not drift.repaired and drift.hint and "gone from the registry" in drift.hint
+    assert any(i.kind == "unreachable" and i.tag == "1.0.0" for i in result.issues)
+
+
+def test_deep_verify_reports_missing_blobs(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0")
+    layer = json.loads(manifest("1"))["layers"][0]["digest"]
+    reg.blobs.discard(layer)
+    result = verify([entry_with(tmp_path, {"1.0.0": one})], reg)
+    (issue,) = result.issues
+    assert issue.kind == "unreachable" and layer in issue.message and issue.tag == "1.0.0"
+    assert verify([entry_with(tmp_path, {"1.0.0": one})], reg, deep=False).ok
+
+
+def test_a_large_ledger_costs_one_request_per_tag_and_per_distinct_object(
+    tmp_path: Path,
+) -> None:
+    reg = FakeRegistry()
+    body = manifest("shared")
+    versions = [f"{i // 100}.{(i // 10) % 10}.{i % 10}" for i in range(1000)]
+    digest = reg.add(body, *versions)
+    for tag in floating_targets(versions, FLOATING):
+        reg.tags[tag] = digest
+    result = verify([entry_with(tmp_path, dict.fromkeys(versions, digest))], reg)
+    assert result.ok and result.checked_tags == 1000 + 111
+    assert reg.calls == Counter(
+        {"list_tags": 1, "head_manifest": 1111, "get_manifest": 1, "blob_exists": 2}
+    )
+
+
+def test_an_entry_never_published_is_checked_for_version_tags(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    entry = entry_with(tmp_path, {})
+    assert verify([entry], reg).ok
+    reg.add(manifest("cut-off publish"), "1.0.0", "dev")
+    result = verify([entry], reg)
+    assert [(i.kind, i.tag) for i in result.issues] == [("unknown-tag", "1.0.0")]
+    assert result.issues[0].message.startswith("demo:1.0.0 ")

@@ -1,0 +1,60 @@
+"""Version rules: floating tags for publish (one release) and for verify (the whole ledger)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from gefreg import versions
+
+
+def replayed(published: list[str], wanted: tuple[str, ...]) -> dict[str, str]:
+    """What publishing every release in version order leaves the floating tags pointing at."""
+    final = [p for p in published if not versions.is_prerelease(p)]
+    targets: dict[str, str] = {}
+    for version in sorted(final, key=versions.parse):
+        lower = [p for p in final if versions.parse(p) < versions.parse(version)]
+        for tag in versions.floating_tags(version, lower, wanted):
+            targets[tag] = version
+    return targets
+
+
+def test_floating_targets_of_a_small_ledger() -> None:
+    published = ["1.0.0", "1.1.0", "1.0.5", "2.0.0-rc.1", "0.9.0", "1.2.0-beta"]
+    assert versions.floating_targets(published, versions.FLOATING) == {
+        "0": "0.9.0",
+        "0.9": "0.9.0",
+        "latest": "1.1.0",
+        "1": "1.1.0",
+        "1.0": "1.0.5",
+        "1.1": "1.1.0",
+    }
+    assert versions.floating_targets(published, ("latest",)) == {"latest": "1.1.0"}
+    assert versions.floating_targets([], versions.FLOATING) == {}
+    with pytest.raises(ValueError):
+        versions.floating_targets(published, ("nightly",))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_floating_targets_equal_replaying_every_publish(seed: int) -> None:
+    rng = random.Random(seed)
+    published = list(
+        {
+            f"{rng.randint(0, 3)}.{rng.randint(0, 3)}.{rng.randint(0, 3)}"
+            + rng.choice(["", "", "", "-rc.1", "-alpha", "+build.7", "+build.8"])
+            for _ in range(rng.randint(0, 40))
+        }
+    )
+    rng.shuffle(published)
+    for wanted in (versions.FLOATING, ("latest",), ("minor", "major"), ()):
+        assert versions.floating_targets(published, wanted) == replayed(published, wanted)
+
+
+def test_floating_targets_of_1000_releases_is_fast() -> None:
+    published = [f"{i // 100}.{(i // 10) % 10}.{i % 10}" for i in range(1000)]
+    start = time.perf_counter()
+    targets = versions.floating_targets(published, versions.FLOATING)
+    assert time.perf_counter() - start < 0.5  # it took 8 s when every release was replayed
+    assert len(targets) == 10 + 100 + 1 and targets["latest"] == "9.9.9"
