@@ -37,6 +37,7 @@ class Release:
     sbom_digest: str | None = None
     gefreg_version: str = ""
     schema: str = SCHEMA
+    floating: list[str] | None = None  # the floating tags this publish moved (None: unknown)
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"

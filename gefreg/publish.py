@@ -160,6 +160,7 @@ def publish(
             scan=evidence.scan_summary,
             sbom_digest=dict(artifacts).get("sbom"),
             gefreg_version=__version__,
+            floating=list(moved),
         )
         ledger.append(entry.directory, release)
     return Published(

@@ -69,6 +69,18 @@ def _repo(release: ledger.Release) -> str:
     return release.repository.split("/", 1)[1]
 
 
+def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
+    """Where each floating tag must point: at the last release that moved it, as recorded;
+    for ledgers written before that was recorded, where the version rules would put it."""
+    if any(r.floating is None for r in releases):
+        return versions.floating_targets([r.version for r in releases], versions.FLOATING)
+    targets: dict[str, str] = {}
+    for release in releases:
+        for tag in release.floating or ():
+            targets[tag] = release.version
+    return targets
+
+
 def verify_entry(
     entry: Entry, client: Any, *, repair: bool = False, deep: bool = True
 ) -> tuple[int, list[Issue]]:
@@ -79,7 +91,7 @@ def verify_entry(
     tags = set(client.list_tags(repo))
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}
-    for tag, version in versions.floating_targets(list(expected), versions.FLOATING).items():
+    for tag, version in floating_targets(releases).items():
         if tag in tags:
             expected[tag] = by_version[version].digest
     heads = client.head_manifests(repo, sorted(expected))

@@ -182,3 +182,30 @@ def test_an_entry_never_published_is_checked_for_version_tags(tmp_path: Path) ->
     result = verify([entry], reg)
     assert [(i.kind, i.tag) for i in result.issues] == [("unknown-tag", "1.0.0")]
     assert result.issues[0].message.startswith("demo:1.0.0 ")
+
+
+def test_recorded_floating_tags_respect_a_no_floating_publish(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0", "1", "1.0", "latest")
+    two = reg.add(manifest("2"), "1.1.0")  # published with --no-floating
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    for version, digest, moved in (("1.0.0", one, ["1", "1.0", "latest"]), ("1.1.0", two, [])):
+        ledger.append(
+            folder,
+            ledger.Release(
+                version=version,
+                digest=digest,
+                repository=f"127.0.0.1:5000/{REPO}",
+                fingerprint=sha(version.encode()),
+                base_digest=None,
+                image_id=sha(digest.encode()),
+                published="2025-01-01T00:00:00Z",
+                floating=moved,
+            ),
+        )
+    entry = SimpleNamespace(name="demo", directory=folder)
+    assert verify([entry], reg).ok  # `latest` stays on 1.0.0, as the ledger recorded
+    reg.tags["latest"] = two
+    [issue] = verify([entry], reg, deep=False).issues
+    assert (issue.kind, issue.tag, issue.expected) == ("floating", "latest", one)
