@@ -399,10 +399,20 @@ class RegistryClient:
         if not refs:
             return {}
         # The first one alone: it runs any auth handshake once instead of once per thread.
-        first = self.head_manifest(repo, refs[0])
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(refs))) as pool:
-            rest = list(pool.map(lambda ref: self.head_manifest(repo, ref), refs[1:]))
-        return dict(zip(refs, [first, *rest], strict=True))
+        results = {refs[0]: self.head_manifest(repo, refs[0])}
+        rest = refs[1:]
+        workers = max(1, min(self.workers, len(rest)))
+        # One share per thread, each looping on its own kept-alive connection: less
+        # scheduling per request than one pool task per reference.
+        shares = [rest[i::workers] for i in range(workers)]
+
+        def run(share: list[str]) -> dict[str, str | None]:
+            return {ref: self.head_manifest(repo, ref) for ref in share}
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(run, shares):
+                results.update(part)
+        return {ref: results[ref] for ref in refs}
 
     def list_tags(self, repo: str, *, page_size: int | None = None) -> list[str]:
         """All tags of ``repo`` (sorted; [] if the repository is unknown), following the

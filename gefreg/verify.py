@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from gefreg import ledger, versions
-from gefreg.model import Entry
 from gefreg.record import SEMVER_RE
 
 OK = "ok"
@@ -69,6 +70,23 @@ def _repo(release: ledger.Release) -> str:
     return release.repository.split("/", 1)[1]
 
 
+class Published(Protocol):
+    """What verify needs of an entry: its name and the folder holding its ledger. Records are
+    not loaded (nor validated) for this, which keeps a verify of many entries fast."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def directory(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class LedgerFolder:
+    name: str
+    directory: Path
+
+
 def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
     """Where each floating tag must point: at the last release that moved it, as recorded;
     for ledgers written before that was recorded, where the version rules would put it."""
@@ -82,7 +100,7 @@ def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
 
 
 def verify_entry(
-    entry: Entry, client: Any, *, repair: bool = False, deep: bool = True
+    entry: Published, client: Any, *, repair: bool = False, deep: bool = True
 ) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
     # An entry never published is checked too: a version tag in its repository (the entry's
@@ -135,7 +153,7 @@ def verify_entry(
 
 
 def _unreachable(
-    entry: Entry, client: Any, repo: str, releases: list[ledger.Release]
+    entry: Published, client: Any, repo: str, releases: list[ledger.Release]
 ) -> list[Issue]:
     """Every blob of every ledger manifest must be present (checked in parallel). Each
     distinct manifest is fetched once and each distinct blob checked once: releases often
@@ -183,7 +201,7 @@ def _unreachable(
 
 
 def verify(
-    entries: list[Entry], client: Any, *, repair: bool = False, deep: bool = True
+    entries: Sequence[Published], client: Any, *, repair: bool = False, deep: bool = True
 ) -> Verification:
     checked, issues = 0, []
     for entry in entries:

@@ -165,13 +165,13 @@ def verify(
       gefreg verify waveform-metadata --repair
     """
     from gefreg import ui
-    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.catalog import resolve
     from gefreg.registry import RegistryClient
+    from gefreg.verify import LedgerFolder
     from gefreg.verify import verify as run_verify
 
     settings = load(catalog, registry)
-    known = base_names(settings.catalog)
-    selected = [load_entry(f, known) for f in resolve(settings.catalog, list(entries))]
+    selected = [LedgerFolder(f.name, f) for f in resolve(settings.catalog, list(entries))]
     with RegistryClient(settings.registry_url) as client:
         result = run_verify(selected, client, repair=repair, deep=not shallow)
     if as_json:
