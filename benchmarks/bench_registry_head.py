@@ -17,22 +17,19 @@ Targets: (a) at least 20x faster than (b), and close to (c).
 from __future__ import annotations
 
 import argparse
-import http.client
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import best_of, report
+from benchmarks.common import best_of, raw_head_floor, report, skopeo_loop
 from gefreg import regserver
-from gefreg.registry import ACCEPT_MANIFESTS, OCI_MANIFEST, RegistryClient
+from gefreg.registry import OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import tiny_image
 
 REPO = "bench/head"
@@ -55,50 +52,6 @@ def ours(address: str, tags: list[str], workers: int, digest: str) -> None:
     with RegistryClient(address, workers=workers) as client:
         heads = client.head_manifests(REPO, tags)
     assert set(heads.values()) == {digest} and len(heads) == len(tags)
-
-
-def floor(address: str, tags: list[str], workers: int, digest: str) -> None:
-    """Raw http.client: one kept-alive connection per thread, nothing else."""
-    host, _, port = address.rpartition(":")
-    chunks = [tags[i::workers] for i in range(workers)]
-    found: list[str] = []
-    lock = threading.Lock()
-
-    def run(chunk: list[str]) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        got = []
-        for tag in chunk:
-            conn.request(
-                "HEAD", f"/v2/{REPO}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS}
-            )
-            resp = conn.getresponse()
-            resp.read()
-            got.append(resp.getheader("Docker-Content-Digest") or "")
-        conn.close()
-        with lock:
-            found.extend(got)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in chunks if c]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert found == [digest] * len(tags) or sorted(set(found)) == [digest]
-
-
-def skopeo_loop(address: str, tags: list[str]) -> None:
-    for tag in tags:
-        subprocess.run(
-            [
-                "skopeo",
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                f"docker://{address}/{REPO}:{tag}",
-            ],
-            check=True,
-            capture_output=True,
-        )
 
 
 def main() -> None:
@@ -129,10 +82,12 @@ def main() -> None:
             runs: dict[str, list[float]] = {"ours": [], "floor": []}
             for _ in range(args.runs):
                 runs["ours"].append(best_of(1, lambda: ours(address, tags, args.workers, digest)))
-                runs["floor"].append(best_of(1, lambda: floor(address, tags, args.workers, digest)))
+                runs["floor"].append(
+                    best_of(1, lambda: raw_head_floor(address, REPO, tags, args.workers, digest))
+                )
             t_ours, t_floor = (statistics.median(runs[k]) for k in ("ours", "floor"))
             sample = tags[: args.skopeo_sample]
-            t_sample = best_of(1, lambda: skopeo_loop(address, sample))
+            t_sample = best_of(1, lambda: skopeo_loop(address, REPO, sample))
             t_skopeo = t_sample * len(tags) / len(sample)
         finally:
             regserver.stop(Path(tmp) / "registry")

@@ -21,24 +21,22 @@ Targets: verify at least 20x faster than (b), and close to (c).
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import VENV_BIN, best_of, report
+from benchmarks.common import VENV_BIN, best_of, raw_head_floor, report, skopeo_loop
 from gefreg import ledger, regserver, versions
 from gefreg.catalog import load_entry
-from gefreg.registry import ACCEPT_MANIFESTS, OCI_MANIFEST, RegistryClient
+from gefreg.registry import OCI_MANIFEST, RegistryClient
 from gefreg.verify import verify
 from tests.helpers import demo_entry, make_catalog
 from tests.registry_fixtures import tiny_image
@@ -149,16 +147,20 @@ def main() -> None:
             for _ in range(args.runs):  # interleaved, so other load hits all alike
                 runs["cli"].append(best_of(1, lambda: cli_verify(catalog, address, "--shallow")))
                 runs["lib"].append(best_of(1, lambda: lib_verify(catalog, address, False, checked)))
-                runs["floor"].append(best_of(1, lambda: floor(address, tags, args.workers, digest)))
+                runs["floor"].append(
+                    best_of(1, lambda: raw_head_floor(address, NAME, tags, args.workers, digest))
+                )
                 runs["floor_all"].append(
-                    best_of(1, lambda: floor(address, everything, args.workers, digest))
+                    best_of(
+                        1, lambda: raw_head_floor(address, NAME, everything, args.workers, digest)
+                    )
                 )
             deep_cli = best_of(args.runs, lambda: cli_verify(catalog, address))
             deep_lib = best_of(args.runs, lambda: lib_verify(catalog, address, True, checked))
             startup = best_of(args.runs, lambda: cli_verify(empty, address, "--shallow"))
             step = max(1, len(everything) // args.skopeo_sample)
             sample = everything[::step][: args.skopeo_sample]
-            t_sample = best_of(1, lambda: skopeo_loop(address, sample))
+            t_sample = best_of(1, lambda: skopeo_loop(address, NAME, sample))
         finally:
             regserver.stop(Path(tmp) / "registry")
 
@@ -204,49 +206,6 @@ def main() -> None:
         f"  vs the floor for the same {checked} tags: library {t_lib / t_floor_all:.2f}x, "
         f"CLI {t_cli / t_floor_all:.2f}x (of which {startup:.2f} s is start-up)"
     )
-
-
-def floor(address: str, tags: list[str], workers: int, digest: str) -> None:
-    """Raw http.client: one kept-alive connection per thread, nothing else."""
-    host, _, port = address.rpartition(":")
-    found: list[str] = []
-    lock = threading.Lock()
-
-    def run(chunk: list[str]) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        got = []
-        for tag in chunk:
-            conn.request(
-                "HEAD", f"/v2/{NAME}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS}
-            )
-            resp = conn.getresponse()
-            resp.read()
-            got.append(resp.getheader("Docker-Content-Digest") or "")
-        conn.close()
-        with lock:
-            found.extend(got)
-
-    threads = [threading.Thread(target=run, args=(tags[i::workers],)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(set(found)) == [digest] and len(found) == len(tags)
-
-
-def skopeo_loop(address: str, tags: list[str]) -> None:
-    for tag in tags:
-        subprocess.run(
-            [
-                "skopeo",
-                "inspect",
-                "--raw",
-                "--tls-verify=false",
-                f"docker://{address}/{NAME}:{tag}",
-            ],
-            check=True,
-            capture_output=True,
-        )
 
 
 if __name__ == "__main__":

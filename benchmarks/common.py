@@ -45,3 +45,53 @@ def report(
         print(f"  ratio {ratio_of[0]} / {ratio_of[1]} = {ratio:.2f}x")
         return ratio
     return None
+
+
+def raw_head_floor(address: str, repo: str, tags: list[str], workers: int, digest: str) -> None:
+    """The physical floor of "what does each tag point at": raw http.client HEADs, one
+    kept-alive connection per thread, nothing else."""
+    import http.client
+    import threading
+
+    from gefreg.registry import ACCEPT_MANIFESTS
+
+    host, _, port = address.rpartition(":")
+    found: list[str] = []
+    lock = threading.Lock()
+
+    def run(chunk: list[str]) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        got = []
+        for tag in chunk:
+            conn.request(
+                "HEAD", f"/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT_MANIFESTS}
+            )
+            resp = conn.getresponse()
+            resp.read()
+            got.append(resp.getheader("Docker-Content-Digest") or "")
+        conn.close()
+        with lock:
+            found.extend(got)
+
+    threads = [threading.Thread(target=run, args=(tags[i::workers],)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(set(found)) == [digest] and len(found) == len(tags)
+
+
+def skopeo_loop(address: str, repo: str, tags: list[str]) -> None:
+    """What a script without gefreg does: one `skopeo inspect` per tag."""
+    for tag in tags:
+        subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                f"docker://{address}/{repo}:{tag}",
+            ],
+            check=True,
+            capture_output=True,
+        )

@@ -46,8 +46,10 @@ CONFIG = """\
 # Written by gefreg for the embedded registry; rewritten at every start.
 version: 0.1
 log:
-  level: info
+  level: warn              # errors and warnings only: a log line per request costs CPU
   formatter: text
+  accesslog:
+    disabled: true
   fields:
     service: gefreg-registry
 storage:
