@@ -390,7 +390,9 @@ def run_service(
                     f"input {port}: {bad} is not readable by the service's user {run_uid}",
                     f"the service runs unprivileged; make the input readable: chmod -R a+rX {path}",
                 )
-    obs.status(f"checking image {request.image.image_id[:19]}")
+    image = request.image
+    shown = image.image_id[:19] or f"{image.repository}@{image.manifest_digest} (pulling)"
+    obs.status(f"checking image {shown}")
     image = verify_image(engine, request.image)
     make_outputs(outputs)
     preexisting = {p: f for p, f in outputs.items() if any(f.iterdir())}
