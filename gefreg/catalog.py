@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gefreg.base_record import BASE_FILE, parse_base
 from gefreg.errors import BadInput, InvalidRecord, Problem
 from gefreg.model import DIGEST_RE, BaseEntry, Entry
-from gefreg.record import BASE_FILE, RECORD_FILE, parse_base, parse_service
+from gefreg.record import RECORD_FILE, parse_service
 from gefreg.yamlio import load_yaml
 
 BASES_DIR = "bases"

@@ -17,10 +17,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from gefreg.checks import inside
 from gefreg.errors import BadInput
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
 from gefreg.model import Entry, ServiceSpec
-from gefreg.record import inside
 
 SCHEME = 1
 OUTSIDE_IMAGE = ("tests", "resources", "volatile")

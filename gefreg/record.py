@@ -5,26 +5,32 @@ The reference for each field is in the README ("Catalog record reference").
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import re
-import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gefreg.errors import InvalidRecord
+from gefreg.checks import (
+    check_container_path,
+    check_entry_path,
+    check_maintainer,
+    check_semver,
+    check_spdx,
+    check_text,
+    check_url,
+    inside,
+    parse_duration,
+    parse_memory,
+)
 from gefreg.model import (
     APT_PACKAGE_RE,
-    CONTAINER_PATH_RE,
     DIGEST_RE,
-    ENTRY_PATH_RE,
     ENV_KEY_RE,
     NAME_RE,
     PIP_REQUIREMENT_RE,
     PORT_NAME_RE,
     SCRATCH,
     TEMPLATES,
-    BaseSpec,
     Port,
     Resources,
     ServiceSpec,
@@ -33,7 +39,7 @@ from gefreg.model import (
 from gefreg.yamlio import FieldReader
 
 RECORD_FILE = "service.yaml"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
 
 REQUIRED = (
     "name",
@@ -62,14 +68,6 @@ OPTIONAL = (
     "volatile",
 )
 
-SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
-MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 RESERVED_NAMES = ("bases", "templates")
 # Mounting a port over these would break or subvert the container's own system.
 SYSTEM_DIRS = (
@@ -87,100 +85,6 @@ SYSTEM_DIRS = (
     "/usr",
     "/var",
 )
-MAX_TEXT = 2000
-
-
-def parse_memory(text: str) -> int | None:
-    """'512m', '1g', '1.5GiB' or a byte count → bytes."""
-    m = MEMORY_RE.match(text.strip())
-    if not m:
-        return None
-    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
-    return int(float(m.group(1)) * factor)
-
-
-def parse_duration(text: str) -> float | None:
-    """'90s', '10m', '1h', '250ms' or seconds → seconds."""
-    m = DURATION_RE.match(text.strip())
-    if not m:
-        return None
-    factor = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
-    return float(m.group(1)) * factor
-
-
-@functools.cache
-def _spdx() -> Any:
-    from license_expression import get_spdx_licensing
-
-    return get_spdx_licensing()
-
-
-def check_spdx(expression: str) -> str | None:
-    try:
-        info = _spdx().validate(expression, strict=True)
-    except Exception as exc:  # the library raises odd types on malformed expressions
-        return f"not a valid SPDX license expression: {exc}"
-    if info.errors:
-        return f"not a valid SPDX license expression: {'; '.join(info.errors)}"
-    return None
-
-
-def check_url(text: str) -> str | None:
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
-        return f"expected an http(s) URL, got {text!r}"
-    return None
-
-
-def check_maintainer(text: str) -> str | None:
-    name, address = email.utils.parseaddr(text)
-    if not name or "@" not in address or any(c in text for c in "\n\r"):
-        return f"expected 'Name <email@example.org>', got {text!r}"
-    return None
-
-
-def check_text(text: str) -> str | None:
-    if not text.strip():
-        return "must not be empty"
-    if len(text) > MAX_TEXT:
-        return f"too long ({len(text)} characters, at most {MAX_TEXT})"
-    bad = [c for c in text if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127]
-    if bad:
-        return f"contains control character {bad[0]!r}"
-    return None
-
-
-def check_semver(text: str) -> str | None:
-    if not SEMVER_RE.match(text):
-        hint = " (no leading 'v')" if text.startswith("v") else ""
-        return f"expected a SemVer 2.0 version like 1.2.3 or 1.2.3-rc.1{hint}, got {text!r}"
-    return None
-
-
-def check_entry_path(text: str) -> str | None:
-    """A path relative to the entry directory that cannot climb out of it."""
-    if text.startswith("/"):
-        return f"must be relative to the entry directory, got absolute path {text!r}"
-    if ".." in PurePosixPath(text).parts:
-        return f"must stay inside the entry directory, got {text!r}"
-    if not ENTRY_PATH_RE.match(text):
-        return f"expected a relative path of letters, digits and ._+@-, got {text!r}"
-    return None
-
-
-def check_container_path(text: str) -> str | None:
-    if not CONTAINER_PATH_RE.match(text) or ".." in PurePosixPath(text).parts:
-        return f"expected an absolute path of letters, digits and ._+@-, got {text!r}"
-    return None
-
-
-def inside(directory: Path, relative: str) -> Path | None:
-    """The resolved path if ``relative`` (symlinks followed) stays within ``directory``."""
-    root = directory.resolve()
-    target = (directory / relative).resolve()
-    if target == root or root in target.parents:
-        return target
-    return None
 
 
 class _ServiceReader(FieldReader):
@@ -676,92 +580,3 @@ def parse_service(path: Path, doc: Any, known_bases: set[str] | None = None) -> 
     reader.raise_if_problems()
     assert spec is not None
     return spec
-
-
-BASE_FILE = "base.yaml"
-BASE_REQUIRED = ("name", "description", "suite", "source_date_epoch")
-BASE_OPTIONAL = ("variant", "mirror", "packages", "labels", "env")
-VARIANTS = ("minbase", "buildd", "important", "required", "standard")
-LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-
-
-def parse_base(path: Path, doc: Any) -> BaseSpec:
-    """Validate a parsed base record (catalog/bases/NAME/base.yaml)."""
-    r = FieldReader(path)
-    top = r.mapping(doc, None, "", required=BASE_REQUIRED, optional=BASE_OPTIONAL)
-    if top is None:
-        raise InvalidRecord(r.problems)
-    name = (
-        r.string(top, "name", "name", pattern=NAME_RE, expected="a base name")
-        if ("name" in top)
-        else None
-    )
-    if name and name != path.parent.name:
-        r.fail(top, "name", "name", f"'{name}' differs from its directory '{path.parent.name}'")
-    if name == SCRATCH:
-        r.fail(top, "name", "name", "'scratch' is built in and cannot be redefined")
-    description = (
-        r.string(top, "description", "description", check=check_text)
-        if ("description" in top)
-        else None
-    )
-    suite = (
-        r.string(top, "suite", "suite", pattern=SUITE_RE, expected="a Debian suite like bookworm")
-        if "suite" in top
-        else None
-    )
-    variant = (
-        r.optional_string(
-            top,
-            "variant",
-            "variant",
-            check=lambda v: None if v in VARIANTS else f"expected one of {', '.join(VARIANTS)}",
-        )
-        or "minbase"
-    )
-    mirror = r.optional_string(top, "mirror", "mirror", check=check_url) or DEFAULT_MIRROR
-    packages: tuple[str, ...] = ()
-    if top.get("packages") is not None:
-        packages = r.string_list(
-            top, "packages", "packages", pattern=APT_PACKAGE_RE, expected="a Debian package name"
-        )
-    epoch = (
-        r.number(top, "source_date_epoch", "source_date_epoch", minimum=0, integer=True)
-        if "source_date_epoch" in top
-        else None
-    )
-    labels = _string_map(r, top, "labels", LABEL_KEY_RE, "a label key like org.example.key")
-    env = _string_map(r, top, "env", ENV_KEY_RE, "a variable name like LANG")
-    r.raise_if_problems()
-    assert name and description and suite and epoch is not None
-    return BaseSpec(
-        name=name,
-        description=description,
-        suite=suite,
-        variant=variant,
-        mirror=mirror,
-        packages=tuple(sorted(packages)),
-        source_date_epoch=int(epoch),
-        labels=labels,
-        env=env,
-    )
-
-
-def _string_map(
-    r: FieldReader, top: Any, key: str, key_re: re.Pattern[str], expected: str
-) -> tuple[tuple[str, str], ...]:
-    if top.get(key) is None:
-        return ()
-    node = r.mapping(top, key, key, open_keys=True)
-    if node is None:
-        return ()
-    out = []
-    for k in node:
-        if not isinstance(k, str) or not key_re.match(k):
-            r.fail(node, k, f"{key}.{k}", f"expected {expected}")
-            continue
-        value = r.string(node, k, f"{key}.{k}", check=check_text)
-        if value is not None:
-            out.append((k, value))
-    return tuple(sorted(out))

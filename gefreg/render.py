@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gefreg.checks import check_container_path, check_entry_path
 from gefreg.errors import BadInput
 from gefreg.labels import BaseImage, image_labels
 from gefreg.model import APT_PACKAGE_RE, ENV_KEY_RE, NAME_RE, SCRATCH, Entry
-from gefreg.record import check_container_path, check_entry_path
 from gefreg.templates import Template
 
 # A FROM reference: scratch, or registry/repository[:tag][@sha256:digest] in safe characters.

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.catalog import base_names, load_entry
+from gefreg.checks import parse_duration, parse_memory
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface, assign_ports
 from gefreg.model import Resources
-from gefreg.record import parse_duration, parse_memory
 from gefreg.resolve import Ledger, ResolvedImage, resolve_image, resolve_untrusted
 from gefreg.runner import RunRequest
 from gefreg.settings import Settings

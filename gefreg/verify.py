@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gefreg import ledger, versions
-from gefreg.record import SEMVER_RE
+from gefreg.checks import SEMVER_RE
 
 OK = "ok"
 # Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest

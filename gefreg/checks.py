@@ -1,0 +1,118 @@
+"""Checks of single field values, shared by the record schemas, the renderer and the runner.
+
+Each ``check_*`` returns an error message, or None when the value is fine; the ``parse_*``
+helpers turn the human forms of sizes and durations into numbers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import re
+import urllib.parse
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gefreg.model import CONTAINER_PATH_RE, ENTRY_PATH_RE
+
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
+DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+MAX_TEXT = 2000
+
+
+def parse_memory(text: str) -> int | None:
+    """'512m', '1g', '1.5GiB' or a byte count → bytes."""
+    m = MEMORY_RE.match(text.strip())
+    if not m:
+        return None
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
+    return int(float(m.group(1)) * factor)
+
+
+def parse_duration(text: str) -> float | None:
+    """'90s', '10m', '1h', '250ms' or seconds → seconds."""
+    m = DURATION_RE.match(text.strip())
+    if not m:
+        return None
+    factor = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+    return float(m.group(1)) * factor
+
+
+@functools.cache
+def _spdx() -> Any:
+    from license_expression import get_spdx_licensing
+
+    return get_spdx_licensing()
+
+
+def check_spdx(expression: str) -> str | None:
+    try:
+        info = _spdx().validate(expression, strict=True)
+    except Exception as exc:  # the library raises odd types on malformed expressions
+        return f"not a valid SPDX license expression: {exc}"
+    if info.errors:
+        return f"not a valid SPDX license expression: {'; '.join(info.errors)}"
+    return None
+
+
+def check_url(text: str) -> str | None:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        return f"expected an http(s) URL, got {text!r}"
+    return None
+
+
+def check_maintainer(text: str) -> str | None:
+    name, address = email.utils.parseaddr(text)
+    if not name or "@" not in address or any(c in text for c in "\n\r"):
+        return f"expected 'Name <email@example.org>', got {text!r}"
+    return None
+
+
+def check_text(text: str) -> str | None:
+    if not text.strip():
+        return "must not be empty"
+    if len(text) > MAX_TEXT:
+        return f"too long ({len(text)} characters, at most {MAX_TEXT})"
+    bad = [c for c in text if (ord(c) < 32 and c not in "\n\t") or ord(c) == 127]
+    if bad:
+        return f"contains control character {bad[0]!r}"
+    return None
+
+
+def check_semver(text: str) -> str | None:
+    if not SEMVER_RE.match(text):
+        hint = " (no leading 'v')" if text.startswith("v") else ""
+        return f"expected a SemVer 2.0 version like 1.2.3 or 1.2.3-rc.1{hint}, got {text!r}"
+    return None
+
+
+def check_entry_path(text: str) -> str | None:
+    """A path relative to the entry directory that cannot climb out of it."""
+    if text.startswith("/"):
+        return f"must be relative to the entry directory, got absolute path {text!r}"
+    if ".." in PurePosixPath(text).parts:
+        return f"must stay inside the entry directory, got {text!r}"
+    if not ENTRY_PATH_RE.match(text):
+        return f"expected a relative path of letters, digits and ._+@-, got {text!r}"
+    return None
+
+
+def check_container_path(text: str) -> str | None:
+    if not CONTAINER_PATH_RE.match(text) or ".." in PurePosixPath(text).parts:
+        return f"expected an absolute path of letters, digits and ._+@-, got {text!r}"
+    return None
+
+
+def inside(directory: Path, relative: str) -> Path | None:
+    """The resolved path if ``relative`` (symlinks followed) stays within ``directory``."""
+    root = directory.resolve()
+    target = (directory / relative).resolve()
+    if target == root or root in target.parents:
+        return target
+    return None
