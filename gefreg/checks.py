@@ -85,6 +85,15 @@ def check_text(text: str) -> str | None:
     return None
 
 
+def check_env_value(text: str) -> str | None:
+    """Environment values are single lines: a line break could not be written into the image
+    as it is in the record."""
+    bad = [c for c in text if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        return f"contains control character {bad[0]!r} (environment values are one line)"
+    return None if len(text) <= MAX_TEXT else f"too long ({len(text)} characters)"
+
+
 def check_semver(text: str) -> str | None:
     if not SEMVER_RE.match(text):
         hint = " (no leading 'v')" if text.startswith("v") else ""

@@ -10,7 +10,8 @@ from pathlib import Path
 # so a value that reaches a Dockerfile instruction outside a quoted label has passed one of these.
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-CONTAINER_PATH_RE = re.compile(r"^/(?:[A-Za-z0-9_.+@-]+/?)*$")
+# Written so that no character can be matched two ways: a near-miss fails in linear time.
+CONTAINER_PATH_RE = re.compile(r"^(?:/|(?:/[A-Za-z0-9_.+@-]+)+/?)$")
 ENTRY_PATH_RE = re.compile(r"^(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+/?$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")

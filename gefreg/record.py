@@ -13,6 +13,7 @@ from typing import Any
 from gefreg.checks import (
     check_container_path,
     check_entry_path,
+    check_env_value,
     check_maintainer,
     check_semver,
     check_spdx,
@@ -39,6 +40,8 @@ from gefreg.model import (
 from gefreg.yamlio import FieldReader
 
 RECORD_FILE = "service.yaml"
+MAX_MEMORY = 1024**4  # 1 TiB
+MAX_TIMEOUT = 30 * 86400.0
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
 
 REQUIRED = (
@@ -356,8 +359,10 @@ class _ServiceReader(FieldReader):
             return ()
         out = []
         for src in node:
+            if not isinstance(src, str):
+                continue  # already reported by mapping(): keys must be strings
             field = f"files.{src}"
-            error = check_entry_path(str(src))
+            error = check_entry_path(src)
             if error:
                 self.fail(
                     node,
@@ -408,16 +413,13 @@ class _ServiceReader(FieldReader):
             if not isinstance(key, str) or not ENV_KEY_RE.match(key):
                 self.fail(node, key, f"env.{key}", "expected a variable name like MY_VAR")
                 continue
-            value = self.string(node, key, f"env.{key}", check=check_text)
+            value = self.string(node, key, f"env.{key}", check=check_env_value)
             if value is not None:
                 out.append((key, value))
         return tuple(sorted(out))
 
     def _user(self, top: Any) -> int | None:
-        value = self.number(top, "user", "user", minimum=1, integer=True)
-        if value is not None and value > 65534:
-            self.fail(top, "user", "user", "expected a uid between 1 and 65534")
-            return None
+        value = self.number(top, "user", "user", minimum=1, maximum=65534, integer=True)
         return int(value) if value is not None else None
 
     def _resources(self, top: Any) -> Resources:
@@ -431,34 +433,34 @@ class _ServiceReader(FieldReader):
         if node.get("memory") is not None:
             raw = node["memory"]
             parsed = parse_memory(str(raw)) if isinstance(raw, str | int) else None
-            if not parsed or parsed < 4 * 1024**2:
+            if not parsed or not 4 * 1024**2 <= parsed <= MAX_MEMORY:
                 self.fail(
                     node,
                     "memory",
                     "resources.memory",
-                    f"expected a size of at least 4m like 512m or 2g, got {raw!r}",
+                    f"expected a size between 4m and 1t like 512m or 2g, got {raw!r}",
                 )
             else:
                 memory = parsed
         if node.get("timeout") is not None:
             raw = node["timeout"]
             seconds = parse_duration(str(raw)) if isinstance(raw, str | int | float) else None
-            if not seconds or seconds <= 0:
+            if not seconds or not 0 < seconds <= MAX_TIMEOUT:
                 self.fail(
                     node,
                     "timeout",
                     "resources.timeout",
-                    f"expected a duration like 90s, 10m or 1h, got {raw!r}",
+                    f"expected a duration up to 30 days like 90s, 10m or 1h, got {raw!r}",
                 )
             else:
                 timeout = seconds
         cpus = (
-            self.number(node, "cpus", "resources.cpus", minimum=0.01)
+            self.number(node, "cpus", "resources.cpus", minimum=0.01, maximum=1024)
             if node.get("cpus") is not None
             else defaults.cpus
         )
         pids = (
-            self.number(node, "pids", "resources.pids", minimum=8, integer=True)
+            self.number(node, "pids", "resources.pids", minimum=8, maximum=4194304, integer=True)
             if node.get("pids") is not None
             else defaults.pids
         )

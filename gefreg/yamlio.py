@@ -7,6 +7,7 @@ Every YAML file gefreg reads (service and base records, policies, the base lock)
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -190,16 +191,28 @@ class FieldReader:
         return tuple(out)
 
     def number(
-        self, parent: Any, key: Any, field: str, *, minimum: float = 0, integer: bool = False
+        self,
+        parent: Any,
+        key: Any,
+        field: str,
+        *,
+        minimum: float = 0,
+        maximum: float = float("inf"),
+        integer: bool = False,
     ) -> float | None:
         value = parent[key]
         ok_type = int if integer else int | float
-        if isinstance(value, bool) or not isinstance(value, ok_type):
+        if isinstance(value, bool) or not isinstance(value, ok_type) or not math.isfinite(value):
             kind = "an integer" if integer else "a number"
             self.fail(parent, key, field, f"expected {kind}, got {_describe(value)}")
             return None
-        if value < minimum:
-            self.fail(parent, key, field, f"must be at least {minimum}, got {value}")
+        if not minimum <= value <= maximum:
+            bound = (
+                f"at least {minimum:g}"
+                if maximum == float("inf")
+                else (f"between {minimum:g} and {maximum:g}")
+            )
+            self.fail(parent, key, field, f"must be {bound}, got {value}")
             return None
         return float(value)
 

@@ -219,3 +219,36 @@ def test_catalog_reports_problems_of_every_file(tmp_path: Path) -> None:
         load_all(root)
     files = {p.path.parent.name for p in info.value.problems}
     assert files == {"one", "two"}
+
+
+def test_a_near_miss_path_is_rejected_at_once(tmp_path: Path) -> None:
+    """A path with one bad character at the end once made the pattern backtrack for minutes."""
+    import time
+
+    from gefreg.checks import check_container_path
+
+    start = time.perf_counter()
+    assert check_container_path("/data/collection_of_seismic_waveforms_and_more ") is not None
+    assert check_container_path("/" + "a/" * 40 + " ") is not None
+    assert time.perf_counter() - start < 0.5
+    for good in ("/", "/data", "/data/", "/opt/service/run.sh"):
+        assert check_container_path(good) is None
+    for bad in ("", "data", "//x", "/a//b", "/data/../etc"):
+        assert check_container_path(bad) is not None
+
+
+def test_odd_values_are_problems_not_crashes(tmp_path: Path) -> None:
+    text = (
+        service_yaml(resources={"cpus": 1}).replace(
+            'resources: {"cpus": 1}', "resources: {cpus: .nan, timeout: 99999h, memory: 2t}"
+        )
+        + 'env: {GREETING: "two\\nlines"}\n'
+    )
+    text = text.replace('files: {"run.sh": "/opt/service/run.sh"}', "files: {5: /opt/x}")
+    entry = build_tree(tmp_path / "demo-service", {"service.yaml": text, "run.sh": ""})
+    joined = "\n".join(problems_of(entry, {"debian-bookworm"}))
+    assert "resources.cpus: expected a number, got a number (nan)" in joined
+    assert "resources.timeout: expected a duration up to 30 days" in joined
+    assert "resources.memory: expected a size between 4m and 1t" in joined
+    assert "env.GREETING: contains control character '\\n'" in joined
+    assert "keys must be strings" in joined
