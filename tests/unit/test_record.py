@@ -73,7 +73,7 @@ def test_missing_required_and_wrong_types(tmp_path: Path) -> None:
     joined = "\n".join(problems_of(entry, {"debian-bookworm"}))
     assert "version: required key is missing" in joined
     assert "command: expected a list of strings" in joined
-    assert "user: must be at least 1" in joined
+    assert "user: must be between 1 and 65534, got 0" in joined
 
 
 def test_number_where_text_expected_suggests_quotes(tmp_path: Path) -> None:
