@@ -218,7 +218,8 @@ def build_entry(
         "duration_s": round(time.monotonic() - t0, 3),
         "context_bytes": size,
         "log": str(log),
-        "record": str(entry.record_path),
+        "record": str(entry.record_path.resolve()),
+        "directory": str(entry.directory.resolve()),
         "inputs": snapshot(input_paths(settings, plan)),
     }
     _write_json(folder / "by-key" / (key.removeprefix("sha256:") + ".json"), record)

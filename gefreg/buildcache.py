@@ -24,7 +24,8 @@ def stat_key(path: Path) -> list[Any] | None:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    # ctime too: an edit that restores the mtime (touch -r, rsync -t) still changes it.
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def snapshot(paths: Iterable[Path]) -> dict[str, list[Any] | None]:
@@ -35,13 +36,17 @@ def unchanged(saved: dict[str, Any]) -> bool:
     return bool(saved) and all(stat_key(Path(p)) == key for p, key in saved.items())
 
 
-def quick_hit(settings: Settings, name: str) -> dict[str, Any] | None:
-    """The entry's last build record if none of its inputs changed since, else None."""
+def quick_hit(settings: Settings, directory: Path) -> dict[str, Any] | None:
+    """The last build record of the entry in ``directory`` if none of its inputs changed
+    since, else None. Build records are kept by entry name, so the folder must match too: two
+    catalogs with an entry of the same name never answer for each other."""
     try:
-        record = json.loads((settings.builds_dir / name / "build.json").read_text())
+        record = json.loads((settings.builds_dir / directory.name / "build.json").read_text())
     except (OSError, ValueError):
         return None
     if (
+        record.get("directory") != str(directory.resolve())
+        or
         record.get("gefreg_version") != __version__
         or record.get("registry") != settings.registry
         or not unchanged(record.get("inputs") or {})

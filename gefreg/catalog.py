@@ -123,10 +123,11 @@ def resolve(root: Path, targets: list[str]) -> list[Path]:
     out = []
     for target in targets:
         path = Path(target)
-        if path.exists():
+        named = root / target
+        if "/" not in target and (named / RECORD_FILE).is_file():
+            out.append(named)  # a catalog name wins over a folder of that name here
+        elif path.exists():
             out.append(path.parent if path.is_file() else path)
-        elif (root / target / RECORD_FILE).is_file():
-            out.append(root / target)
         else:
             names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
             raise BadInput(

@@ -92,7 +92,7 @@ class HashCache:
     Entries are only written after hashing completed, so an interrupted run caches nothing false.
     """
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -109,7 +109,7 @@ class HashCache:
 
     @staticmethod
     def _key(st: os.stat_result) -> list[object]:
-        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
     def hash(self, path: Path, progress: Callable[[int], None] | None = None) -> str:
         name = str(path.resolve())
@@ -117,10 +117,10 @@ class HashCache:
         key = self._key(st)
         with self._lock:
             hit = self._entries.get(name)
-        if hit is not None and hit[:4] == key:
+        if hit is not None and hit[:-1] == key:
             if progress:
                 progress(st.st_size)
-            return str(hit[4])
+            return str(hit[-1])
         digest = sha256_file(path, progress)
         # Only trust the result if the file did not change while we read it.
         if self._key(path.stat()) == key:

@@ -37,9 +37,9 @@ from gefreg.model import (
     ServiceSpec,
     ServiceTest,
 )
+from gefreg.model import RECORD_FILE as RECORD_FILE  # re-exported: the schema's file name
 from gefreg.yamlio import FieldReader
 
-RECORD_FILE = "service.yaml"
 MAX_MEMORY = 1024**4  # 1 TiB
 MAX_TIMEOUT = 30 * 86400.0
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")

@@ -194,10 +194,17 @@ def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
 
     from gefreg.buildcache import quick_hit
     from gefreg.engine import QuickInspectUnavailable, quick_inspect
+    from gefreg.model import RECORD_FILE
 
+    # The same folder `resolve` would pick (a name in the catalog wins over a local folder).
     path = Path(target)
-    name = (path.parent if path.is_file() else path).resolve().name if path.exists() else target
-    record = quick_hit(settings, name)
+    in_catalog = settings.catalog / target
+    folder = in_catalog if (in_catalog / RECORD_FILE).is_file() else path
+    if folder.is_file():
+        folder = folder.parent
+    if not (folder / RECORD_FILE).is_file():
+        return None
+    record = quick_hit(settings, folder)
     if record is None:
         return None
     try:

@@ -277,3 +277,27 @@ def test_cli_cache_hit_fast_path_notices_every_kind_of_change(tmp_path: Path) ->
     assert build()["cached"] is True
     subprocess.run(["docker", "rmi", "-f", str(added["image_id"])], check=True, capture_output=True)
     assert build()["cached"] is False  # the image is gone: rebuilt, not claimed
+
+
+def test_fast_path_never_answers_for_another_catalog_or_a_hidden_edit(tmp_path: Path) -> None:
+    first = static_catalog(tmp_path / "one")
+    second = static_catalog(tmp_path / "two")
+    (second / "hello" / "run.sh").write_text("echo the other catalog\n")
+    env = {"GEFREG_STATE": str(tmp_path / "state")}  # one state folder for both catalogs
+
+    def build(catalog: Path, target: str = "hello") -> dict[str, object]:
+        code, out, err = cli_run("build", "--catalog", str(catalog), target, "--json", env=env)
+        assert code == 0, err
+        return dict(json.loads(out))
+
+    one = build(first)
+    two = build(second)
+    assert two["cached"] is False and two["image_id"] != one["image_id"]
+    assert build(second)["cached"] is True
+    # Same size, mtime put back: only the ctime tells the file was edited.
+    script = second / "hello" / "run.sh"
+    stat = script.stat()
+    script.write_text("echo the other catalog!\n"[:-2] + "?\n")
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert script.stat().st_size == stat.st_size
+    assert build(second)["cached"] is False
