@@ -297,7 +297,7 @@ def test_fast_path_never_answers_for_another_catalog_or_a_hidden_edit(tmp_path: 
     # Same size, mtime put back: only the ctime tells the file was edited.
     script = second / "hello" / "run.sh"
     stat = script.stat()
-    script.write_text("echo the other catalog!\n"[:-2] + "?\n")
+    script.write_text("echo the other catalo?\n")
     os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert script.stat().st_size == stat.st_size
     assert build(second)["cached"] is False
