@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gefreg import fingerprint as fp
@@ -81,13 +81,23 @@ def _show(root: Path, rev: str, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def _catalog_path(catalog_rel: str, *parts: str) -> str:
+    """A repository path inside the catalog ("." when the catalog is the repository)."""
+    return PurePosixPath(catalog_rel, *parts).as_posix()
+
+
 def changed_entries(root: Path, catalog_rel: str, base: str) -> tuple[set[str], bool]:
-    """Entry names with any file changed since ``base``; and whether bases changed."""
+    """Names of the top folders of the catalog with any file changed since ``base`` (entries,
+    and perhaps other folders: the caller keeps those with a record); and whether bases
+    changed."""
     out = _git(root, "diff", "--name-only", "--no-renames", base, "--", catalog_rel)
     out += _git(root, "ls-files", "--others", "--exclude-standard", "--", catalog_rel)
     names, bases_changed = set(), False
     for line in out.splitlines():
-        parts = Path(line).relative_to(catalog_rel).parts if line.startswith(catalog_rel) else ()
+        path = PurePosixPath(line)
+        if catalog_rel != "." and not path.is_relative_to(catalog_rel):
+            continue
+        parts = path.relative_to(catalog_rel).parts if catalog_rel != "." else path.parts
         if len(parts) < 2:
             continue
         if parts[0] == BASES_DIR:
@@ -98,22 +108,26 @@ def changed_entries(root: Path, catalog_rel: str, base: str) -> tuple[set[str], 
 
 
 def _old_entry(root: Path, base: str, catalog_rel: str, name: str, into: Path) -> Entry | None:
-    if _show(root, base, f"{catalog_rel}/{name}/{RECORD_FILE}") is None:
+    if _show(root, base, _catalog_path(catalog_rel, name, RECORD_FILE)) is None:
         return None
-    data = _git(root, "archive", "--format=tar", base, f"{catalog_rel}/{name}", binary=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return load_entry(into / catalog_rel / name)
+    folder = _catalog_path(catalog_rel, name)
+    data = _git(root, "archive", "--format=tar", base, folder, binary=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(into, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise BadInput(f"{folder} at {base} cannot be unpacked for comparison: {exc}") from None
+    return load_entry(into / folder)
 
 
 def _lock_at(root: Path, base: str, catalog_rel: str) -> dict[str, str]:
-    raw = _show(root, base, f"{catalog_rel}/{BASES_DIR}/{LOCK_FILE}")
+    raw = _show(root, base, _catalog_path(catalog_rel, BASES_DIR, LOCK_FILE))
     if raw is None:
         return {}
     return {k: v["digest"] for k, v in json.loads(raw).get("bases", {}).items()}
 
 
-def _fingerprint(entry: Entry, lock: dict[str, str], cache: HashCache) -> str:
+def _fingerprint(entry: Entry, lock: dict[str, str], cache: HashCache | None) -> fp.Fingerprint:
     template = load_template(entry.spec.template)
     digest = None if entry.spec.base == SCRATCH else lock.get(entry.spec.base)
     return fp.compute(
@@ -122,7 +136,21 @@ def _fingerprint(entry: Entry, lock: dict[str, str], cache: HashCache) -> str:
         template_digest=template.digest,
         base_digest=digest,
         cache=cache,
-    ).digest
+    )
+
+
+def _appended_releases(
+    name: str, old: list[ledger.Release], new: list[ledger.Release], registry: str
+) -> list[str]:
+    """Appended ledger lines must name the repository the entry always published to (or, for
+    a first release, the configured registry): runs pull from there as trusted."""
+    expected = old[-1].repository if old else f"{registry}/{name}"
+    return [
+        f"{name}/{ledger.LEDGER_FILE}: the new release {r.version} names {r.repository}, not "
+        f"{expected}; releases are appended by `gefreg publish` only"
+        for r in new[len(old) :]
+        if r.repository != expected
+    ]
 
 
 def review(settings: Settings, base: str) -> ReviewReport:
@@ -142,10 +170,16 @@ def review(settings: Settings, base: str) -> ReviewReport:
                     names.add(record.parent.name)
             except GefregError:
                 names.add(record.parent.name)
+    names = {
+        n
+        for n in names - {BASES_DIR}
+        if (catalog / n / RECORD_FILE).is_file()
+        or _show(root, base, _catalog_path(catalog_rel, n, RECORD_FILE)) is not None
+    }
     cache = HashCache(settings.hash_cache)
     results = []
     with tempfile.TemporaryDirectory(prefix="gefreg-review-") as tmp:
-        for name in sorted(names - {BASES_DIR}):
+        for name in sorted(names):
             results.append(
                 _review_entry(
                     root,
@@ -158,6 +192,7 @@ def review(settings: Settings, base: str) -> ReviewReport:
                     new_lock,
                     cache,
                     Path(tmp) / name,
+                    settings.registry,
                 )
             )
     cache.save()
@@ -181,10 +216,13 @@ def _review_entry(
     new_lock: dict[str, str],
     cache: HashCache,
     tmp: Path,
+    registry: str,
 ) -> EntryReview:
     problems: list[str] = []
     folder = catalog / name
-    old_ledger = (_show(root, base, f"{catalog_rel}/{name}/{ledger.LEDGER_FILE}") or b"").decode()
+    old_ledger = (
+        _show(root, base, _catalog_path(catalog_rel, name, ledger.LEDGER_FILE)) or b""
+    ).decode()
     try:
         old = _old_entry(root, base, catalog_rel, name, tmp)
     except GefregError:
@@ -212,6 +250,9 @@ def _review_entry(
         )
     try:
         releases = ledger.parse(new_text, folder / ledger.LEDGER_FILE)
+        if ledger.only_appended(old_ledger, new_text):
+            before = ledger.parse(old_ledger, folder / ledger.LEDGER_FILE)
+            problems += _appended_releases(name, before, releases, registry)
     except InvalidRecord as exc:
         problems += [str(p) for p in exc.problems]
         releases = []
@@ -221,17 +262,19 @@ def _review_entry(
         status, image_changed, old_version = "added", True, None
     else:
         old_version = old.spec.version
-        image_changed = _fingerprint(old, old_lock, cache) != now
+        # The base revision's files live in a temporary folder: no point caching their hashes.
+        changed = _fingerprint(old, old_lock, None).changed_parts(now)
+        image_changed = bool(changed)
         status = "changed" if image_changed else "unchanged-image"
         if versions.parse(version) < versions.parse(old_version):
             problems.append(f"{name}: version went down from {old_version} to {version}")
         elif image_changed and version == old_version:
             problems.append(
-                f"{name}: the image changed (fingerprint) but the version is still "
+                f"{name}: the image changed ({', '.join(changed)}) but the version is still "
                 f"{version}: bump it"
             )
     published = ledger.find(releases, version)
-    if published is not None and published.fingerprint != now:
+    if published is not None and published.fingerprint != now.digest:
         problems.append(
             f"{name} {version} is already published with another fingerprint: bump the version"
         )

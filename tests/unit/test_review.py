@@ -126,3 +126,46 @@ def test_unknown_base_revision_is_bad_input(repo: Path) -> None:
     with pytest.raises(BadInput) as info:
         review(settings_for(repo), "no-such-rev")
     assert "no-such-rev" in info.value.message and "is --base a revision" in str(info.value.hint)
+
+
+def test_a_catalog_at_the_repository_root_is_reviewed(tmp_path: Path) -> None:
+    root = tmp_path / "catalog-repo"
+    make_catalog(root, demo_entry(name="one"))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "catalog")
+    (root / "one" / "run.sh").write_text("echo changed\n")
+    (root / "README.md").write_text("not an entry\n")
+    settings = Settings(catalog=root, registry="127.0.0.1:5000", state_dir=tmp_path / "s")
+    [entry] = review(settings, "HEAD").entries
+    assert entry.name == "one" and "files/run.sh" in entry.problems[0]
+
+
+def test_an_appended_release_must_name_the_entrys_repository(repo: Path) -> None:
+    ledger_file = repo / "catalog" / "one" / "releases.jsonl"
+    ledger_file.write_text(release_line("0.9.0"))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+    evil = Release(
+        version="1.0.0",
+        digest="sha256:" + "9" * 64,
+        repository="evil.example.com/one",
+        fingerprint="sha256:" + "1" * 64,
+        base_digest=None,
+        image_id="sha256:" + "8" * 64,
+        published="2026-01-01T00:00:00Z",
+    ).to_line()
+    ledger_file.write_text(release_line("0.9.0") + evil)
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert any("names evil.example.com/one, not r/one" in p for p in entry.problems)
+
+
+def test_an_unpackable_base_revision_is_not_a_crash(repo: Path) -> None:
+    import os
+
+    os.symlink("/etc/passwd", repo / "catalog" / "one" / "abs-link")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "link")
+    (repo / "catalog" / "one" / "run.sh").write_text("echo changed\n")
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert entry.name == "one"  # judged on its own: no traceback, no exit 3
