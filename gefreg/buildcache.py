@@ -46,8 +46,7 @@ def quick_hit(settings: Settings, directory: Path) -> dict[str, Any] | None:
         return None
     if (
         record.get("directory") != str(directory.resolve())
-        or
-        record.get("gefreg_version") != __version__
+        or record.get("gefreg_version") != __version__
         or record.get("registry") != settings.registry
         or not unchanged(record.get("inputs") or {})
     ):

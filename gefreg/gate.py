@@ -72,7 +72,6 @@ def publish_gate(
             scan_summary=summary,
             scan_report=json.dumps(report_json, indent=2, default=str).encode(),
             sbom=sbom,
-            tests=tests,
         )
 
     return gate

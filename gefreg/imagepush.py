@@ -10,8 +10,6 @@ manifest by digest. The same image always yields the same manifest digest.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +24,7 @@ from typing import Any
 from gefreg import oci
 from gefreg.engine import Engine
 from gefreg.errors import EnvironmentFailure
+from gefreg.hashing import sha256_bytes
 
 CHUNK = 1024 * 1024
 
@@ -71,20 +70,16 @@ class LayerCache:
 
 
 def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
-    """gzip a layer tar deterministically; returns (compressed digest, size, diff ID)."""
-    raw_sha, gz_sha, size = hashlib.sha256(), hashlib.sha256(), 0
-    with (
-        open(target, "wb") as out,
-        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
-    ):
+    """gzip a layer tar the way base layers are (:func:`oci.gzip_layer`), hashing both sides
+    in the same pass; returns (compressed digest, size, diff ID)."""
+    with oci.gzip_layer(target) as (uncompressed, compressed):
         while chunk := source.read(CHUNK):
-            raw_sha.update(chunk)
-            gz.write(chunk)
-    with open(target, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            gz_sha.update(chunk)
-            size += len(chunk)
-    return "sha256:" + gz_sha.hexdigest(), size, "sha256:" + raw_sha.hexdigest()
+            uncompressed.write(chunk)
+    return (
+        "sha256:" + compressed.sha.hexdigest(),
+        compressed.size,
+        "sha256:" + uncompressed.sha.hexdigest(),
+    )
 
 
 def push_image(
@@ -124,7 +119,7 @@ def push_image(
 
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 layers = list(pool.map(layer, range(len(diff_ids))))
-        config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+        config_digest = sha256_bytes(config_bytes)
         client.push_blob(repository, config_digest, config_bytes)
         body = oci.canonical_json(
             {
@@ -138,7 +133,7 @@ def push_image(
                 "layers": [b.descriptor() for b in layers],
             }
         )
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = sha256_bytes(body)
         stored = client.put_manifest(repository, digest, body, oci.OCI_MANIFEST)
         if stored != digest:
             raise EnvironmentFailure(f"the registry stored {repository} as {stored}, not {digest}")

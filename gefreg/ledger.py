@@ -9,16 +9,19 @@ is a byte prefix of the new one); verify and the runner trust the digests it hol
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gefreg.errors import InvalidRecord, Problem
+from gefreg.errors import CheckFailed, InvalidRecord, Problem
 from gefreg.model import DIGEST_RE
+from gefreg.settings import Settings
 
 LEDGER_FILE = "releases.jsonl"
 SCHEMA = "gefreg.release/1"
@@ -38,6 +41,7 @@ class Release:
     gefreg_version: str = ""
     schema: str = SCHEMA
     floating: list[str] | None = None  # the floating tags this publish moved (None: unknown)
+    interface: dict[str, Any] | None = None  # ports, command, user, limits of this version
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
@@ -115,9 +119,14 @@ def append(entry_dir: Path, release: Release) -> None:
 
 @contextmanager
 def locked(entry_dir: Path) -> Iterator[None]:
-    """Serialize publishers of one entry that share this catalog folder (or a CI runner)."""
-    lock = entry_dir / f".{LEDGER_FILE}.lock"
-    with open(lock, "w") as fh:
+    """Serialize the publishers of one entry on this machine (however their state folders
+    differ). The lock file lives in the system's temporary folder, keyed by the ledger's path,
+    so nothing appears in the catalog."""
+    key = hashlib.sha256(str(ledger_path(entry_dir).resolve()).encode()).hexdigest()[:32]
+    folder = Path(tempfile.gettempdir()) / "gefreg-locks"
+    folder.mkdir(mode=0o1777, exist_ok=True)
+    lock = folder / f"{key}.lock"
+    with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -138,15 +147,16 @@ class CatalogLedger:
     """The runner's view of the ledgers: NAME[@VERSION] → the published manifest digest.
 
     Without a version, the newest release that is not a pre-release answers (or the newest
-    pre-release when there is nothing else)."""
+    pre-release when there is nothing else). Only releases in the configured registry are
+    trusted: a ledger line naming another registry is refused, not followed."""
 
-    def __init__(self, catalog: Path) -> None:
-        self.catalog = catalog
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def lookup(self, name: str, version: str | None) -> Any:
         from gefreg import resolve, versions
 
-        releases = read(self.catalog / name)
+        releases = read(self.settings.catalog / name)
         if version is not None:
             release = find(releases, version)
         else:
@@ -155,6 +165,14 @@ class CatalogLedger:
             release = find(releases, newest) if newest else None
         if release is None:
             return None
+        trusted = f"{self.settings.registry}/{name}"
+        if release.repository != trusted:
+            raise CheckFailed(
+                f"the ledger says {name} {release.version} is in {release.repository}, but "
+                f"gefreg trusts {trusted} (the configured registry)",
+                f"if you trust that registry, run with --registry "
+                f"{release.repository.rsplit('/', 1)[0]}",
+            )
         registry = release.repository.split("/", 1)[0]
         return resolve.Release(
             name=name,

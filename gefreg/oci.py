@@ -16,9 +16,12 @@ import os
 import shutil
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from gefreg.hashing import sha256_bytes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -74,7 +77,7 @@ def blob_path(layout: Path, digest: str) -> Path:
 
 
 def _write_blob(layout: Path, data: bytes, media_type: str) -> Blob:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     path = blob_path(layout, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -127,27 +130,31 @@ def _normalized_members(
         yield member, fileobj  # type: ignore[misc]
 
 
+@contextmanager
+def gzip_layer(path: Path) -> Iterator[tuple[_HashingWriter, _HashingWriter]]:
+    """Write a layer as gzip the one way gefreg always does (level 6, mtime 0, no file name
+    in the header), so equal tar bytes give equal blobs: a base layer inside a service image
+    compresses to the very blob of the base. Yields (uncompressed, compressed) writers whose
+    ``sha`` and ``size`` are the diff ID and the blob once the block ends."""
+    with open(path, "wb") as raw_out:
+        compressed = _HashingWriter(raw_out)
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6
+        ) as gz:
+            yield _HashingWriter(gz), compressed  # type: ignore[arg-type]
+
+
 def write_layer(layout: Path, rootfs_tar: Path, epoch: int) -> tuple[Blob, str]:
     """Normalize a root file system tarball into a gzip layer; returns (layer blob, diff ID)."""
     tmp = layout / "blobs" / "layer.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as raw_out:
-        compressed = _HashingWriter(raw_out)
-        # mtime=0 and no file name in the gzip header: the same input gives the same bytes.
-        with gzip.GzipFile(
-            filename="",
-            mode="wb",
-            fileobj=compressed,
-            mtime=0,
-            compresslevel=6,
-        ) as gz:
-            uncompressed = _HashingWriter(gz)  # type: ignore[arg-type]
-            with (
-                tarfile.open(rootfs_tar, "r:*") as source,
-                tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.GNU_FORMAT) as out,
-            ):
-                for member, fileobj in _normalized_members(source, epoch):
-                    out.addfile(member, fileobj)
+    with (
+        gzip_layer(tmp) as (uncompressed, compressed),
+        tarfile.open(rootfs_tar, "r:*") as source,
+        tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.GNU_FORMAT) as out,
+    ):
+        for member, fileobj in _normalized_members(source, epoch):
+            out.addfile(member, fileobj)
     digest = "sha256:" + compressed.sha.hexdigest()
     final = blob_path(layout, digest)
     final.parent.mkdir(parents=True, exist_ok=True)

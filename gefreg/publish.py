@@ -10,13 +10,14 @@ completes it (a tag already pointing at exactly our digest is our own earlier at
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gefreg import __version__, ledger, versions
 from gefreg.build import read_record
-from gefreg.errors import CheckFailed, EnvironmentFailure
+from gefreg.errors import CheckFailed
+from gefreg.hashing import sha256_bytes
 from gefreg.imagepush import LayerCache, PushedImage, push_image
 from gefreg.model import Entry
 from gefreg.prepare import Plan, prepare
@@ -31,10 +32,9 @@ EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 class Gate:
     """The evidence publish requires: a passing scan (and tests), with its artifacts."""
 
-    scan_summary: dict[str, Any]
+    scan_summary: dict[str, Any]  # goes into the ledger line (with the tests' outcome)
     scan_report: bytes | None = None
     sbom: bytes | None = None
-    tests: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,6 @@ class Published:
             "floating": list(self.floating),
             "artifacts": dict(self.artifacts),
         }
-
-
-def repository_of(settings: Settings, entry: Entry) -> str:
-    return entry.name
 
 
 def current_build(settings: Settings, entry: Entry, plan: Plan) -> dict[str, Any]:
@@ -112,7 +108,7 @@ def publish(
     plan = prepare(entry, settings)
     build = current_build(settings, entry, plan)
     version = entry.spec.version
-    repo = repository_of(settings, entry)
+    repo = entry.name  # services are REGISTRY/NAME, bases REGISTRY/bases/NAME
     releases = ledger.read(entry.directory)
     check_rules(entry, releases, plan.fingerprint.digest)
     existing = ledger.find(releases, version)
@@ -145,7 +141,7 @@ def publish(
                 f"tagged {pushed.digest}; the ledger was not changed",
                 "run `gefreg verify` and repair",
             )
-        artifacts = _push_artifacts(client, repo, pushed.digest, evidence)
+        artifacts = _push_artifacts(client, repo, pushed.digest, len(pushed.manifest), evidence)
         moved = versions.floating_tags(version, [r.version for r in releases], floating)
         for tag in moved:
             client.put_manifest(repo, tag, pushed.manifest, _media_type())
@@ -215,7 +211,9 @@ def _republish(
     return Published(entry.name, release.version, release.repository, release.digest, "unchanged")
 
 
-def _push_artifacts(client: Any, repo: str, subject: str, gate: Gate) -> list[tuple[str, str]]:
+def _push_artifacts(
+    client: Any, repo: str, subject: str, subject_size: int, gate: Gate
+) -> list[tuple[str, str]]:
     """SBOM and scan report as OCI artifacts whose `subject` is the image; registries without
     the referrers API find them through the `sha256-<hex>.<kind>` tag scheme."""
     from gefreg import oci
@@ -240,7 +238,7 @@ def _push_artifacts(client: Any, repo: str, subject: str, gate: Gate) -> list[tu
                 "subject": {
                     "mediaType": oci.OCI_MANIFEST,
                     "digest": subject,
-                    "size": _manifest_size(client, repo, subject),
+                    "size": subject_size,
                 },
             }
         )
@@ -251,15 +249,6 @@ def _push_artifacts(client: Any, repo: str, subject: str, gate: Gate) -> list[tu
 
 
 def client_push_bytes(client: Any, repo: str, data: bytes) -> str:
-    import hashlib
-
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     client.push_blob(repo, digest, data)
     return digest
-
-
-def _manifest_size(client: Any, repo: str, digest: str) -> int:
-    manifest = client.get_manifest(repo, digest)
-    if manifest is None:
-        raise EnvironmentFailure(f"{repo}@{digest} vanished from the registry")
-    return len(manifest.body)

@@ -109,8 +109,10 @@ def verify_entry(
     tags = set(client.list_tags(repo))
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}
+    recorded = all(r.floating is not None for r in releases)
     for tag, version in floating_targets(releases).items():
-        if tag in tags:
+        # Recorded floating tags must exist; for older ledgers only the ones present are known.
+        if recorded or tag in tags:
             expected[tag] = by_version[version].digest
     heads = client.head_manifests(repo, sorted(expected))
     issues: list[Issue] = []

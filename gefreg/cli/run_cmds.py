@@ -158,7 +158,7 @@ def run_cmd(
         record=record,
         force=force,
         allow_untrusted=allow_untrusted,
-        ledger=CatalogLedger(settings.catalog),
+        ledger=CatalogLedger(settings),
     )
     with ui.Progress() as progress:
         result = run_service(settings, engine, request, _observer(progress))
@@ -316,7 +316,7 @@ def test_cmd(
                 settings,
                 f"{entry.name}@{version}",
                 engine=engine,
-                ledger=CatalogLedger(settings.catalog),
+                ledger=CatalogLedger(settings),
             ),
         )
     with ui.Progress() as progress:

@@ -64,3 +64,35 @@ def test_a_version_twice_is_refused(tmp_path: Path) -> None:
     path.write_text(release("1.0.0").to_line() * 2)
     with pytest.raises(InvalidRecord, match="appears twice"):
         ledger.read(tmp_path)
+
+
+def test_runs_only_trust_releases_in_the_configured_registry(tmp_path: Path) -> None:
+    from gefreg.errors import CheckFailed
+    from gefreg.ledger import CatalogLedger, Release, append
+    from gefreg.settings import Settings
+
+    folder = tmp_path / "catalog" / "tool"
+    folder.mkdir(parents=True)
+    for version, repository in (
+        ("1.0.0", "127.0.0.1:5000/tool"),
+        ("1.1.0", "evil.example.com/tool"),
+    ):
+        append(
+            folder,
+            Release(
+                version=version,
+                digest="sha256:" + "1" * 64,
+                repository=repository,
+                fingerprint="sha256:" + "2" * 64,
+                base_digest=None,
+                image_id="sha256:" + "3" * 64,
+                published="2026-01-01T00:00:00Z",
+            ),
+        )
+    settings = Settings(
+        catalog=tmp_path / "catalog", registry="127.0.0.1:5000", state_dir=tmp_path / "state"
+    )
+    ledger = CatalogLedger(settings)
+    assert ledger.lookup("tool", "1.0.0").repository == "127.0.0.1:5000/tool"
+    with pytest.raises(CheckFailed, match="gefreg trusts 127.0.0.1:5000/tool"):
+        ledger.lookup("tool", None)  # the newest is 1.1.0, in another registry

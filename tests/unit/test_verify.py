@@ -209,3 +209,28 @@ def test_recorded_floating_tags_respect_a_no_floating_publish(tmp_path: Path) ->
     reg.tags["latest"] = two
     [issue] = verify([entry], reg, deep=False).issues
     assert (issue.kind, issue.tag, issue.expected) == ("floating", "latest", one)
+
+
+def test_a_recorded_floating_tag_that_vanished_is_reported(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    one = reg.add(manifest("1"), "1.0.0", "1", "1.0")  # `latest` was deleted
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    ledger.append(
+        folder,
+        ledger.Release(
+            version="1.0.0",
+            digest=one,
+            repository=f"127.0.0.1:5000/{REPO}",
+            fingerprint=sha(b"1"),
+            base_digest=None,
+            image_id=sha(b"i"),
+            published="2025-01-01T00:00:00Z",
+            floating=["1", "1.0", "latest"],
+        ),
+    )
+    entry = SimpleNamespace(name="demo", directory=folder)
+    [issue] = verify([entry], reg, deep=False).issues
+    assert (issue.kind, issue.tag) == ("floating", "latest")
+    assert verify([entry], reg, repair=True, deep=False).ok
+    assert reg.tags["latest"] == one
