@@ -28,6 +28,7 @@ from gefreg.catalog import BaseLock, load_lock
 from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, EnvironmentFailure
 from gefreg.fingerprint import shipped_files
+from gefreg.fsutil import write_json
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
 from gefreg.labels import CREATED, BaseImage
 from gefreg.model import Entry
@@ -72,10 +73,7 @@ def local_tags(plan: Plan, key: str) -> list[tuple[str, str]]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, durable=True)
 
 
 def input_paths(settings: Settings, plan: Plan) -> list[Path]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gefreg.base_record import BASE_FILE, parse_base
 from gefreg.errors import BadInput, InvalidRecord, Problem
+from gefreg.fsutil import write_json
 from gefreg.model import DIGEST_RE, BaseEntry, Entry
 from gefreg.record import RECORD_FILE, parse_service
 from gefreg.yamlio import load_yaml
@@ -165,7 +166,5 @@ def write_lock(root: Path, name: str, digest: str) -> bool:
         "comment": "Written by `gefreg base build`; commit it so renders are reproducible.",
         "bases": {k: {"digest": v} for k, v in sorted(digests.items())},
     }
-    tmp = lock.path.with_name(lock.path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, lock.path)
+    write_json(lock.path, data)
     return True

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gefreg.fsutil import write_json
+
 CHUNK = 1024 * 1024
 
 
@@ -132,10 +134,8 @@ class HashCache:
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"version": self.VERSION, "entries": self._entries}))
-        os.replace(tmp, self.path)
+        with self._lock:
+            write_json(self.path, {"version": self.VERSION, "entries": self._entries}, indent=None)
         self._dirty = False
 
 

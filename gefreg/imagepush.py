@@ -24,6 +24,7 @@ from typing import Any
 from gefreg import oci
 from gefreg.engine import Engine
 from gefreg.errors import EnvironmentFailure
+from gefreg.fsutil import write_json
 from gefreg.hashing import sha256_bytes
 
 CHUNK = 1024 * 1024
@@ -58,15 +59,11 @@ class LayerCache:
         return (str(hit[0]), int(hit[1])) if hit else None
 
     def put(self, diff_id: str, digest: str, size: int) -> None:
-        # One writer at a time: two threads sharing the temporary file would make one
-        # os.replace fail (FileNotFoundError), and dumping a dict another thread is
-        # changing raises RuntimeError; either aborted a publish with a traceback.
+        # One writer at a time: dumping a dict another thread is changing raises
+        # RuntimeError, which aborted a publish with a traceback.
         with self._lock:
             self.data[diff_id] = [digest, size]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-            tmp.write_text(json.dumps(self.data))
-            os.replace(tmp, self.path)
+            write_json(self.path, self.data, indent=None)
 
 
 def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:

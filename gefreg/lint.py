@@ -9,13 +9,13 @@ GR107 pip packages locked with hashes.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.catalog import base_names, load_entry, load_lock, resolve
 from gefreg.errors import BadInput, InvalidRecord
+from gefreg.fsutil import atomic_write
 from gefreg.hadolint import Hadolint
 from gefreg.hashing import HashCache
 from gefreg.labels import REQUIRED_LABELS, ports_from_labels
@@ -178,6 +178,4 @@ def _write_if_changed(path: Path, text: str) -> None:
             return
     except OSError:
         pass
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gefreg.fsutil import atomic_write
 from gefreg.hashing import sha256_bytes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -81,9 +82,7 @@ def _write_blob(layout: Path, data: bytes, media_type: str) -> Blob:
     path = blob_path(layout, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     return Blob(digest, len(data), media_type)
 
 

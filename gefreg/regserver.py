@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolMissing
+from gefreg.fsutil import write_json
 from gefreg.tools import find_tool
 
 ENV_DATA = "GEFREG_REGISTRY_DATA"
@@ -469,9 +470,7 @@ def _read_state(folder: Path) -> dict[str, Any] | None:
 
 
 def _write_state(folder: Path, state: dict[str, Any]) -> None:
-    tmp = folder / f"state.json.{os.getpid()}"
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, folder / "state.json")
+    write_json(folder / "state.json", state)
 
 
 @contextlib.contextmanager

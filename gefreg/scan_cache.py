@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gefreg import fsutil
 from gefreg.findings import Finding
 from gefreg.trivy import ImageMeta, ScannerInfo, VulnerabilityScan
 
@@ -200,7 +201,4 @@ class ScanCache:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON so that a reader never sees half a file (rename over the old one)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+    fsutil.write_json(path, data, indent=1)

@@ -8,11 +8,13 @@ the key, and the program is asked again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gefreg.fsutil import write_json
 from gefreg.tools import run_tool
 
 
@@ -52,13 +54,8 @@ class ToolVersions:
         real = key.split("|", 1)[0]
         known = {k: v for k, v in self._load().items() if not k.startswith(real + "|")}
         known[key] = version
-        try:
-            self.memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.memo.with_name(f"{self.memo.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(known, indent=1))
-            os.replace(tmp, self.memo)
-        except OSError:
-            pass  # remembering is an optimisation only
+        with contextlib.suppress(OSError):  # remembering is an optimisation only
+            write_json(self.memo, known, indent=1)
 
     def get(self, binary: str, args: Sequence[str], parse: Callable[[bytes], str]) -> str:
         """The remembered version, else ``parse`` of the output of ``binary args``."""

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from gefreg.errors import BadInput, ToolFailed
+from gefreg.fsutil import atomic_write
 from gefreg.hashing import sha256_file
 from gefreg.model import PIP_REQUIREMENT_RE, Entry
 from gefreg.pip_lock import (
@@ -109,9 +110,7 @@ def lock(entry: Entry) -> Path:
             _store(wheel, digest)
             pins.append(LockedPin(m.group(1), m.group(2), (digest.removeprefix("sha256:"),)))
     path = entry.directory / LOCK_FILE
-    tmp_lock = path.with_name(path.name + ".tmp")
-    tmp_lock.write_text(format_lock(pins))
-    os.replace(tmp_lock, path)
+    atomic_write(path, format_lock(pins))
     return path
 
 
