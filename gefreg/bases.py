@@ -57,6 +57,7 @@ def fingerprint(base: BaseEntry) -> str:
 
 
 def repository(settings: Settings, name: str) -> str:
+    """Where a base lives in the registry (service Dockerfiles say FROM this@digest)."""
     return f"{settings.registry}/{BASES_DIR}/{name}"
 
 

@@ -3,7 +3,7 @@
 gefreg's rules (IDs GR1xx) check what a curated registry needs beyond hadolint:
 GR101 base pinned by digest · GR102 no `latest` · GR103 final USER not root ·
 GR104 no ADD of URLs · GR105 labels complete · GR106 GEF ports match the record ·
-GR107 pip packages locked with hashes.
+GR107 pip packages locked with hashes · GR108 (warning) golden tests declared.
 """
 
 from __future__ import annotations
@@ -159,6 +159,18 @@ def lint(
             findings.append(Finding(label, record, line, rule, ERROR, message))
         for message in lock_problems(entry):
             findings.append(Finding(label, record, None, "GR107", ERROR, message))
+        if not entry.spec.tests:
+            findings.append(
+                Finding(
+                    label,
+                    record,
+                    None,
+                    "GR108",
+                    WARNING,
+                    "no golden tests: publish cannot check what the image "
+                    "produces (`gefreg new` shows how to declare one)",
+                )
+            )
         dockerfile = out_dir / f"{label}.Dockerfile"
         _write_if_changed(dockerfile, plan.dockerfile)
         rendered[dockerfile] = entry

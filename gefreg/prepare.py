@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gefreg import bases
 from gefreg import fingerprint as fp
 from gefreg.catalog import BASES_DIR, LOCK_FILE, BaseLock, entry_path, load_lock
 from gefreg.errors import BadInput
@@ -28,10 +29,6 @@ class Plan:
         return self.rendered.dockerfile
 
 
-def base_repository(registry: str, name: str) -> str:
-    return f"{registry}/{BASES_DIR}/{name}"
-
-
 def resolve_base(settings: Settings, lock: BaseLock, name: str) -> BaseImage:
     """A base name → a reference pinned by digest through the committed lock file."""
     if name == SCRATCH:
@@ -42,7 +39,7 @@ def resolve_base(settings: Settings, lock: BaseLock, name: str) -> BaseImage:
             f"base {name!r} has no digest in {settings.catalog / BASES_DIR / LOCK_FILE}",
             f"build it first: gefreg base build {name}",
         )
-    return BaseImage(name, f"{base_repository(settings.registry, name)}@{digest}", digest)
+    return BaseImage(name, f"{bases.repository(settings, name)}@{digest}", digest)
 
 
 def prepare(

@@ -101,12 +101,12 @@ def find_entry(root: Path, target: str) -> Path | None:
         return None  # an image reference: spares importing the record module
     from gefreg.record import RECORD_FILE
 
+    if by_name is not None and (by_name / RECORD_FILE).is_file():
+        return by_name  # a catalog name wins over a folder of that name (as catalog.resolve)
     if (path / RECORD_FILE).is_file():
         return path
     if path.name == RECORD_FILE and path.is_file():
         return path.parent
-    if by_name is not None and (by_name / RECORD_FILE).is_file():
-        return by_name
     return None
 
 

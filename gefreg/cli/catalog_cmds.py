@@ -77,7 +77,8 @@ def lint(
     Every record problem is reported with file:line:column at once. Rendered Dockerfiles are
     checked by hadolint (one call for many files) and by gefreg's own rules: base pinned by
     digest (GR101), no `latest` (GR102), final USER not root (GR103), no ADD of URLs (GR104),
-    labels complete (GR105), GEF ports match the record (GR106), pip packages locked (GR107).
+    labels complete (GR105), GEF ports match the record (GR106), pip packages locked (GR107); a
+    warning when no golden tests are declared (GR108).
 
     Exits 1 when a finding at or above --failure-threshold remains, 2 when a record is invalid.
     """
