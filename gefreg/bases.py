@@ -185,6 +185,12 @@ def push(settings: Settings, built: BaseBuild) -> str:
     body = image.blob_path(image.digest).read_bytes()
     tag = "sha256-" + image.digest.removeprefix("sha256:")[:16]
     digest = client.put_manifest(repo, tag, body, oci.OCI_MANIFEST)
+    # Service images start with this layer: their publish mounts it instead of uploading it.
+    from gefreg.imagepush import LayerCache
+
+    cache = LayerCache.of(settings.state_dir)
+    for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
+        cache.put(diff_id, layer.digest, layer.size, repo)
     if digest != image.digest:
         from gefreg.errors import EnvironmentFailure
 

@@ -3,9 +3,10 @@
 `docker push` moves a tag the moment it finishes and compresses layers its own way. Publishing
 needs the opposite: upload everything first, learn the manifest digest, and only then decide
 whether the version tag may point at it. So gefreg exports the image (`docker save`),
-compresses each layer deterministically (gzip, mtime 0, the same settings as base images, so a
-base layer compresses to the very blob the base repository already holds) and puts the
-manifest by digest. The same image always yields the same manifest digest.
+compresses each layer deterministically (gzip, mtime 0, fixed level) and puts the manifest by
+digest: the same image always yields the same manifest digest. Layers the registry already
+holds are not compressed again: they are found in the repository, or mounted from the one
+that has them (the base layer from REGISTRY/bases/NAME, recorded when the base was pushed).
 """
 
 from __future__ import annotations
@@ -40,10 +41,16 @@ class PushedImage:
 
 
 class LayerCache:
-    """diff ID → (compressed digest, size), so unchanged layers are not compressed again.
+    """diff ID → (compressed digest, size, repository holding it), so an unchanged layer is
+    neither compressed nor uploaded again: it is found in the target repository, or mounted
+    from the one that has it (a base layer from REGISTRY/bases/NAME).
 
     Thread-safe: :func:`push_image` compresses layers in parallel and each thread records its
     layer as soon as it is uploaded."""
+
+    @classmethod
+    def of(cls, state_dir: Path) -> LayerCache:
+        return cls(state_dir / "cache" / "layers.json")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -53,23 +60,25 @@ class LayerCache:
         except (OSError, ValueError):
             self.data = {}
 
-    def get(self, diff_id: str) -> tuple[str, int] | None:
+    def get(self, diff_id: str) -> tuple[str, int, str | None] | None:
         with self._lock:
             hit = self.data.get(diff_id)
-        return (str(hit[0]), int(hit[1])) if hit else None
+        if not hit:
+            return None
+        return str(hit[0]), int(hit[1]), (str(hit[2]) if len(hit) > 2 else None)
 
-    def put(self, diff_id: str, digest: str, size: int) -> None:
+    def put(self, diff_id: str, digest: str, size: int, repository: str) -> None:
         # One writer at a time: dumping a dict another thread is changing raises
         # RuntimeError, which aborted a publish with a traceback.
         with self._lock:
-            self.data[diff_id] = [digest, size]
+            self.data[diff_id] = [digest, size, repository]
             write_json(self.path, self.data, indent=None)
 
 
 def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
-    """gzip a layer tar the way base layers are (:func:`oci.gzip_layer`), hashing both sides
-    in the same pass; returns (compressed digest, size, diff ID)."""
-    with oci.gzip_layer(target) as (uncompressed, compressed):
+    """gzip a layer tar deterministically (:func:`oci.gzip_layer`), hashing both sides in the
+    same pass; returns (compressed digest, size, diff ID)."""
+    with oci.gzip_layer(target, oci.SERVICE_GZIP_LEVEL) as (uncompressed, compressed):
         while chunk := source.read(CHUNK):
             uncompressed.write(chunk)
     return (
@@ -97,8 +106,13 @@ def push_image(
             def layer(index: int) -> oci.Blob:
                 diff_id = diff_ids[index]
                 known = cache.get(diff_id)
-                if known and client.blob_exists(repository, known[0]):
-                    return oci.Blob(known[0], known[1], oci.OCI_LAYER_GZIP)
+                if known:
+                    digest, size, source = known
+                    if client.blob_exists(repository, digest) or (
+                        source not in (None, repository)
+                        and client.mount_blob(repository, digest, source)
+                    ):
+                        return oci.Blob(digest, size, oci.OCI_LAYER_GZIP)
                 member = tar.getmember(manifest["Layers"][index])
                 target = tmp / f"layer-{index}.tar.gz"
                 with open(archive, "rb") as fh:  # own handle: layers compress in parallel
@@ -110,7 +124,7 @@ def push_image(
                         f"diff ID ({computed} != {diff_id})"
                     )
                 client.push_blob(repository, digest, target)
-                cache.put(diff_id, digest, size)
+                cache.put(diff_id, digest, size, repository)
                 target.unlink()
                 return oci.Blob(digest, size, oci.OCI_LAYER_GZIP)
 

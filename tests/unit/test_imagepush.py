@@ -18,7 +18,7 @@ def test_layer_cache_survives_parallel_writers(tmp_path: Path) -> None:
         start.wait()
         try:
             for n in range(50):
-                cache.put(f"sha256:{worker:02d}{n:062d}", "sha256:" + "0" * 64, n)
+                cache.put(f"sha256:{worker:02d}{n:062d}", "sha256:" + "0" * 64, n, "repo")
         except BaseException as exc:
             errors.append(exc)
 
@@ -30,5 +30,5 @@ def test_layer_cache_survives_parallel_writers(tmp_path: Path) -> None:
     assert errors == []
     assert len(json.loads((tmp_path / "cache" / "layers.json").read_text())) == 200
     again = LayerCache(tmp_path / "cache" / "layers.json")
-    assert again.get(f"sha256:03{49:062d}") == ("sha256:" + "0" * 64, 49)
+    assert again.get(f"sha256:03{49:062d}") == ("sha256:" + "0" * 64, 49, "repo")
     assert not list((tmp_path / "cache").glob("*.tmp*"))
