@@ -82,6 +82,7 @@ class ContainerSpec:
     nano_cpus: int
     pids: int
     name: str | None = None
+    entrypoint: tuple[str, ...] | None = None  # None keeps the image's; () clears it
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ class Engine:
                 created = api.create_container(
                     spec.image,
                     command=list(spec.command),
+                    entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
                     user=spec.user,
                     labels=dict(spec.labels),
                     host_config=host_config,

@@ -3,8 +3,11 @@ decides.
 
 Targets and what they resolve to today:
 
-* ``NAME`` → the entry's current build record (``.gefreg/builds/NAME/build.json``);
-* ``NAME@VERSION`` → that build record if its version matches, else "not built/published";
+* ``NAME`` → the newest published release in the ledger (the newest that is not a
+  pre-release, else the newest pre-release) when the entry has one, else the entry's current
+  build record (``.gefreg/builds/NAME/build.json``);
+* ``NAME@VERSION`` → that release in the ledger, else the current build record if its version
+  matches, else "not built/published";
 * ``NAME@sha256:DIGEST`` → an image the engine has with that ID or repository digest; trusted
   only when one of the entry's own build records names that image ID;
 * anything not in the catalog (an unknown name, ``--image REF``) → refused unless the caller
@@ -13,7 +16,9 @@ Targets and what they resolve to today:
 The release ledger (publishing: NAME@VERSION → registry manifest digest) plugs in through the
 :class:`Ledger` protocol: when a ledger is given and knows the release, its manifest digest and
 registry win, and :func:`verify_image` pulls ``repository@digest`` from the trusted registry if
-the engine does not have it yet.
+the engine does not have it yet. A release may carry the service interface stored when it was
+published (:meth:`gefreg.interface.ServiceInterface.to_json`); it travels on the resolved image
+so that a published version runs with its own ports and command after the record moved on.
 
 Whatever resolved the image, :func:`verify_image` checks the engine's local image against it
 (image ID, and the repository digest when one was resolved) and refuses a mismatch, and the
@@ -25,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gefreg.build import build_dir, read_record
@@ -51,6 +57,9 @@ class ResolvedImage:
     trusted: bool
     source: str  # "build-record", "ledger" or "engine"
     repository: str | None = None
+    # the ledger's stored interface of this release (ServiceInterface.to_json), when it has one;
+    # not part of the image's identity, and not written into run records (they carry their own)
+    interface: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +98,7 @@ class Release:
     registry: str
     repository: str
     manifest_digest: str
+    interface: Mapping[str, Any] | None = None  # ServiceInterface.to_json() of the release
 
 
 class Ledger(Protocol):
@@ -155,6 +165,7 @@ def resolve_image(
                 trusted=True,
                 source="ledger",
                 repository=release.repository,
+                interface=release.interface,
             )
     record = read_record(settings, t.name)
     if record is None:

@@ -261,6 +261,7 @@ def container_spec(
         nano_cpus=round(limits.cpus * 1e9),
         pids=limits.pids,
         name="gefreg-run-" + run_id.rsplit(":", 1)[-1].replace("-", "")[:16],
+        entrypoint=request.service.entrypoint,
     )
 
 
@@ -269,6 +270,7 @@ def applied(state: ContainerState) -> dict[str, Any]:
     hc = state.host_config
     return {
         "user": state.user,
+        "entrypoint": list(state.entrypoint),
         "network_mode": hc.get("NetworkMode"),
         "read_only_rootfs": hc.get("ReadonlyRootfs"),
         "tmpfs": hc.get("Tmpfs") or {},
@@ -307,6 +309,8 @@ def mismatches(spec: ContainerSpec, seen: Mapping[str, Any]) -> list[str]:
         "memory_swap": spec.memory,
         "nano_cpus": spec.nano_cpus,
     }
+    if spec.entrypoint is not None:
+        wanted["entrypoint"] = list(spec.entrypoint)
     problems = [
         f"{key}: asked {value!r}, engine has {seen.get(key)!r}"
         for key, value in wanted.items()
@@ -390,6 +394,12 @@ def run_service(
                     f"input {port}: {bad} is not readable by the service's user {run_uid}",
                     f"the service runs unprivileged; make the input readable: chmod -R a+rX {path}",
                 )
+    if described_by_image(request.image, service):
+        obs.status(
+            f"{service.name} {request.image.version}: the ledger and the record do not describe "
+            "this version; using the image's own GEF labels (ports), command and user, and "
+            "default limits"
+        )
     image = request.image
     shown = image.image_id[:19] or f"{image.repository}@{image.manifest_digest} (pulling)"
     obs.status(f"checking image {shown}")
@@ -417,8 +427,10 @@ def run_service(
             "version": service.version,
             "trusted": image.trusted,
             "user": service.user,
+            "interface": service.origin,
         },
         "image": image.to_json(),
+        "entrypoint": None if service.entrypoint is None else list(service.entrypoint),
         "command": list(service.command),
         "args": list(request.args),
         "container": {"id": None, "name": spec.name, "labels": dict(spec.labels)},
@@ -566,6 +578,11 @@ def run_service(
     record["container"]["finished_at"] = state.finished_at
     write_record(record_path, record)
     return RunResult(status, record_path, record, before, after)
+
+
+def described_by_image(image: ResolvedImage, service: ServiceInterface) -> bool:
+    """Whether a catalog image runs with the interface read from the image itself."""
+    return image.trusted and service.origin == "image"
 
 
 def _check_expected_inputs(seen: Mapping[str, Manifest], expected: Mapping[str, Manifest]) -> None:
