@@ -15,7 +15,9 @@ Inputs must be existing folders; outputs are created when missing, must be empty
 the folder and overwrite what its user may write, and the record lists what was there before),
 must not be on a read-only file system, and no port folder may contain another. When the
 caller is root the output folders are opened to the service's uid for the run and every file
-the service made is handed back to the caller afterwards (see :mod:`gefreg.ownership`).
+the service made is handed back to the caller afterwards, never one that was there before; and
+``force`` is refused for a folder holding entries the service's uid owns or its group may write
+(see :mod:`gefreg.ownership`).
 
 Order of work, and what the record says when it stops early:
 
@@ -47,7 +49,16 @@ from gefreg.hashing import sha256_file
 from gefreg.interface import ServiceInterface
 from gefreg.manifest import Manifest, tree_manifests
 from gefreg.model import Resources
-from gefreg.ownership import Grant, first_unreadable, grant_write, hand_back, revoke
+from gefreg.ownership import (
+    EntryId,
+    Grant,
+    entry_ids,
+    first_open_to,
+    first_unreadable,
+    grant_write,
+    hand_back,
+    revoke,
+)
 from gefreg.resolve import ResolvedImage, verify_image
 from gefreg.runrecord import (
     SCHEMA,
@@ -213,6 +224,23 @@ def check_disjoint(inputs: Mapping[str, Path], outputs: Mapping[str, Path], reco
             raise BadInput(
                 f"the run record {record} would be inside {a_name} ({a})",
                 "write the record elsewhere (--record FILE)",
+            )
+
+
+def check_not_open_to(outputs: Mapping[str, Path], run_uid: int, run_gid: int) -> None:
+    """Refuse output folders (``--force``) holding entries the service's uid owns or its group
+    may write, when the service runs as another user than the caller: it could change or
+    delete them, and afterwards they could not be told from its own files."""
+    for port, path in outputs.items():
+        if not path.is_dir() or not any(path.iterdir()):
+            continue  # nothing there to protect
+        found = first_open_to(path, run_uid, run_gid)
+        if found is not None:
+            raise BadInput(
+                f"output {port}: {found} is already there and owned by, or writable for, the "
+                f"service's user {run_uid}:{run_gid}",
+                "the service could change or delete it, and gefreg could not tell it from the "
+                "service's own files: use an empty or new output folder, or move it away",
             )
 
 
@@ -394,6 +422,7 @@ def run_service(
                     f"input {port}: {bad} is not readable by the service's user {run_uid}",
                     f"the service runs unprivileged; make the input readable: chmod -R a+rX {path}",
                 )
+        check_not_open_to(outputs, run_uid, run_gid)
     if described_by_image(request.image, service):
         obs.status(
             f"{service.name} {request.image.version}: the ledger and the record do not describe "
@@ -414,6 +443,7 @@ def run_service(
     before = tree_manifests(inputs, progress=progress("inputs"))
     _check_expected_inputs(before, dict(request.expect_inputs))
     existing = tree_manifests(preexisting) if preexisting else {}
+    keep = {port: entry_ids(path) for port, path in preexisting.items()}
     user = f"{run_uid}:{run_gid}"
     spec = container_spec(image.image_id, request, inputs, outputs, user, limits, run_id)
     stdout_log, stderr_log = log_paths(record_path)
@@ -529,7 +559,7 @@ def run_service(
         interrupted = isinstance(exc, KeyboardInterrupt)
         _abandon(container, stdout_log, stderr_log)
         with contextlib.suppress(OSError):  # never hide why the run stopped
-            _release(grants, outputs, run_uid, uid, gid, record)
+            _release(grants, outputs, run_uid, uid, gid, record, keep)
         if record["container"]["id"] is not None:
             record["status"] = "interrupted" if interrupted else "incomplete"
             record["ended"] = record["ended"] or timestamp(now())
@@ -545,7 +575,7 @@ def run_service(
             if isinstance(exc, GefregError):
                 exc.hint = f"{exc.hint + '; ' if exc.hint else ''}run record: {record_path}"
         raise
-    _release(grants, outputs, run_uid, uid, gid, record)
+    _release(grants, outputs, run_uid, uid, gid, record, keep)
     obs.status("hashing outputs")
     unhashable = None
     try:
@@ -621,9 +651,14 @@ def _release(
     uid: int,
     gid: int,
     record: dict[str, Any],
+    keep: Mapping[str, frozenset[EntryId]],
 ) -> None:
-    """Undo the output folders' temporary permissions and give the service's files back."""
+    """Undo the output folders' temporary permissions and give the service's files back (never
+    an entry that was there before the run)."""
     while grants:
         revoke(grants.pop())
     if run_uid != uid:
-        record["handed_back"] = sum(hand_back(p, run_uid, uid, gid) for p in outputs.values())
+        record["handed_back"] = sum(
+            hand_back(p, run_uid, uid, gid, keep.get(port, frozenset()))
+            for port, p in outputs.items()
+        )

@@ -640,6 +640,50 @@ def test_force_writes_into_a_full_folder_but_never_deletes(
     assert after == {"precious.txt", "new.txt", "report"}
 
 
+def test_force_refuses_files_the_service_user_owns_or_may_write(
+    services: Services, tmp_path: Path
+) -> None:
+    """As root, --force into a folder holding files of uid 10001 (the service's user): the
+    service could overwrite them, and afterwards they were handed to root as if it made them."""
+    if os.geteuid() != 0:
+        pytest.skip("the service runs as another uid only when the caller is root")
+    inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine\n")
+    theirs = out / "theirs.txt"
+    theirs.write_text("belongs to uid 10001\n")
+    os.chown(theirs, 10001, 10001)
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "attack",
+        "-i", str(tmp_path / "in"), "-o", str(out), "--force",
+        "--record", str(tmp_path / "r1.json"), "--", "clobber",
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"{theirs} is already there and owned by, or writable for, the service's user" in err
+    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (10001, 10001)
+    assert theirs.read_text() == "belongs to uid 10001\n" and not (out / "report").exists()
+    assert not (tmp_path / "r1.json").exists()
+    # group-writable for the service's group: refused too
+    os.chown(theirs, 0, 10001)
+    os.chmod(theirs, 0o664)
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "attack",
+        "-i", str(tmp_path / "in"), "-o", str(out), "--force", "--", "clobber",
+    )  # fmt: skip
+    assert code == 2 and "theirs.txt is already there" in err
+    # a pre-existing world-writable folder of root's: what the service makes there is handed
+    # back, what was there stays as it was
+    os.chmod(theirs, 0o644)
+    (out / "shared").mkdir(mode=0o777)
+    os.chmod(out / "shared", 0o777)
+    code, record = run(services, "attack", tmp_path, "--force", "--", "clobber")
+    assert code == 0, record["error"]
+    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (0, 10001)
+    assert {p.stat().st_uid for p in out.rglob("*")} == {0}
+    assert record["handed_back"] == 2  # report and new.txt
+
+
 def test_attack_leaving_a_setuid_program(services: Services, tmp_path: Path) -> None:
     record = attack(services, tmp_path, "setuid")
     assert record["status"] == "succeeded"

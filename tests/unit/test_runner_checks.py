@@ -13,7 +13,14 @@ from gefreg.engine import BindMount, ContainerState
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface
 from gefreg.model import Port, Resources
-from gefreg.ownership import first_unreadable, grant_write, hand_back, revoke
+from gefreg.ownership import (
+    entry_ids,
+    first_open_to,
+    first_unreadable,
+    grant_write,
+    hand_back,
+    revoke,
+)
 from gefreg.resolve import ResolvedImage
 from gefreg.runner import (
     RunRequest,
@@ -119,6 +126,44 @@ def test_grant_and_hand_back(tmp_path: Path) -> None:
     assert os.lstat(out / "link-out").st_uid == 0
     assert os.stat(outside).st_uid == 10001  # the link's target was not touched
     assert not os.stat(out / "suid").st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_hand_back_never_touches_what_was_there_before(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "shared").mkdir(parents=True)
+    (out / "theirs.txt").write_text("owned by the service's uid before the run")
+    os.chown(out / "theirs.txt", 10001, 10001)
+    os.chmod(out / "shared", 0o777)
+    keep = entry_ids(out)
+    assert len(keep) == 2
+    (out / "shared" / "new.txt").write_text("made by the run")
+    os.chown(out / "shared" / "new.txt", 10001, 10001)
+    assert hand_back(out, 10001, 0, 0, keep) == 1
+    assert os.stat(out / "shared" / "new.txt").st_uid == 0
+    assert os.stat(out / "theirs.txt").st_uid == 10001  # before: handed to root too
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_first_open_to(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "f").write_text("x")
+    os.chmod(out, 0o775)
+    os.chown(out, 0, 10001)  # the folder's own group permissions are the run's anyway
+    assert first_open_to(out, 10001, 10001) is None
+    os.chown(out / "sub" / "f", 0, 10001)
+    os.chmod(out / "sub" / "f", 0o644)
+    assert first_open_to(out, 10001, 10001) is None  # its group, but not writable
+    os.chmod(out / "sub" / "f", 0o664)
+    assert first_open_to(out, 10001, 10001) == out / "sub" / "f"
+    os.chown(out / "sub" / "f", 0, 0)
+    os.symlink("f", out / "sub" / "link")
+    os.chown(out / "sub" / "link", 10001, 0, follow_symlinks=False)
+    assert first_open_to(out, 10001, 10001) == out / "sub" / "link"
+    os.unlink(out / "sub" / "link")
+    os.chown(out, 10001, 0)
+    assert first_open_to(out, 10001, 10001) == out
 
 
 def test_first_unreadable(tmp_path: Path) -> None:
