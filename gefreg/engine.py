@@ -456,13 +456,23 @@ class Engine:
         )
 
     def save_logs(self, container: str, stdout: Path, stderr: Path) -> None:
-        """Stream the container's stdout and stderr into two files (never whole into memory)."""
+        """Stream the container's stdout and stderr into two new files (never whole into
+        memory). A file that exists is never overwritten: BadInput, and nothing is written."""
+        for path in (stdout, stderr):
+            if path.exists() or path.is_symlink():
+                raise BadInput(f"{path} already exists", "gefreg never overwrites files")
         with _translated("reading the container's logs"):
             for path, want_out in ((stdout, True), (stderr, False)):
                 chunks = self.client.api.logs(
                     container, stdout=want_out, stderr=not want_out, stream=True, follow=False
                 )
-                with open(path, "wb") as fh:
+                try:
+                    fh = open(path, "xb")  # noqa: SIM115
+                except FileExistsError:
+                    raise BadInput(
+                        f"{path} already exists", "gefreg never overwrites files"
+                    ) from None
+                with fh:
                     for chunk in chunks:
                         fh.write(chunk)
 

@@ -62,6 +62,7 @@ from gefreg.ownership import (
 from gefreg.resolve import ResolvedImage, verify_image
 from gefreg.runrecord import (
     SCHEMA,
+    check_new_files,
     default_record_path,
     gefreg_version,
     host_facts,
@@ -410,8 +411,7 @@ def run_service(
     record_path = (
         request.record or default_record_path(settings.state_dir, service.name, run_id, begun)
     ).absolute()
-    if record_path.exists():
-        raise BadInput(f"a run record already exists at {record_path}", "choose another --record")
+    check_new_files(record_path)
     check_disjoint(inputs, outputs, record_path.resolve())
     uid, gid, run_uid, run_gid = identities(service)
     if run_uid != uid:
@@ -514,6 +514,7 @@ def run_service(
         "gefreg_version": gefreg_version(),
     }
     grants: list[Grant] = []
+    record_written = False
     container: str | None = None
     start_error: str | None = None
     t0 = time.monotonic()
@@ -522,7 +523,8 @@ def run_service(
             grants = [grant_write(path, run_gid) for path in outputs.values()]
         container = engine.create_container(spec)
         record["container"]["id"] = container
-        write_record(record_path, record)
+        write_record(record_path, record, new=True)
+        record_written = True
         state = engine.inspect_container(container)
         record["applied"] = applied(state)
         record["environment"] = dict(e.partition("=")[::2] for e in state.env)
@@ -557,10 +559,10 @@ def run_service(
         container = None
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        _abandon(container, stdout_log, stderr_log)
+        _abandon(container, stdout_log, stderr_log, save_logs=record_written)
         with contextlib.suppress(OSError):  # never hide why the run stopped
             _release(grants, outputs, run_uid, uid, gid, record, keep)
-        if record["container"]["id"] is not None:
+        if record_written:
             record["status"] = "interrupted" if interrupted else "incomplete"
             record["ended"] = record["ended"] or timestamp(now())
             if record["started"] and record["duration_s"] is None:
@@ -627,9 +629,10 @@ def _check_expected_inputs(seen: Mapping[str, Manifest], expected: Mapping[str, 
         )
 
 
-def _abandon(container: str | None, stdout: Path, stderr: Path) -> None:
+def _abandon(container: str | None, stdout: Path, stderr: Path, save_logs: bool) -> None:
     """Stop and remove a container after an interruption or an engine failure, as far as the
-    engine still lets us; keeps what logs it can."""
+    engine still lets us; keeps what logs it can (when the record is ours; never over a file
+    that exists)."""
     if container is None:
         return
     try:
@@ -638,8 +641,9 @@ def _abandon(container: str | None, stdout: Path, stderr: Path) -> None:
         return
     with contextlib.suppress(Exception):
         engine.kill_container(container)
-    with contextlib.suppress(Exception):
-        engine.save_logs(container, stdout, stderr)
+    if save_logs:
+        with contextlib.suppress(Exception):
+            engine.save_logs(container, stdout, stderr)
     with contextlib.suppress(Exception):
         engine.remove_container(container)
 

@@ -552,6 +552,56 @@ def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Pa
     assert set(runs.glob("*/run.json")) == before  # no container was made, no record written
 
 
+@pytest.mark.parametrize("log", ["run.stdout.log", "run.stderr.log"])
+def test_log_files_next_to_the_record_are_never_overwritten(
+    services: Services, tmp_path: Path, engine: Engine, log: str
+) -> None:
+    inputs(tmp_path)
+    (tmp_path / "rec").mkdir()
+    existing = tmp_path / "rec" / log
+    existing.write_text("a log of an earlier run, or anything else\n")
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "copier",
+        "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+        "--record", str(tmp_path / "rec" / "run.json"),
+    )  # fmt: skip
+    assert code == 2 and f"a log file already exists at {existing}" in err
+    assert existing.read_text() == "a log of an earlier run, or anything else\n"
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [log]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_engine_saves_logs_only_into_new_files(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    from gefreg.errors import BadInput
+    from gefreg.interface import ServiceInterface
+    from gefreg.model import Resources
+    from gefreg.resolve import ResolvedImage
+    from gefreg.runner import RunRequest, container_spec
+
+    image_id = services.image_ids["copier"]
+    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
+    face = ServiceInterface("copier", "1.0.0", (), (), ("/bin/busybox", "echo", "hello"))
+    spec = container_spec(
+        image_id, RunRequest(image, face, (), ()), {}, {}, "10001:10001", Resources(),
+        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+    )  # fmt: skip
+    container = engine.create_container(spec)
+    try:
+        engine.start_container(container)
+        assert engine.wait_container(container, 30) == 0
+        out, err = tmp_path / "out.log", tmp_path / "err.log"
+        err.write_text("keep me\n")
+        with pytest.raises(BadInput, match="already exists"):
+            engine.save_logs(container, out, err)
+        assert err.read_text() == "keep me\n" and not out.exists()
+        engine.save_logs(container, out, tmp_path / "err2.log")
+        assert out.read_text() == "hello\n"
+    finally:
+        engine.remove_container(container)
+
+
 def test_output_on_a_read_only_file_system_is_refused(services: Services, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("mounting needs root")
