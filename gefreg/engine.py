@@ -61,6 +61,9 @@ class BindMount:
     source: Path
     target: str
     read_only: bool
+    # not recursive: mounts below ``source`` are not carried into the container (where they
+    # would not be read-only with a recursive bind); API >= 1.40, BindOptions.NonRecursive
+    non_recursive: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,17 @@ def _translated(action: str) -> Iterator[None]:
         raise EngineUnavailable(
             f"the Docker engine does not answer while {action}: {exc}", START_HINT
         ) from None
+
+
+def _bind(mount: BindMount) -> Any:
+    """The SDK's Mount for a bind; docker-py has no parameter for ``NonRecursive``, but a Mount
+    is the API's JSON object, so the field is set on it directly."""
+    from docker.types import Mount
+
+    bind = Mount(mount.target, str(mount.source), type="bind", read_only=mount.read_only)
+    if mount.non_recursive:
+        bind["BindOptions"] = {**bind.get("BindOptions", {}), "NonRecursive": True}
+    return bind
 
 
 class Engine:
@@ -327,15 +341,11 @@ class Engine:
     def create_container(self, spec: ContainerSpec) -> str:
         """Create (not start) a container exactly as ``spec`` says; returns its ID."""
         import docker.errors
-        from docker.types import Mount
 
         with _translated("creating a container"):
             api = self.client.api
             host_config = api.create_host_config(
-                mounts=[
-                    Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
-                    for m in spec.mounts
-                ],
+                mounts=[_bind(m) for m in spec.mounts],
                 network_mode=spec.network,
                 read_only=spec.read_only,
                 tmpfs=dict(spec.tmpfs),

@@ -9,11 +9,12 @@ container is created and before it starts, the engine's own view of it (``docker
 compared with what was asked; any difference refuses the run. What the engine applied is
 written into the record.
 
-Folders: each input port is bind-mounted read-only at its path, each output port writable.
-Inputs must be existing folders; outputs are created when missing, must be empty unless
-``force`` (the runner never deletes or moves anything: with ``force`` the service may add to
-the folder and overwrite what its user may write, and the record lists what was there before),
-must not be on a read-only file system, and no port folder may contain another. When the
+Folders: each input port is bind-mounted read-only (and non-recursively) at its path, each
+output port writable. Inputs must be existing folders holding no mount point; outputs are
+created when missing, must be empty unless ``force`` (the runner never deletes or moves
+anything: with ``force`` the service may add to the folder and overwrite what its user may
+write, and the record lists what was there before), must not be on a read-only file system,
+and no port folder may contain another. When the
 caller is root the output folders are opened to the service's uid for the run and every file
 the service made is handed back to the caller afterwards, never one that was there before; and
 ``force`` is refused for a folder holding entries the service's uid owns or its group may write
@@ -36,6 +37,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -171,16 +174,71 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+_ESCAPED = re.compile(r"\\([0-7]{3})")
+
+
+def mount_points(mountinfo: Path = MOUNTINFO) -> list[Path] | None:
+    """Every mount point this process sees (field 5 of ``mountinfo``, with its octal escapes
+    undone), or None when the table cannot be read (not Linux, no /proc)."""
+    try:
+        text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+    points = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:
+            points.append(Path(_ESCAPED.sub(lambda m: chr(int(m.group(1), 8)), fields[4])))
+    return points
+
+
+def first_mount_point(root: Path, mounts: list[Path] | None) -> Path | None:
+    """The first mount point strictly inside the folder ``root`` (resolved): from the mount
+    table (which also shows bind mounts of the same file system), else — without one — the
+    first folder found on another device (``st_dev``) while walking the tree."""
+    if mounts is not None:
+        inside = sorted(m for m in mounts if root in m.parents)
+        return inside[0] if inside else None
+    device = os.stat(root).st_dev
+    stack = [root]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                if st.st_dev != device:
+                    return Path(entry.path)
+                stack.append(Path(entry.path))
+    return None
+
+
 def check_inputs(inputs: Mapping[str, Path]) -> dict[str, Path]:
+    """Existing folders, resolved, holding no mount point. With the engine's default recursive
+    bind, a mount below an input folder would be writable in the container; the runner binds
+    inputs non-recursively, which hides such a mount instead — and then the run record would
+    hash files the service never saw. So it is refused, naming the mount point."""
     out = {}
+    mounts = mount_points()
     for port, path in inputs.items():
-        if not path.exists():
-            raise BadInput(f"input {port}: {path} does not exist")
-        if not path.is_dir():
+        try:
+            if not path.exists():
+                raise BadInput(f"input {port}: {path} does not exist")
+            if not path.is_dir():
+                raise BadInput(
+                    f"input {port}: {path} is not a folder",
+                    "ports are folders; put the file in one",
+                )
+            resolved = path.resolve()
+            inner = first_mount_point(resolved, mounts)
+        except OSError as exc:
+            raise BadInput(f"input {port}: cannot use {path}: {exc.strerror or exc}") from None
+        if inner is not None:
             raise BadInput(
-                f"input {port}: {path} is not a folder", "ports are folders; put the file in one"
+                f"input {port}: {inner} is a mount point inside the input folder {path}",
+                "give the mounted folder as an input port of its own, or copy the data into one "
+                "folder (a file system mounted below an input is not part of it in the container)",
             )
-        out[port] = path.resolve()
+        out[port] = resolved
     return out
 
 
@@ -273,7 +331,7 @@ def container_spec(
     hardening: Hardening = HARDENED,
 ) -> ContainerSpec:
     targets = {p.name: p.path for p in (*request.service.inputs, *request.service.outputs)}
-    mounts = [BindMount(path, targets[port], True) for port, path in inputs.items()]
+    mounts = [BindMount(path, targets[port], True, True) for port, path in inputs.items()]
     mounts += [BindMount(path, targets[port], False) for port, path in outputs.items()]
     return ContainerSpec(
         image=image_id,
@@ -316,6 +374,7 @@ def applied(state: ContainerState) -> dict[str, Any]:
                 "source": m.get("Source"),
                 "target": m.get("Target"),
                 "read_only": bool(m.get("ReadOnly")),
+                "non_recursive": bool((m.get("BindOptions") or {}).get("NonRecursive")),
             }
             for m in hc.get("Mounts") or []
         ],
@@ -345,8 +404,11 @@ def mismatches(spec: ContainerSpec, seen: Mapping[str, Any]) -> list[str]:
         for key, value in wanted.items()
         if seen.get(key) != value
     ]
-    asked = {(str(m.source), m.target, m.read_only) for m in spec.mounts}
-    got = {(m["source"], m["target"], m["read_only"]) for m in seen.get("mounts", [])}
+    asked = {(str(m.source), m.target, m.read_only, m.non_recursive) for m in spec.mounts}
+    got = {
+        (m["source"], m["target"], m["read_only"], m.get("non_recursive", False))
+        for m in seen.get("mounts", [])
+    }
     if asked != got:
         problems.append(f"mounts: asked {sorted(asked)}, engine has {sorted(got)}")
     return problems

@@ -620,6 +620,98 @@ def test_output_on_a_read_only_file_system_is_refused(services: Services, tmp_pa
     assert code == 2 and "read-only file system" in err
 
 
+@contextlib.contextmanager
+def mounted(*command: str) -> Iterator[None]:
+    """``mount COMMAND...`` for the block (the last word is the mount point), as root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    if subprocess.run(["mount", *command]).returncode:
+        pytest.skip("cannot mount here")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", command[-1]], check=True)
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+def test_an_input_holding_a_mount_point_is_refused(
+    services: Services, tmp_path: Path, kind: str
+) -> None:
+    """A file system mounted below an input folder was writable in the container (the engine's
+    recursive bind makes only the top mount read-only)."""
+    folder = inputs(tmp_path)
+    sub = folder / "sub"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (elsewhere / "f.txt").write_text("mounted data\n")
+    command = (
+        ("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sub))
+        if kind == "tmpfs"
+        else ("--bind", str(elsewhere), str(sub))  # the same file system: same st_dev
+    )
+    with mounted(*command):
+        os.chmod(sub, 0o755)
+        before = snapshot(folder)
+        code, _, err = gefreg(
+            services, "run", "--catalog", str(services.catalog), "attack",
+            "-i", str(folder), "-o", str(tmp_path / "out"),
+            "--record", str(tmp_path / "run.json"), "--", "write-outside",
+        )  # fmt: skip
+        assert snapshot(folder) == before
+    assert code == 2, err
+    assert f"input data: {sub} is a mount point inside the input folder" in err
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "out").exists()
+    assert (elsewhere / "f.txt").read_text() == "mounted data\n"
+
+
+def test_inputs_are_bound_non_recursively(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    """Below the runner's checks: the engine binds inputs non-recursively (BindOptions.
+    NonRecursive), so a mount that appears below an input after the checks is not writable —
+    not even visible — in the container."""
+    from gefreg.interface import ServiceInterface
+    from gefreg.model import Port, Resources
+    from gefreg.resolve import ResolvedImage
+    from gefreg.runner import RunRequest, applied, container_spec, mismatches
+
+    folder = inputs(tmp_path)
+    image_id = services.image_ids["copier"]
+    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
+    script = "echo pwned > /data/in/sub/planted; ls -A /data/in/sub"
+    face = ServiceInterface(
+        "copier", "1.0.0", (Port("data", "/data/in"),), (), ("/bin/busybox", "sh", "-c", script)
+    )
+    spec = container_spec(
+        image_id, RunRequest(image, face, (), ()), {"data": folder}, {}, "0:0", Resources(),
+        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+    )  # fmt: skip
+    with mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder / "sub")):
+        (folder / "sub" / "secret.txt").write_text("on the nested mount\n")
+        container = engine.create_container(spec)
+        try:
+            seen = applied(engine.inspect_container(container))
+            assert seen["mounts"] == [
+                {
+                    "source": str(folder),
+                    "target": "/data/in",
+                    "read_only": True,
+                    "non_recursive": True,
+                }
+            ]
+            assert not [p for p in mismatches(spec, seen) if p.startswith("mounts")]
+            engine.start_container(container)
+            assert engine.wait_container(container, 30) == 0  # the exit code of ls
+            logs = tmp_path / "logs"
+            logs.mkdir()
+            engine.save_logs(container, logs / "out", logs / "err")
+        finally:
+            engine.remove_container(container)
+        assert not (folder / "sub" / "planted").exists()
+        assert "secret.txt" not in (logs / "out").read_text()  # the mount is not carried in
+        assert "Read-only file system" in (logs / "err").read_text()
+
+
 def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path) -> None:
     inputs(tmp_path)
     ref = "gefreg/copier:1.0.0"
