@@ -145,6 +145,31 @@ def _bind(mount: BindMount) -> Any:
     return bind
 
 
+@contextmanager
+def _refused(action: str) -> Iterator[None]:
+    """For the container section: an engine that answers with an error (``APIError``, or an
+    SDK refusal such as an unsupported API version) becomes EnvironmentFailure with the
+    engine's explanation; a stream cut off mid-answer is the engine going away. Used inside
+    :func:`_translated`, which handles an engine that does not answer at all."""
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        raise EnvironmentFailure(
+            f"the engine failed while {action}: {exc.explanation or exc}"
+        ) from None
+    except (docker.errors.InvalidVersion, docker.errors.InvalidArgument) as exc:
+        raise EnvironmentFailure(f"the engine cannot do this while {action}: {exc}") from None
+    except requests.exceptions.RequestException as exc:
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            raise  # _translated: the engine does not answer
+        raise EngineUnavailable(
+            f"the Docker engine stopped answering while {action}: {exc}", START_HINT
+        ) from None
+
+
 class Engine:
     """A connection to the Docker engine (DOCKER_HOST or the default socket)."""
 
@@ -329,7 +354,7 @@ class Engine:
 
     def repo_digest_refs(self, digest: str) -> list[str]:
         """``repository@digest`` references of local images pulled with that manifest digest."""
-        with _translated("listing images"):
+        with _translated("listing images"), _refused("listing images"):
             images = self.client.api.images(all=False)
         refs = []
         for image in images or []:
@@ -342,7 +367,7 @@ class Engine:
         """Create (not start) a container exactly as ``spec`` says; returns its ID."""
         import docker.errors
 
-        with _translated("creating a container"):
+        with _translated("creating a container"), _refused("creating a container"):
             api = self.client.api
             host_config = api.create_host_config(
                 mounts=[_bind(m) for m in spec.mounts],
@@ -471,7 +496,8 @@ class Engine:
         for path in (stdout, stderr):
             if path.exists() or path.is_symlink():
                 raise BadInput(f"{path} already exists", "gefreg never overwrites files")
-        with _translated("reading the container's logs"):
+        action = "reading the container's logs"
+        with _translated(action), _refused(action):
             for path, want_out in ((stdout, True), (stderr, False)):
                 chunks = self.client.api.logs(
                     container, stdout=want_out, stderr=not want_out, stream=True, follow=False
@@ -482,19 +508,29 @@ class Engine:
                     raise BadInput(
                         f"{path} already exists", "gefreg never overwrites files"
                     ) from None
+                except OSError as exc:
+                    raise EnvironmentFailure(
+                        f"cannot write the log file {path}: {exc.strerror or exc}"
+                    ) from None
                 with fh:
                     for chunk in chunks:
-                        fh.write(chunk)
+                        try:
+                            fh.write(chunk)
+                        except OSError as exc:
+                            raise EnvironmentFailure(
+                                f"cannot write the log file {path}: {exc.strerror or exc}"
+                            ) from None
 
     def remove_container(self, container: str) -> None:
         import docker.errors
 
-        with _translated("removing the container"), suppress(docker.errors.NotFound):
+        action = "removing the container"
+        with _translated(action), _refused(action), suppress(docker.errors.NotFound):
             self.client.api.remove_container(container, force=True, v=True)
 
     def container_ids(self, label: str) -> list[str]:
         """IDs of all containers (running or not) carrying ``label`` (``key`` or ``key=value``)."""
-        with _translated("listing containers"):
+        with _translated("listing containers"), _refused("listing containers"):
             found = self.client.api.containers(all=True, filters={"label": label})
         return [str(c["Id"]) for c in found]
 

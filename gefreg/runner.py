@@ -22,7 +22,10 @@ the service made is handed back to the caller afterwards, never one that was the
 
 Order of work, and what the record says when it stops early:
 
-1. check folders and the image, hash the inputs (streamed, in parallel);
+1. check the folders, create the missing output folders and the record's folder (any failure
+   is BadInput, before the image is checked or pulled; the folders made are removed again,
+   while empty, if the run stops before a container exists), check the image, hash the
+   inputs (streamed, in parallel);
 2. create the container and write the record with status ``incomplete``;
 3. start, wait up to the timeout (then SIGKILL: ``timed-out``), save the logs, remove it;
 4. hand outputs back, hash outputs, hash inputs again (they must be unchanged);
@@ -243,29 +246,40 @@ def check_inputs(inputs: Mapping[str, Path]) -> dict[str, Path]:
 
 
 def check_outputs(outputs: Mapping[str, Path], force: bool) -> dict[str, Path]:
-    """Output folders, checked but not created (see :func:`make_outputs`)."""
+    """Output folders, checked but not created (see :func:`make_folders`); anything the file
+    system refuses while checking is BadInput naming the port and folder."""
     out = {}
     for port, path in outputs.items():
-        resolved = path.resolve()
-        if resolved.exists():
-            if not resolved.is_dir():
-                raise BadInput(f"output {port}: {path} exists and is not a folder")
-            if not force and any(resolved.iterdir()):
-                raise BadInput(
-                    f"output {port}: {path} is not empty",
-                    "give an empty or new folder, or --force to write into it (gefreg never "
-                    "deletes anything; the service may overwrite files there)",
-                )
-        existing = _nearest_existing(resolved)
-        if _read_only_fs(existing):
-            raise BadInput(
-                f"output {port}: {path} is on a read-only file system",
-                "choose an output folder on a writable file system",
-            )
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise BadInput(f"output {port}: {existing} is not writable for you")
-        out[port] = resolved
+        try:
+            out[port] = _check_output(port, path, force)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (resolve)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise BadInput(f"output {port}: cannot use {path}: {reason}") from None
     return out
+
+
+def _check_output(port: str, path: Path, force: bool) -> Path:
+    resolved = path.resolve()
+    if resolved.exists():
+        if not resolved.is_dir():
+            raise BadInput(f"output {port}: {path} exists and is not a folder")
+        if not force and any(resolved.iterdir()):
+            raise BadInput(
+                f"output {port}: {path} is not empty",
+                "give an empty or new folder, or --force to write into it (gefreg never "
+                "deletes anything; the service may overwrite files there)",
+            )
+    existing = _nearest_existing(resolved)
+    if not existing.is_dir():
+        raise BadInput(f"output {port}: {existing} is not a folder, so {path} cannot be made")
+    if _read_only_fs(existing):
+        raise BadInput(
+            f"output {port}: {path} is on a read-only file system",
+            "choose an output folder on a writable file system",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"output {port}: {existing} is not writable for you")
+    return resolved
 
 
 def check_disjoint(inputs: Mapping[str, Path], outputs: Mapping[str, Path], record: Path) -> None:
@@ -303,9 +317,38 @@ def check_not_open_to(outputs: Mapping[str, Path], run_uid: int, run_gid: int) -
             )
 
 
-def make_outputs(outputs: Mapping[str, Path]) -> None:
-    for path in outputs.values():
-        path.mkdir(parents=True, exist_ok=True)
+def make_folders(folders: Mapping[str, Path]) -> list[Path]:
+    """Create the missing folders (``{what: folder}``, e.g. ``output result``); returns every
+    folder created, parents first, for :func:`remove_made`. A folder that cannot be created
+    (``-o /proc/x``) is BadInput naming it, after removing what was made."""
+    made: list[Path] = []
+    for what, path in folders.items():
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        try:
+            for folder in reversed(missing):
+                try:
+                    folder.mkdir()
+                except FileExistsError:
+                    continue  # made meanwhile, not by us: checked below
+                made.append(folder)
+        except OSError as exc:
+            remove_made(made)
+            raise BadInput(
+                f"{what}: cannot create {path}: {exc.strerror or exc}",
+                "choose a folder on a writable file system",
+            ) from None
+        if not path.is_dir():
+            remove_made(made)
+            raise BadInput(f"{what}: {path} is not a folder")
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove folders :func:`make_folders` made, children first, each only while empty: what
+    someone put there meanwhile stays, with the folders holding it."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def identities(service: ServiceInterface) -> tuple[int, int, int, int]:
@@ -491,21 +534,29 @@ def run_service(
             "this version; using the image's own GEF labels (ports), command and user, and "
             "default limits"
         )
-    image = request.image
-    shown = image.image_id[:19] or f"{image.repository}@{image.manifest_digest} (pulling)"
-    obs.status(f"checking image {shown}")
-    image = verify_image(engine, request.image)
-    make_outputs(outputs)
-    preexisting = {p: f for p, f in outputs.items() if any(f.iterdir())}
+    # the folders before the image: one that cannot be made is refused before any pull
+    folders = {f"output {port}": path for port, path in outputs.items()}
+    made = make_folders({**folders, "the run record's folder": record_path.parent})
 
     def progress(what: str) -> Callable[[int, int], None]:
         return lambda done, total: obs.hashing(what, done, total)
 
-    obs.status("hashing inputs")
-    before = tree_manifests(inputs, progress=progress("inputs"))
-    _check_expected_inputs(before, dict(request.expect_inputs))
-    existing = tree_manifests(preexisting) if preexisting else {}
-    keep = {port: entry_ids(path) for port, path in preexisting.items()}
+    try:
+        shown = request.image.image_id[:19] or (
+            f"{request.image.repository}@{request.image.manifest_digest} (pulling)"
+        )
+        obs.status(f"checking image {shown}")
+        image = verify_image(engine, request.image)
+        preexisting = {p: f for p, f in outputs.items() if any(f.iterdir())}
+        obs.status("hashing inputs")
+        before = tree_manifests(inputs, progress=progress("inputs"))
+        _check_expected_inputs(before, dict(request.expect_inputs))
+        existing = tree_manifests(preexisting) if preexisting else {}
+        keep = {port: entry_ids(path) for port, path in preexisting.items()}
+        host = host_facts(engine.facts())
+    except BaseException:
+        remove_made(made)  # only the folders this run made, and only while still empty
+        raise
     user = f"{run_uid}:{run_gid}"
     spec = container_spec(image.image_id, request, inputs, outputs, user, limits, run_id)
     stdout_log, stderr_log = log_paths(record_path)
@@ -572,7 +623,7 @@ def run_service(
         },
         "volatile": list(service.volatile),
         "reproduces": request.reproduces,
-        "host": host_facts(engine.facts()),
+        "host": host,
         "gefreg_version": gefreg_version(),
     }
     grants: list[Grant] = []
@@ -624,6 +675,8 @@ def run_service(
         _abandon(container, stdout_log, stderr_log, save_logs=record_written)
         with contextlib.suppress(OSError):  # never hide why the run stopped
             _release(grants, outputs, run_uid, uid, gid, record, keep)
+            if record["container"]["id"] is None:  # no container was made: nothing ran
+                remove_made(made)
         if record_written:
             record["status"] = "interrupted" if interrupted else "incomplete"
             record["ended"] = record["ended"] or timestamp(now())

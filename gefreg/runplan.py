@@ -4,6 +4,7 @@ apply limit overrides, and map folders onto ports. Nothing runs here."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +13,20 @@ from gefreg.catalog import base_names, load_entry
 from gefreg.checks import parse_duration, parse_memory
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.interface import ServiceInterface, assign_ports
+from gefreg.interface import (
+    MAX_CPUS,
+    MAX_MEMORY,
+    MAX_PIDS,
+    MAX_TIMEOUT,
+    MIN_CPUS,
+    MIN_MEMORY,
+    ServiceInterface,
+    assign_ports,
+)
 from gefreg.model import Resources
 from gefreg.resolve import Ledger, ResolvedImage, resolve_image, resolve_untrusted, verify_image
 from gefreg.runner import RunRequest
 from gefreg.settings import Settings
-
-MIN_MEMORY = 4 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -32,24 +40,40 @@ class LimitOverrides:
 
 
 def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, tuple[str, ...]]:
+    """``base`` with the command line's limits; each must be finite and within the bounds a
+    run record may carry (:mod:`gefreg.interface`), else BadInput naming the option."""
     changes: dict[str, float | int] = {}
     if over.memory is not None:
-        memory = parse_memory(over.memory)
-        if memory is None or memory < MIN_MEMORY:
-            raise BadInput(f"--memory {over.memory!r}: expected a size of at least 4m like 512m")
+        try:
+            memory = parse_memory(over.memory)
+        except (OverflowError, ValueError):
+            memory = None
+        if memory is None or not MIN_MEMORY <= memory <= MAX_MEMORY:
+            raise BadInput(
+                f"--memory {over.memory!r}: expected a size from 4m to 1024t like 512m or 2g"
+            )
         changes["memory"] = memory
     if over.cpus is not None:
-        if over.cpus <= 0:
-            raise BadInput(f"--cpus {over.cpus}: expected a positive number like 0.5 or 2")
-        changes["cpus"] = float(over.cpus)
+        cpus = float(over.cpus)
+        if not math.isfinite(cpus) or not MIN_CPUS <= cpus <= MAX_CPUS:
+            raise BadInput(
+                f"--cpus {over.cpus}: expected a number from {MIN_CPUS:g} to {MAX_CPUS:g} "
+                "like 0.5 or 2"
+            )
+        changes["cpus"] = cpus
     if over.timeout is not None:
-        seconds = parse_duration(over.timeout)
-        if not seconds or seconds <= 0:
-            raise BadInput(f"--timeout {over.timeout!r}: expected a duration like 90s or 10m")
+        try:
+            seconds = parse_duration(over.timeout)
+        except (OverflowError, ValueError):
+            seconds = None
+        if not seconds or not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
+            raise BadInput(
+                f"--timeout {over.timeout!r}: expected a duration up to a year like 90s or 10m"
+            )
         changes["timeout"] = seconds
     if over.pids is not None:
-        if over.pids < 1:
-            raise BadInput(f"--pids {over.pids}: expected at least 1")
+        if not 1 <= over.pids <= MAX_PIDS:
+            raise BadInput(f"--pids {over.pids}: expected a number from 1 to {MAX_PIDS}")
         changes["pids"] = over.pids
     return dataclasses.replace(base, **changes), tuple(changes)  # type: ignore[arg-type]
 

@@ -41,6 +41,7 @@ run record                            RO-Crate / schema.org
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg import __version__
-from gefreg.errors import BadInput
+from gefreg.errors import BadInput, EnvironmentFailure
 
 SCHEMA = "gefreg.run/1"
 STATUSES = ("succeeded", "failed", "timed-out", "interrupted", "incomplete")
@@ -102,16 +103,23 @@ def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> N
     ``new``: the record must not exist yet — it is linked into place, so a file that appeared
     there in the meantime is never replaced (BadInput instead).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    if not new:
-        os.replace(tmp, path)
-        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not new:
+            os.replace(tmp, path)
+            return
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise EnvironmentFailure(
+            f"cannot write the run record {path}: {exc.strerror or exc}"
+        ) from None
     try:
         try:
             os.link(tmp, path)
@@ -125,8 +133,13 @@ def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> N
             f"{path} appeared while gefreg was running; it was left as it is",
             "gefreg never overwrites files: choose another --record",
         ) from None
+    except OSError as exc:
+        raise EnvironmentFailure(
+            f"cannot write the run record {path}: {exc.strerror or exc}"
+        ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def check_new_files(record: Path) -> None:

@@ -381,6 +381,18 @@ def test_reproduce_refuses_when_the_image_is_gone(
     engine.remove_image(own.image_ids["vanishing"])
     code, _, err = gefreg(own, "reproduce", str(tmp_path / "rec" / "run.json"))
     assert code == 2 and "does not have the image of vanishing" in err
+    # the folders made for the re-run (record, outputs) are gone again: they stayed empty
+    assert not (own.settings.state_dir / "runs").exists()
+
+
+def test_engine_errors_in_the_container_section_are_environment_failures(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from gefreg.errors import EnvironmentFailure
+
+    with pytest.raises(EnvironmentFailure, match="the engine failed while reading the contai"):
+        engine.save_logs("0" * 64, tmp_path / "out.log", tmp_path / "err.log")  # was NotFound
+    assert not (tmp_path / "out.log").exists()
 
 
 # --- limits, interruptions and a vanishing engine -------------------------------------------
@@ -542,6 +554,13 @@ def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Pa
         ),
         (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "new")], "overlap"),
         (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o3"), "--memory", "1k"], "--memory"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o4"), "--cpus", "nan"], "--cpus"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o5"), "--cpus", "inf"], "--cpus"),
+        (["-i", str(tmp_path / "in"), "-o", "/proc/gefreg-x"], "cannot create /proc/gefreg-x"),
+        (
+            ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "a.txt" / "x")],
+            "in/a.txt is not a folder",
+        ),
     ]
     runs = services.settings.state_dir / "runs"
     before = set(runs.glob("*/run.json"))
@@ -550,6 +569,7 @@ def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Pa
         assert code == 2 and message in err, (args, err)
     assert (tmp_path / "full" / "precious.txt").read_text() == "mine"
     assert set(runs.glob("*/run.json")) == before  # no container was made, no record written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("o")]  # nor a folder left
 
 
 @pytest.mark.parametrize("log", ["run.stdout.log", "run.stderr.log"])

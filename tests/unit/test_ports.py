@@ -89,3 +89,31 @@ def test_limit_overrides() -> None:
     ):
         with pytest.raises(BadInput):
             apply_overrides(base, bad)
+
+
+@pytest.mark.parametrize(
+    "over,option",
+    [
+        (LimitOverrides(cpus=float("nan")), "--cpus"),
+        (LimitOverrides(cpus=float("inf")), "--cpus"),
+        (LimitOverrides(cpus=-1.0), "--cpus"),
+        (LimitOverrides(cpus=1e-10), "--cpus"),  # would round to nano_cpus 0: no limit at all
+        (LimitOverrides(cpus=1e12), "--cpus"),
+        (LimitOverrides(memory="9" * 400), "--memory"),  # float overflow: was a traceback
+        (LimitOverrides(memory="99999999t"), "--memory"),
+        (LimitOverrides(timeout="9" * 400), "--timeout"),  # inf seconds
+        (LimitOverrides(timeout="100000h"), "--timeout"),
+        (LimitOverrides(pids=2**63), "--pids"),
+    ],
+)
+def test_limit_overrides_are_finite_and_bounded(over: LimitOverrides, option: str) -> None:
+    with pytest.raises(BadInput, match=option) as info:
+        apply_overrides(Resources(), over)
+    assert info.value.exit_code == 2
+
+
+def test_limit_overrides_at_the_bounds() -> None:
+    limits, _ = apply_overrides(
+        Resources(), LimitOverrides(memory="4m", cpus=0.01, timeout="8760h", pids=1)
+    )
+    assert limits == Resources(memory=4 * 2**20, cpus=0.01, timeout=8760 * 3600.0, pids=1)
