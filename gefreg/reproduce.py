@@ -19,7 +19,7 @@ from typing import Any
 from gefreg.compare import Comparison, compare_outputs
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
-from gefreg.interface import Fields, interface_from_record, split_port_value
+from gefreg.interface import Fields, assign_ports, interface_from_record
 from gefreg.manifest import Manifest
 from gefreg.model import DIGEST_RE
 from gefreg.resolve import IMAGE_ID_RE, ResolvedImage
@@ -66,24 +66,6 @@ class ReproduceReport:
             "extra_ignores": list(self.extra_ignores),
             **self.comparison.to_json(),
         }
-
-
-def input_overrides(ports: Sequence[str], values: Sequence[str]) -> dict[str, Path]:
-    """``--input PORT=DIR`` values for a re-run (``PORT=`` optional with a single input port)."""
-    names = set(ports)
-    out: dict[str, Path] = {}
-    for value in values:
-        port, folder = split_port_value(value, names)
-        if port is None:
-            if len(names) != 1:
-                raise BadInput(
-                    f"--input {value!r}: name the port (ports: {', '.join(sorted(names))})"
-                )
-            port = next(iter(names))
-        if port in out:
-            raise BadInput(f"--input: port {port!r} given twice")
-        out[port] = Path(folder)
-    return out
 
 
 def recorded_image(record: dict[str, Any], where: str) -> ResolvedImage:
@@ -152,7 +134,7 @@ def reproduce(
     service = interface_from_record(original, where)
     recorded_inputs = recorded_ports(original, "inputs", [p.name for p in service.inputs], where)
     recorded_outputs = recorded_ports(original, "outputs", [p.name for p in service.outputs], where)
-    overrides = input_overrides([p.name for p in service.inputs], inputs)
+    overrides = assign_ports("input", service.inputs, inputs, every_port=False)
     folders = {port: overrides.get(port, Path(path)) for port, (path, _) in recorded_inputs.items()}
     expected_inputs = {port: manifest for port, (_, manifest) in recorded_inputs.items()}
     expected_outputs = {port: manifest for port, (_, manifest) in recorded_outputs.items()}

@@ -167,7 +167,7 @@ def resolve_image(
                 repository=release.repository,
                 interface=release.interface,
             )
-    record = read_record(settings, t.name)
+    record, _ = build_records(settings, t.name)
     if record is None:
         raise BadInput(
             f"{t.name} is not built or published",
@@ -191,17 +191,46 @@ def resolve_image(
     )
 
 
-def _build_records(settings: Settings, name: str) -> list[dict[str, Any]]:
-    records = []
-    current = read_record(settings, name)
-    if current:
-        records.append(current)
+def _valid_build(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("image_id"), str)
+        and bool(IMAGE_ID_RE.match(record["image_id"]))
+        and isinstance(record.get("version"), str)
+    )
+
+
+def build_records(
+    settings: Settings, name: str, *, strict: bool = True
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The one place the runner reads build records: ``(current, all)``.
+
+    ``current`` is the entry's current build record (:func:`gefreg.build.read_record`), None when
+    there is none; ``all`` is it followed by the earlier builds kept in the ``by-key`` folder
+    (the build cache's records). A record that cannot be read, or lacks a string ``version`` or
+    an ``image_id`` of the form sha256:<hex>, is damaged: left out of ``all``, and for the
+    current record BadInput (rebuild it) when ``strict``, else None.
+    """
+    try:
+        current = read_record(settings, name)
+    except (TypeError, ValueError):  # JSON that is not an object
+        current = {}
+    if current is not None and not _valid_build(current):
+        if strict:
+            raise BadInput(
+                f"the build record of {name} is damaged (it lacks a version or an image ID)",
+                f"build it again: gefreg build {name}",
+            )
+        current = None
+    records = [current] if current is not None else []
     for path in sorted((build_dir(settings, name) / "by-key").glob("*.json")):
         try:
-            records.append(dict(json.loads(path.read_text())))
+            record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-    return records
+        if _valid_build(record):
+            records.append(dict(record))
+    return current, records
 
 
 def _by_digest(
@@ -218,7 +247,7 @@ def _by_digest(
             f"the engine has no image {digest}",
             f"build it (gefreg build {name}) or give a digest from `docker images --digests`",
         )
-    for record in _build_records(settings, name):
+    for record in build_records(settings, name, strict=False)[1]:
         if record.get("image_id") == info.id:
             return ResolvedImage(
                 name=name,

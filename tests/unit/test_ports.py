@@ -9,7 +9,6 @@ import pytest
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface, assign_ports
 from gefreg.model import Port, Resources
-from gefreg.reproduce import input_overrides
 from gefreg.runplan import LimitOverrides, apply_overrides
 
 ONE = (Port("data", "/data/in"),)
@@ -54,10 +53,14 @@ def test_folder_with_equals_sign_is_a_folder(tmp_path: Path) -> None:
 
 
 def test_reproduce_input_overrides_are_partial() -> None:
-    assert input_overrides(["a", "b"], ["b=/new"]) == {"b": Path("/new")}
-    assert input_overrides(["a"], ["/new"]) == {"a": Path("/new")}
+    """reproduce: the ports given replace their recorded folders; the others stay."""
+    assert assign_ports("input", TWO, ["b=/new"], every_port=False) == {"b": Path("/new")}
+    assert assign_ports("input", ONE, ["/new"], every_port=False) == {"data": Path("/new")}
+    assert assign_ports("input", TWO, [], every_port=False) == {}
     with pytest.raises(BadInput, match="name the port"):
-        input_overrides(["a", "b"], ["/new"])
+        assign_ports("input", TWO, ["/new"], every_port=False)
+    with pytest.raises(BadInput, match="no folder given"):  # once taken as the current folder
+        assign_ports("input", ONE, ["data="], every_port=False)
 
 
 def test_interface_from_gef_labels() -> None:
