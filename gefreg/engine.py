@@ -61,6 +61,9 @@ class BindMount:
     source: Path
     target: str
     read_only: bool
+    # not recursive: mounts below ``source`` are not carried into the container (where they
+    # would not be read-only with a recursive bind); API >= 1.40, BindOptions.NonRecursive
+    non_recursive: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class ContainerSpec:
     nano_cpus: int
     pids: int
     name: str | None = None
+    entrypoint: tuple[str, ...] | None = None  # None keeps the image's; () clears it
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,42 @@ def _translated(action: str) -> Iterator[None]:
             raise
         raise EngineUnavailable(
             f"the Docker engine does not answer while {action}: {exc}", START_HINT
+        ) from None
+
+
+def _bind(mount: BindMount) -> Any:
+    """The SDK's Mount for a bind; docker-py has no parameter for ``NonRecursive``, but a Mount
+    is the API's JSON object, so the field is set on it directly."""
+    from docker.types import Mount
+
+    bind = Mount(mount.target, str(mount.source), type="bind", read_only=mount.read_only)
+    if mount.non_recursive:
+        bind["BindOptions"] = {**bind.get("BindOptions", {}), "NonRecursive": True}
+    return bind
+
+
+@contextmanager
+def _refused(action: str) -> Iterator[None]:
+    """For the container section: an engine that answers with an error (``APIError``, or an
+    SDK refusal such as an unsupported API version) becomes EnvironmentFailure with the
+    engine's explanation; a stream cut off mid-answer is the engine going away. Used inside
+    :func:`_translated`, which handles an engine that does not answer at all."""
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        raise EnvironmentFailure(
+            f"the engine failed while {action}: {exc.explanation or exc}"
+        ) from None
+    except (docker.errors.InvalidVersion, docker.errors.InvalidArgument) as exc:
+        raise EnvironmentFailure(f"the engine cannot do this while {action}: {exc}") from None
+    except requests.exceptions.RequestException as exc:
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            raise  # _translated: the engine does not answer
+        raise EngineUnavailable(
+            f"the Docker engine stopped answering while {action}: {exc}", START_HINT
         ) from None
 
 
@@ -314,7 +354,7 @@ class Engine:
 
     def repo_digest_refs(self, digest: str) -> list[str]:
         """``repository@digest`` references of local images pulled with that manifest digest."""
-        with _translated("listing images"):
+        with _translated("listing images"), _refused("listing images"):
             images = self.client.api.images(all=False)
         refs = []
         for image in images or []:
@@ -326,15 +366,11 @@ class Engine:
     def create_container(self, spec: ContainerSpec) -> str:
         """Create (not start) a container exactly as ``spec`` says; returns its ID."""
         import docker.errors
-        from docker.types import Mount
 
-        with _translated("creating a container"):
+        with _translated("creating a container"), _refused("creating a container"):
             api = self.client.api
             host_config = api.create_host_config(
-                mounts=[
-                    Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
-                    for m in spec.mounts
-                ],
+                mounts=[_bind(m) for m in spec.mounts],
                 network_mode=spec.network,
                 read_only=spec.read_only,
                 tmpfs=dict(spec.tmpfs),
@@ -350,6 +386,7 @@ class Engine:
                 created = api.create_container(
                     spec.image,
                     command=list(spec.command),
+                    entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
                     user=spec.user,
                     labels=dict(spec.labels),
                     host_config=host_config,
@@ -454,25 +491,46 @@ class Engine:
         )
 
     def save_logs(self, container: str, stdout: Path, stderr: Path) -> None:
-        """Stream the container's stdout and stderr into two files (never whole into memory)."""
-        with _translated("reading the container's logs"):
+        """Stream the container's stdout and stderr into two new files (never whole into
+        memory). A file that exists is never overwritten: BadInput, and nothing is written."""
+        for path in (stdout, stderr):
+            if path.exists() or path.is_symlink():
+                raise BadInput(f"{path} already exists", "gefreg never overwrites files")
+        action = "reading the container's logs"
+        with _translated(action), _refused(action):
             for path, want_out in ((stdout, True), (stderr, False)):
                 chunks = self.client.api.logs(
                     container, stdout=want_out, stderr=not want_out, stream=True, follow=False
                 )
-                with open(path, "wb") as fh:
+                try:
+                    fh = open(path, "xb")  # noqa: SIM115
+                except FileExistsError:
+                    raise BadInput(
+                        f"{path} already exists", "gefreg never overwrites files"
+                    ) from None
+                except OSError as exc:
+                    raise EnvironmentFailure(
+                        f"cannot write the log file {path}: {exc.strerror or exc}"
+                    ) from None
+                with fh:
                     for chunk in chunks:
-                        fh.write(chunk)
+                        try:
+                            fh.write(chunk)
+                        except OSError as exc:
+                            raise EnvironmentFailure(
+                                f"cannot write the log file {path}: {exc.strerror or exc}"
+                            ) from None
 
     def remove_container(self, container: str) -> None:
         import docker.errors
 
-        with _translated("removing the container"), suppress(docker.errors.NotFound):
+        action = "removing the container"
+        with _translated(action), _refused(action), suppress(docker.errors.NotFound):
             self.client.api.remove_container(container, force=True, v=True)
 
     def container_ids(self, label: str) -> list[str]:
         """IDs of all containers (running or not) carrying ``label`` (``key`` or ``key=value``)."""
-        with _translated("listing containers"):
+        with _translated("listing containers"), _refused("listing containers"):
             found = self.client.api.containers(all=True, filters={"label": label})
         return [str(c["Id"]) for c in found]
 

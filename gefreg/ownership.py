@@ -7,12 +7,19 @@ rename files that were already there); afterwards mode and group are restored ex
 entry under the folder that the service created (owned by its uid) is handed to the caller with
 ``lchown`` — symlinks are never followed, nothing outside the folder is touched, and set-uid /
 set-gid bits are cleared so a service cannot leave a set-uid program owned by root behind.
+
+Entries that were in the folder before the run (``--force``) are never handed back: their
+``(st_dev, st_ino)`` are recorded before the run (:func:`entry_ids`) and skipped. And a folder
+holding entries the service's uid owns, or its group may write (:func:`first_open_to`), is
+refused before the run: the service could change them, and they would be indistinguishable
+from its own output.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +48,11 @@ def revoke(grant: Grant) -> None:
     os.chmod(grant.path, grant.mode)
 
 
-def hand_back(folder: Path, from_uid: int, to_uid: int, to_gid: int) -> int:
-    """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``.
+EntryId = tuple[int, int]  # (st_dev, st_ino)
 
-    Walks without following symlinks; returns how many entries changed owner.
-    """
-    changed = 0
+
+def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every entry under ``folder`` (not the folder itself), without following symlinks."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -58,12 +64,53 @@ def hand_back(folder: Path, from_uid: int, to_uid: int, to_gid: int) -> int:
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 stack.append(Path(entry.path))
-            if st.st_uid != from_uid:
-                continue
-            os.chown(entry.path, to_uid, to_gid, follow_symlinks=False)
-            changed += 1
-            if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                os.chmod(entry.path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            yield entry.path, st
+
+
+def entry_ids(folder: Path) -> frozenset[EntryId]:
+    """``(st_dev, st_ino)`` of every entry under ``folder``, taken before a run."""
+    return frozenset((st.st_dev, st.st_ino) for _, st in _walk(folder))
+
+
+def first_open_to(folder: Path, uid: int, gid: int) -> Path | None:
+    """The first entry that ``uid`` owns — ``folder`` itself or any entry under it — or under it
+    that group ``gid`` owns with group write permission (symlinks: ownership only), or None.
+    (The folder's own group permissions are the run's: :func:`grant_write` sets them, with the
+    sticky bit.)"""
+
+    def open_to(st: os.stat_result) -> bool:
+        if st.st_uid == uid:
+            return True
+        return not stat.S_ISLNK(st.st_mode) and st.st_gid == gid and bool(st.st_mode & 0o020)
+
+    if os.lstat(folder).st_uid == uid:
+        return folder
+    for path, st in _walk(folder):
+        if open_to(st):
+            return Path(path)
+    return None
+
+
+def hand_back(
+    folder: Path,
+    from_uid: int,
+    to_uid: int,
+    to_gid: int,
+    keep: frozenset[EntryId] = frozenset(),
+) -> int:
+    """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``, except the
+    entries in ``keep`` (what was there before the run, by :func:`entry_ids`).
+
+    Walks without following symlinks; returns how many entries changed owner.
+    """
+    changed = 0
+    for path, st in _walk(folder):
+        if st.st_uid != from_uid or (st.st_dev, st.st_ino) in keep:
+            continue
+        os.chown(path, to_uid, to_gid, follow_symlinks=False)
+        changed += 1
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
     return changed
 
 

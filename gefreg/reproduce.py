@@ -19,9 +19,10 @@ from typing import Any
 from gefreg.compare import Comparison, compare_outputs
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
-from gefreg.interface import interface_from_record, split_port_value
+from gefreg.interface import Fields, assign_ports, interface_from_record
 from gefreg.manifest import Manifest
-from gefreg.resolve import ResolvedImage
+from gefreg.model import DIGEST_RE
+from gefreg.resolve import IMAGE_ID_RE, ResolvedImage
 from gefreg.runner import RunObserver, RunRequest, RunResult, run_service
 from gefreg.runrecord import default_record_path, new_run_id, now, read_run_record
 from gefreg.settings import Settings
@@ -67,21 +68,39 @@ class ReproduceReport:
         }
 
 
-def input_overrides(ports: Sequence[str], values: Sequence[str]) -> dict[str, Path]:
-    """``--input PORT=DIR`` values for a re-run (``PORT=`` optional with a single input port)."""
-    names = set(ports)
-    out: dict[str, Path] = {}
-    for value in values:
-        port, folder = split_port_value(value, names)
-        if port is None:
-            if len(names) != 1:
-                raise BadInput(
-                    f"--input {value!r}: name the port (ports: {', '.join(sorted(names))})"
-                )
-            port = next(iter(names))
-        if port in out:
-            raise BadInput(f"--input: port {port!r} given twice")
-        out[port] = Path(folder)
+def recorded_image(record: dict[str, Any], where: str) -> ResolvedImage:
+    """The record's ``image``, every field checked (BadInput naming the field)."""
+    f = Fields(where)
+    data = f.mapping(f.get(record, "image"), "image")
+    image_id = f.text(f.get(data, "image_id", "image"), "image.image_id")
+    if not IMAGE_ID_RE.match(image_id):
+        raise f.fail("image.image_id", "sha256:<64 hex digits>", image_id)
+    digest = f.optional_text(data.get("manifest_digest"), "image.manifest_digest")
+    if digest is not None and not DIGEST_RE.match(digest):
+        raise f.fail("image.manifest_digest", "sha256:<64 hex digits>", digest)
+    f.text(f.get(data, "name", "image"), "image.name")
+    for key in ("version", "registry", "repository", "ref", "source"):
+        f.optional_text(data.get(key), f"image.{key}")
+    if not isinstance(data.get("trusted"), bool):
+        raise f.fail("image.trusted", "true or false", data.get("trusted"))
+    return ResolvedImage.from_json(dict(data))
+
+
+def recorded_ports(
+    record: dict[str, Any], side: str, ports: Sequence[str], where: str
+) -> dict[str, tuple[str, Manifest]]:
+    """``{port: (path, manifest)}`` of the record's ``inputs`` or ``outputs``, which must name
+    exactly the ports of its mounts; every field checked."""
+    f = Fields(where)
+    data = f.mapping(f.get(record, side), side)
+    if sorted(data) != sorted(ports):
+        raise f.fail(side, f"one entry per {side[:-1]} port ({', '.join(ports)})", sorted(data))
+    out = {}
+    for port in ports:
+        name = f"{side}.{port}"
+        entry = f.mapping(data[port], name)
+        path = f.text(f.get(entry, "path", name), f"{name}.path")
+        out[port] = (path, Manifest.from_json(f.get(entry, "manifest", name), f"{where}: {name}"))
     return out
 
 
@@ -97,31 +116,28 @@ def reproduce(
     observer: RunObserver | None = None,
 ) -> ReproduceReport:
     original = read_run_record(record_path)
+    where = str(record_path)
     if original["status"] != "succeeded":
         raise BadInput(
             f"{record_path}: the recorded run {original['status']}; only a successful run can "
             "be reproduced"
         )
-    image = ResolvedImage.from_json(original["image"])
+    f = Fields(where)
+    original_id = f.text(original["id"], "id")
+    args = f.strings(original["args"], "args")
+    image = recorded_image(original, where)
     if not image.trusted and not allow_untrusted:
         raise BadInput(
             f"{record_path}: the recorded image was not from the catalog",
             "pass --allow-untrusted to re-run it anyway",
         )
-    service = interface_from_record(original)
-    overrides = input_overrides([p.name for p in service.inputs], inputs)
-    folders = {
-        port: overrides.get(port, Path(original["inputs"][port]["path"]))
-        for port in (p.name for p in service.inputs)
-    }
-    expected_inputs = {
-        port: Manifest.from_json(data["manifest"], f"{record_path}: inputs.{port}")
-        for port, data in original["inputs"].items()
-    }
-    expected_outputs = {
-        port: Manifest.from_json(data["manifest"], f"{record_path}: outputs.{port}")
-        for port, data in original["outputs"].items()
-    }
+    service = interface_from_record(original, where)
+    recorded_inputs = recorded_ports(original, "inputs", [p.name for p in service.inputs], where)
+    recorded_outputs = recorded_ports(original, "outputs", [p.name for p in service.outputs], where)
+    overrides = assign_ports("input", service.inputs, inputs, every_port=False)
+    folders = {port: overrides.get(port, Path(path)) for port, (path, _) in recorded_inputs.items()}
+    expected_inputs = {port: manifest for port, (_, manifest) in recorded_inputs.items()}
+    expected_outputs = {port: manifest for port, (_, manifest) in recorded_outputs.items()}
     run_id = new_run_id()
     new_record = default_record_path(settings.state_dir, service.name, run_id, now())
     base = output if output is not None else new_record.parent / "outputs"
@@ -130,16 +146,14 @@ def reproduce(
         service=service,
         inputs=tuple(folders.items()),
         outputs=tuple((p.name, base / p.name) for p in service.outputs),
-        args=tuple(original["args"]),
+        args=args,
         limits=service.resources,
         record=new_record,
         expect_inputs=tuple(expected_inputs.items()),
-        reproduces=str(original["id"]),
+        reproduces=original_id,
         run_id=run_id,
     )
     rerun = run_service(settings, engine, request, observer)
-    volatile = tuple(original.get("volatile") or ())
+    volatile = service.volatile
     comparison = compare_outputs(expected_outputs, rerun.outputs, (*volatile, *ignore))
-    return ReproduceReport(
-        record_path, str(original["id"]), rerun, comparison, volatile, tuple(ignore)
-    )
+    return ReproduceReport(record_path, original_id, rerun, comparison, volatile, tuple(ignore))

@@ -3,8 +3,11 @@ decides.
 
 Targets and what they resolve to today:
 
-* ``NAME`` → the entry's current build record (``.gefreg/builds/NAME/build.json``);
-* ``NAME@VERSION`` → that build record if its version matches, else "not built/published";
+* ``NAME`` → the newest published release in the ledger (the newest that is not a
+  pre-release, else the newest pre-release) when the entry has one, else the entry's current
+  build record (``.gefreg/builds/NAME/build.json``);
+* ``NAME@VERSION`` → that release in the ledger, else the current build record if its version
+  matches, else "not built/published";
 * ``NAME@sha256:DIGEST`` → an image the engine has with that ID or repository digest; trusted
   only when one of the entry's own build records names that image ID;
 * anything not in the catalog (an unknown name, ``--image REF``) → refused unless the caller
@@ -13,7 +16,9 @@ Targets and what they resolve to today:
 The release ledger (publishing: NAME@VERSION → registry manifest digest) plugs in through the
 :class:`Ledger` protocol: when a ledger is given and knows the release, its manifest digest and
 registry win, and :func:`verify_image` pulls ``repository@digest`` from the trusted registry if
-the engine does not have it yet.
+the engine does not have it yet. A release may carry the service interface stored when it was
+published (:meth:`gefreg.interface.ServiceInterface.to_json`); it travels on the resolved image
+so that a published version runs with its own ports and command after the record moved on.
 
 Whatever resolved the image, :func:`verify_image` checks the engine's local image against it
 (image ID, and the repository digest when one was resolved) and refuses a mismatch, and the
@@ -25,7 +30,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gefreg.build import build_dir, read_record
@@ -51,6 +57,9 @@ class ResolvedImage:
     trusted: bool
     source: str  # "build-record", "ledger" or "engine"
     repository: str | None = None
+    # the ledger's stored interface of this release (ServiceInterface.to_json), when it has one;
+    # not part of the image's identity, and not written into run records (they carry their own)
+    interface: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +98,7 @@ class Release:
     registry: str
     repository: str
     manifest_digest: str
+    interface: Mapping[str, Any] | None = None  # ServiceInterface.to_json() of the release
 
 
 class Ledger(Protocol):
@@ -155,8 +165,9 @@ def resolve_image(
                 trusted=True,
                 source="ledger",
                 repository=release.repository,
+                interface=release.interface,
             )
-    record = read_record(settings, t.name)
+    record, _ = build_records(settings, t.name)
     if record is None:
         raise BadInput(
             f"{t.name} is not built or published",
@@ -180,17 +191,46 @@ def resolve_image(
     )
 
 
-def _build_records(settings: Settings, name: str) -> list[dict[str, Any]]:
-    records = []
-    current = read_record(settings, name)
-    if current:
-        records.append(current)
+def _valid_build(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("image_id"), str)
+        and bool(IMAGE_ID_RE.match(record["image_id"]))
+        and isinstance(record.get("version"), str)
+    )
+
+
+def build_records(
+    settings: Settings, name: str, *, strict: bool = True
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The one place the runner reads build records: ``(current, all)``.
+
+    ``current`` is the entry's current build record (:func:`gefreg.build.read_record`), None when
+    there is none; ``all`` is it followed by the earlier builds kept in the ``by-key`` folder
+    (the build cache's records). A record that cannot be read, or lacks a string ``version`` or
+    an ``image_id`` of the form sha256:<hex>, is damaged: left out of ``all``, and for the
+    current record BadInput (rebuild it) when ``strict``, else None.
+    """
+    try:
+        current = read_record(settings, name)
+    except (TypeError, ValueError):  # JSON that is not an object
+        current = {}
+    if current is not None and not _valid_build(current):
+        if strict:
+            raise BadInput(
+                f"the build record of {name} is damaged (it lacks a version or an image ID)",
+                f"build it again: gefreg build {name}",
+            )
+        current = None
+    records = [current] if current is not None else []
     for path in sorted((build_dir(settings, name) / "by-key").glob("*.json")):
         try:
-            records.append(dict(json.loads(path.read_text())))
+            record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-    return records
+        if _valid_build(record):
+            records.append(dict(record))
+    return current, records
 
 
 def _by_digest(
@@ -207,7 +247,7 @@ def _by_digest(
             f"the engine has no image {digest}",
             f"build it (gefreg build {name}) or give a digest from `docker images --digests`",
         )
-    for record in _build_records(settings, name):
+    for record in build_records(settings, name, strict=False)[1]:
         if record.get("image_id") == info.id:
             return ResolvedImage(
                 name=name,

@@ -9,17 +9,23 @@ container is created and before it starts, the engine's own view of it (``docker
 compared with what was asked; any difference refuses the run. What the engine applied is
 written into the record.
 
-Folders: each input port is bind-mounted read-only at its path, each output port writable.
-Inputs must be existing folders; outputs are created when missing, must be empty unless
-``force`` (the runner never deletes or moves anything: with ``force`` the service may add to
-the folder and overwrite what its user may write, and the record lists what was there before),
-must not be on a read-only file system, and no port folder may contain another. When the
+Folders: each input port is bind-mounted read-only (and non-recursively) at its path, each
+output port writable. Inputs must be existing folders holding no mount point; outputs are
+created when missing, must be empty unless ``force`` (the runner never deletes or moves
+anything: with ``force`` the service may add to the folder and overwrite what its user may
+write, and the record lists what was there before), must not be on a read-only file system,
+and no port folder may contain another. When the
 caller is root the output folders are opened to the service's uid for the run and every file
-the service made is handed back to the caller afterwards (see :mod:`gefreg.ownership`).
+the service made is handed back to the caller afterwards, never one that was there before; and
+``force`` is refused for a folder holding entries the service's uid owns or its group may write
+(see :mod:`gefreg.ownership`).
 
 Order of work, and what the record says when it stops early:
 
-1. check folders and the image, hash the inputs (streamed, in parallel);
+1. check the folders, create the missing output folders and the record's folder (any failure
+   is BadInput, before the image is checked or pulled; the folders made are removed again,
+   while empty, if the run stops before a container exists), check the image, hash the
+   inputs (streamed, in parallel);
 2. create the container and write the record with status ``incomplete``;
 3. start, wait up to the timeout (then SIGKILL: ``timed-out``), save the logs, remove it;
 4. hand outputs back, hash outputs, hash inputs again (they must be unchanged);
@@ -34,6 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,10 +55,20 @@ from gefreg.hashing import sha256_file
 from gefreg.interface import ServiceInterface
 from gefreg.manifest import Manifest, tree_manifests
 from gefreg.model import Resources
-from gefreg.ownership import Grant, first_unreadable, grant_write, hand_back, revoke
+from gefreg.ownership import (
+    EntryId,
+    Grant,
+    entry_ids,
+    first_open_to,
+    first_unreadable,
+    grant_write,
+    hand_back,
+    revoke,
+)
 from gefreg.resolve import ResolvedImage, verify_image
 from gefreg.runrecord import (
     SCHEMA,
+    check_new_files,
     default_record_path,
     gefreg_version,
     host_facts,
@@ -159,43 +177,109 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+_ESCAPED = re.compile(r"\\([0-7]{3})")
+
+
+def mount_points(mountinfo: Path = MOUNTINFO) -> list[Path] | None:
+    """Every mount point this process sees (field 5 of ``mountinfo``, with its octal escapes
+    undone), or None when the table cannot be read (not Linux, no /proc)."""
+    try:
+        text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+    points = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4:
+            points.append(Path(_ESCAPED.sub(lambda m: chr(int(m.group(1), 8)), fields[4])))
+    return points
+
+
+def first_mount_point(root: Path, mounts: list[Path] | None) -> Path | None:
+    """The first mount point strictly inside the folder ``root`` (resolved): from the mount
+    table (which also shows bind mounts of the same file system), else — without one — the
+    first folder found on another device (``st_dev``) while walking the tree."""
+    if mounts is not None:
+        inside = sorted(m for m in mounts if root in m.parents)
+        return inside[0] if inside else None
+    device = os.stat(root).st_dev
+    stack = [root]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                if st.st_dev != device:
+                    return Path(entry.path)
+                stack.append(Path(entry.path))
+    return None
+
+
 def check_inputs(inputs: Mapping[str, Path]) -> dict[str, Path]:
+    """Existing folders, resolved, holding no mount point. With the engine's default recursive
+    bind, a mount below an input folder would be writable in the container; the runner binds
+    inputs non-recursively, which hides such a mount instead — and then the run record would
+    hash files the service never saw. So it is refused, naming the mount point."""
     out = {}
+    mounts = mount_points()
     for port, path in inputs.items():
-        if not path.exists():
-            raise BadInput(f"input {port}: {path} does not exist")
-        if not path.is_dir():
+        try:
+            if not path.exists():
+                raise BadInput(f"input {port}: {path} does not exist")
+            if not path.is_dir():
+                raise BadInput(
+                    f"input {port}: {path} is not a folder",
+                    "ports are folders; put the file in one",
+                )
+            resolved = path.resolve()
+            inner = first_mount_point(resolved, mounts)
+        except OSError as exc:
+            raise BadInput(f"input {port}: cannot use {path}: {exc.strerror or exc}") from None
+        if inner is not None:
             raise BadInput(
-                f"input {port}: {path} is not a folder", "ports are folders; put the file in one"
+                f"input {port}: {inner} is a mount point inside the input folder {path}",
+                "give the mounted folder as an input port of its own, or copy the data into one "
+                "folder (a file system mounted below an input is not part of it in the container)",
             )
-        out[port] = path.resolve()
+        out[port] = resolved
     return out
 
 
 def check_outputs(outputs: Mapping[str, Path], force: bool) -> dict[str, Path]:
-    """Output folders, checked but not created (see :func:`make_outputs`)."""
+    """Output folders, checked but not created (see :func:`make_folders`); anything the file
+    system refuses while checking is BadInput naming the port and folder."""
     out = {}
     for port, path in outputs.items():
-        resolved = path.resolve()
-        if resolved.exists():
-            if not resolved.is_dir():
-                raise BadInput(f"output {port}: {path} exists and is not a folder")
-            if not force and any(resolved.iterdir()):
-                raise BadInput(
-                    f"output {port}: {path} is not empty",
-                    "give an empty or new folder, or --force to write into it (gefreg never "
-                    "deletes anything; the service may overwrite files there)",
-                )
-        existing = _nearest_existing(resolved)
-        if _read_only_fs(existing):
-            raise BadInput(
-                f"output {port}: {path} is on a read-only file system",
-                "choose an output folder on a writable file system",
-            )
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise BadInput(f"output {port}: {existing} is not writable for you")
-        out[port] = resolved
+        try:
+            out[port] = _check_output(port, path, force)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (resolve)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise BadInput(f"output {port}: cannot use {path}: {reason}") from None
     return out
+
+
+def _check_output(port: str, path: Path, force: bool) -> Path:
+    resolved = path.resolve()
+    if resolved.exists():
+        if not resolved.is_dir():
+            raise BadInput(f"output {port}: {path} exists and is not a folder")
+        if not force and any(resolved.iterdir()):
+            raise BadInput(
+                f"output {port}: {path} is not empty",
+                "give an empty or new folder, or --force to write into it (gefreg never "
+                "deletes anything; the service may overwrite files there)",
+            )
+    existing = _nearest_existing(resolved)
+    if not existing.is_dir():
+        raise BadInput(f"output {port}: {existing} is not a folder, so {path} cannot be made")
+    if _read_only_fs(existing):
+        raise BadInput(
+            f"output {port}: {path} is on a read-only file system",
+            "choose an output folder on a writable file system",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"output {port}: {existing} is not writable for you")
+    return resolved
 
 
 def check_disjoint(inputs: Mapping[str, Path], outputs: Mapping[str, Path], record: Path) -> None:
@@ -216,9 +300,55 @@ def check_disjoint(inputs: Mapping[str, Path], outputs: Mapping[str, Path], reco
             )
 
 
-def make_outputs(outputs: Mapping[str, Path]) -> None:
-    for path in outputs.values():
-        path.mkdir(parents=True, exist_ok=True)
+def check_not_open_to(outputs: Mapping[str, Path], run_uid: int, run_gid: int) -> None:
+    """Refuse output folders (``--force``) holding entries the service's uid owns or its group
+    may write, when the service runs as another user than the caller: it could change or
+    delete them, and afterwards they could not be told from its own files."""
+    for port, path in outputs.items():
+        if not path.is_dir() or not any(path.iterdir()):
+            continue  # nothing there to protect
+        found = first_open_to(path, run_uid, run_gid)
+        if found is not None:
+            raise BadInput(
+                f"output {port}: {found} is already there and owned by, or writable for, the "
+                f"service's user {run_uid}:{run_gid}",
+                "the service could change or delete it, and gefreg could not tell it from the "
+                "service's own files: use an empty or new output folder, or move it away",
+            )
+
+
+def make_folders(folders: Mapping[str, Path]) -> list[Path]:
+    """Create the missing folders (``{what: folder}``, e.g. ``output result``); returns every
+    folder created, parents first, for :func:`remove_made`. A folder that cannot be created
+    (``-o /proc/x``) is BadInput naming it, after removing what was made."""
+    made: list[Path] = []
+    for what, path in folders.items():
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        try:
+            for folder in reversed(missing):
+                try:
+                    folder.mkdir()
+                except FileExistsError:
+                    continue  # made meanwhile, not by us: checked below
+                made.append(folder)
+        except OSError as exc:
+            remove_made(made)
+            raise BadInput(
+                f"{what}: cannot create {path}: {exc.strerror or exc}",
+                "choose a folder on a writable file system",
+            ) from None
+        if not path.is_dir():
+            remove_made(made)
+            raise BadInput(f"{what}: {path} is not a folder")
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove folders :func:`make_folders` made, children first, each only while empty: what
+    someone put there meanwhile stays, with the folders holding it."""
+    for folder in reversed(made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def identities(service: ServiceInterface) -> tuple[int, int, int, int]:
@@ -244,7 +374,7 @@ def container_spec(
     hardening: Hardening = HARDENED,
 ) -> ContainerSpec:
     targets = {p.name: p.path for p in (*request.service.inputs, *request.service.outputs)}
-    mounts = [BindMount(path, targets[port], True) for port, path in inputs.items()]
+    mounts = [BindMount(path, targets[port], True, True) for port, path in inputs.items()]
     mounts += [BindMount(path, targets[port], False) for port, path in outputs.items()]
     return ContainerSpec(
         image=image_id,
@@ -261,6 +391,7 @@ def container_spec(
         nano_cpus=round(limits.cpus * 1e9),
         pids=limits.pids,
         name="gefreg-run-" + run_id.rsplit(":", 1)[-1].replace("-", "")[:16],
+        entrypoint=request.service.entrypoint,
     )
 
 
@@ -269,6 +400,7 @@ def applied(state: ContainerState) -> dict[str, Any]:
     hc = state.host_config
     return {
         "user": state.user,
+        "entrypoint": list(state.entrypoint),
         "network_mode": hc.get("NetworkMode"),
         "read_only_rootfs": hc.get("ReadonlyRootfs"),
         "tmpfs": hc.get("Tmpfs") or {},
@@ -285,6 +417,7 @@ def applied(state: ContainerState) -> dict[str, Any]:
                 "source": m.get("Source"),
                 "target": m.get("Target"),
                 "read_only": bool(m.get("ReadOnly")),
+                "non_recursive": bool((m.get("BindOptions") or {}).get("NonRecursive")),
             }
             for m in hc.get("Mounts") or []
         ],
@@ -307,13 +440,18 @@ def mismatches(spec: ContainerSpec, seen: Mapping[str, Any]) -> list[str]:
         "memory_swap": spec.memory,
         "nano_cpus": spec.nano_cpus,
     }
+    if spec.entrypoint is not None:
+        wanted["entrypoint"] = list(spec.entrypoint)
     problems = [
         f"{key}: asked {value!r}, engine has {seen.get(key)!r}"
         for key, value in wanted.items()
         if seen.get(key) != value
     ]
-    asked = {(str(m.source), m.target, m.read_only) for m in spec.mounts}
-    got = {(m["source"], m["target"], m["read_only"]) for m in seen.get("mounts", [])}
+    asked = {(str(m.source), m.target, m.read_only, m.non_recursive) for m in spec.mounts}
+    got = {
+        (m["source"], m["target"], m["read_only"], m.get("non_recursive", False))
+        for m in seen.get("mounts", [])
+    }
     if asked != got:
         problems.append(f"mounts: asked {sorted(asked)}, engine has {sorted(got)}")
     return problems
@@ -378,8 +516,7 @@ def run_service(
     record_path = (
         request.record or default_record_path(settings.state_dir, service.name, run_id, begun)
     ).absolute()
-    if record_path.exists():
-        raise BadInput(f"a run record already exists at {record_path}", "choose another --record")
+    check_new_files(record_path)
     check_disjoint(inputs, outputs, record_path.resolve())
     uid, gid, run_uid, run_gid = identities(service)
     if run_uid != uid:
@@ -390,20 +527,36 @@ def run_service(
                     f"input {port}: {bad} is not readable by the service's user {run_uid}",
                     f"the service runs unprivileged; make the input readable: chmod -R a+rX {path}",
                 )
-    image = request.image
-    shown = image.image_id[:19] or f"{image.repository}@{image.manifest_digest} (pulling)"
-    obs.status(f"checking image {shown}")
-    image = verify_image(engine, request.image)
-    make_outputs(outputs)
-    preexisting = {p: f for p, f in outputs.items() if any(f.iterdir())}
+        check_not_open_to(outputs, run_uid, run_gid)
+    if described_by_image(request.image, service):
+        obs.status(
+            f"{service.name} {request.image.version}: the ledger and the record do not describe "
+            "this version; using the image's own GEF labels (ports), command and user, and "
+            "default limits"
+        )
+    # the folders before the image: one that cannot be made is refused before any pull
+    folders = {f"output {port}": path for port, path in outputs.items()}
+    made = make_folders({**folders, "the run record's folder": record_path.parent})
 
     def progress(what: str) -> Callable[[int, int], None]:
         return lambda done, total: obs.hashing(what, done, total)
 
-    obs.status("hashing inputs")
-    before = tree_manifests(inputs, progress=progress("inputs"))
-    _check_expected_inputs(before, dict(request.expect_inputs))
-    existing = tree_manifests(preexisting) if preexisting else {}
+    try:
+        shown = request.image.image_id[:19] or (
+            f"{request.image.repository}@{request.image.manifest_digest} (pulling)"
+        )
+        obs.status(f"checking image {shown}")
+        image = verify_image(engine, request.image)
+        preexisting = {p: f for p, f in outputs.items() if any(f.iterdir())}
+        obs.status("hashing inputs")
+        before = tree_manifests(inputs, progress=progress("inputs"))
+        _check_expected_inputs(before, dict(request.expect_inputs))
+        existing = tree_manifests(preexisting) if preexisting else {}
+        keep = {port: entry_ids(path) for port, path in preexisting.items()}
+        host = host_facts(engine.facts())
+    except BaseException:
+        remove_made(made)  # only the folders this run made, and only while still empty
+        raise
     user = f"{run_uid}:{run_gid}"
     spec = container_spec(image.image_id, request, inputs, outputs, user, limits, run_id)
     stdout_log, stderr_log = log_paths(record_path)
@@ -417,8 +570,10 @@ def run_service(
             "version": service.version,
             "trusted": image.trusted,
             "user": service.user,
+            "interface": service.origin,
         },
         "image": image.to_json(),
+        "entrypoint": None if service.entrypoint is None else list(service.entrypoint),
         "command": list(service.command),
         "args": list(request.args),
         "container": {"id": None, "name": spec.name, "labels": dict(spec.labels)},
@@ -468,10 +623,11 @@ def run_service(
         },
         "volatile": list(service.volatile),
         "reproduces": request.reproduces,
-        "host": host_facts(engine.facts()),
+        "host": host,
         "gefreg_version": gefreg_version(),
     }
     grants: list[Grant] = []
+    record_written = False
     container: str | None = None
     start_error: str | None = None
     t0 = time.monotonic()
@@ -480,7 +636,8 @@ def run_service(
             grants = [grant_write(path, run_gid) for path in outputs.values()]
         container = engine.create_container(spec)
         record["container"]["id"] = container
-        write_record(record_path, record)
+        write_record(record_path, record, new=True)
+        record_written = True
         state = engine.inspect_container(container)
         record["applied"] = applied(state)
         record["environment"] = dict(e.partition("=")[::2] for e in state.env)
@@ -515,10 +672,12 @@ def run_service(
         container = None
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        _abandon(container, stdout_log, stderr_log)
+        _abandon(container, stdout_log, stderr_log, save_logs=record_written)
         with contextlib.suppress(OSError):  # never hide why the run stopped
-            _release(grants, outputs, run_uid, uid, gid, record)
-        if record["container"]["id"] is not None:
+            _release(grants, outputs, run_uid, uid, gid, record, keep)
+            if record["container"]["id"] is None:  # no container was made: nothing ran
+                remove_made(made)
+        if record_written:
             record["status"] = "interrupted" if interrupted else "incomplete"
             record["ended"] = record["ended"] or timestamp(now())
             if record["started"] and record["duration_s"] is None:
@@ -533,7 +692,7 @@ def run_service(
             if isinstance(exc, GefregError):
                 exc.hint = f"{exc.hint + '; ' if exc.hint else ''}run record: {record_path}"
         raise
-    _release(grants, outputs, run_uid, uid, gid, record)
+    _release(grants, outputs, run_uid, uid, gid, record, keep)
     obs.status("hashing outputs")
     unhashable = None
     try:
@@ -568,6 +727,11 @@ def run_service(
     return RunResult(status, record_path, record, before, after)
 
 
+def described_by_image(image: ResolvedImage, service: ServiceInterface) -> bool:
+    """Whether a catalog image runs with the interface read from the image itself."""
+    return image.trusted and service.origin == "image"
+
+
 def _check_expected_inputs(seen: Mapping[str, Manifest], expected: Mapping[str, Manifest]) -> None:
     if not expected:
         return
@@ -580,9 +744,10 @@ def _check_expected_inputs(seen: Mapping[str, Manifest], expected: Mapping[str, 
         )
 
 
-def _abandon(container: str | None, stdout: Path, stderr: Path) -> None:
+def _abandon(container: str | None, stdout: Path, stderr: Path, save_logs: bool) -> None:
     """Stop and remove a container after an interruption or an engine failure, as far as the
-    engine still lets us; keeps what logs it can."""
+    engine still lets us; keeps what logs it can (when the record is ours; never over a file
+    that exists)."""
     if container is None:
         return
     try:
@@ -591,8 +756,9 @@ def _abandon(container: str | None, stdout: Path, stderr: Path) -> None:
         return
     with contextlib.suppress(Exception):
         engine.kill_container(container)
-    with contextlib.suppress(Exception):
-        engine.save_logs(container, stdout, stderr)
+    if save_logs:
+        with contextlib.suppress(Exception):
+            engine.save_logs(container, stdout, stderr)
     with contextlib.suppress(Exception):
         engine.remove_container(container)
 
@@ -604,9 +770,14 @@ def _release(
     uid: int,
     gid: int,
     record: dict[str, Any],
+    keep: Mapping[str, frozenset[EntryId]],
 ) -> None:
-    """Undo the output folders' temporary permissions and give the service's files back."""
+    """Undo the output folders' temporary permissions and give the service's files back (never
+    an entry that was there before the run)."""
     while grants:
         revoke(grants.pop())
     if run_uid != uid:
-        record["handed_back"] = sum(hand_back(p, run_uid, uid, gid) for p in outputs.values())
+        record["handed_back"] = sum(
+            hand_back(p, run_uid, uid, gid, keep.get(port, frozenset()))
+            for port, p in outputs.items()
+        )

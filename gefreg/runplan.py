@@ -4,6 +4,7 @@ apply limit overrides, and map folders onto ports. Nothing runs here."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +12,21 @@ from pathlib import Path
 from gefreg.catalog import base_names, load_entry
 from gefreg.checks import parse_duration, parse_memory
 from gefreg.engine import Engine
-from gefreg.errors import BadInput
-from gefreg.interface import ServiceInterface, assign_ports
+from gefreg.errors import BadInput, CheckFailed
+from gefreg.interface import (
+    MAX_CPUS,
+    MAX_MEMORY,
+    MAX_PIDS,
+    MAX_TIMEOUT,
+    MIN_CPUS,
+    MIN_MEMORY,
+    ServiceInterface,
+    assign_ports,
+)
 from gefreg.model import Resources
-from gefreg.resolve import Ledger, ResolvedImage, resolve_image, resolve_untrusted
+from gefreg.resolve import Ledger, ResolvedImage, resolve_image, resolve_untrusted, verify_image
 from gefreg.runner import RunRequest
 from gefreg.settings import Settings
-
-MIN_MEMORY = 4 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -32,43 +40,88 @@ class LimitOverrides:
 
 
 def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, tuple[str, ...]]:
+    """``base`` with the command line's limits; each must be finite and within the bounds a
+    run record may carry (:mod:`gefreg.interface`), else BadInput naming the option."""
     changes: dict[str, float | int] = {}
     if over.memory is not None:
-        memory = parse_memory(over.memory)
-        if memory is None or memory < MIN_MEMORY:
-            raise BadInput(f"--memory {over.memory!r}: expected a size of at least 4m like 512m")
+        try:
+            memory = parse_memory(over.memory)
+        except (OverflowError, ValueError):
+            memory = None
+        if memory is None or not MIN_MEMORY <= memory <= MAX_MEMORY:
+            raise BadInput(
+                f"--memory {over.memory!r}: expected a size from 4m to 1024t like 512m or 2g"
+            )
         changes["memory"] = memory
     if over.cpus is not None:
-        if over.cpus <= 0:
-            raise BadInput(f"--cpus {over.cpus}: expected a positive number like 0.5 or 2")
-        changes["cpus"] = float(over.cpus)
+        cpus = float(over.cpus)
+        if not math.isfinite(cpus) or not MIN_CPUS <= cpus <= MAX_CPUS:
+            raise BadInput(
+                f"--cpus {over.cpus}: expected a number from {MIN_CPUS:g} to {MAX_CPUS:g} "
+                "like 0.5 or 2"
+            )
+        changes["cpus"] = cpus
     if over.timeout is not None:
-        seconds = parse_duration(over.timeout)
-        if not seconds or seconds <= 0:
-            raise BadInput(f"--timeout {over.timeout!r}: expected a duration like 90s or 10m")
+        try:
+            seconds = parse_duration(over.timeout)
+        except (OverflowError, ValueError):
+            seconds = None
+        if not seconds or not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
+            raise BadInput(
+                f"--timeout {over.timeout!r}: expected a duration up to a year like 90s or 10m"
+            )
         changes["timeout"] = seconds
     if over.pids is not None:
-        if over.pids < 1:
-            raise BadInput(f"--pids {over.pids}: expected at least 1")
+        if not 1 <= over.pids <= MAX_PIDS:
+            raise BadInput(f"--pids {over.pids}: expected a number from 1 to {MAX_PIDS}")
         changes["pids"] = over.pids
     return dataclasses.replace(base, **changes), tuple(changes)  # type: ignore[arg-type]
 
 
-def interface_for(settings: Settings, engine: Engine, image: ResolvedImage) -> ServiceInterface:
-    """The record's interface for catalog images (same version required), else the image's
-    GEF labels."""
+def choose_interface(
+    settings: Settings, engine: Engine, image: ResolvedImage
+) -> tuple[ResolvedImage, ServiceInterface]:
+    """The interface to run ``image`` with, from the first source that describes it:
+
+    1. the ledger's stored interface, when the image is a ledger release that has one;
+    2. the catalog record, when its version is the image's;
+    3. the image itself (:meth:`ServiceInterface.from_image`: GEF labels, Entrypoint + Cmd,
+       User, default limits) — for untrusted images, and for a catalog image of another version
+       (by digest, an older build, a release published before the ledger stored interfaces).
+       The run record says so (``service.interface: image``).
+
+    Returns the image too: reading a ledger release's own config needs the image, which is
+    then pulled by digest from the trusted registry (as the runner would) and carries its ID.
+    """
     if image.trusted:
-        entry = load_entry(settings.catalog / image.name, base_names(settings.catalog))
-        if entry.spec.version != image.version:
-            raise BadInput(
-                f"{image.name}: the image is version {image.version} but the record says "
-                f"{entry.spec.version}",
-                f"rebuild (gefreg build {image.name}) or run {image.name}@{entry.spec.version}",
+        if image.source == "ledger" and image.interface is not None:
+            face = ServiceInterface.from_json(
+                image.interface, f"the ledger's interface of {image.name}@{image.version}"
             )
-        return ServiceInterface.from_spec(entry.spec)
-    config = engine.image_config(image.image_id) or {}
-    command = [*(config.get("Cmd") or ())]
-    return ServiceInterface.from_labels(image.name, config.get("Labels") or {}, command)
+            if (face.name, face.version) != (image.name, image.version):
+                raise CheckFailed(
+                    f"the ledger's interface of {image.name}@{image.version} describes "
+                    f"{face.name}@{face.version}",
+                    "the ledger was edited; check it with gefreg verify",
+                )
+            return image, face
+        entry = load_entry(settings.catalog / image.name, base_names(settings.catalog))
+        if entry.spec.version == image.version:
+            return image, ServiceInterface.from_spec(entry.spec)
+        if not image.image_id and image.manifest_digest and image.repository:
+            image = verify_image(engine, image)
+    config = engine.image_config(image.image_id) if image.image_id else None
+    if config is None:
+        raise BadInput(
+            f"the engine does not have the image of {image.name} ({image.image_id[:19]})",
+            f"build it again (gefreg build {image.name}) or load it",
+        )
+    return image, ServiceInterface.from_image(image.name, config)
+
+
+def interface_for(settings: Settings, engine: Engine, image: ResolvedImage) -> ServiceInterface:
+    """The interface :func:`choose_interface` picks for ``image``."""
+    return choose_interface(settings, engine, image)[1]
 
 
 def plan_run(
@@ -101,7 +154,7 @@ def plan_run(
         image = resolve_image(
             settings, target, engine=engine, ledger=ledger, allow_untrusted=allow_untrusted
         )
-    service = interface_for(settings, engine, image)
+    image, service = choose_interface(settings, engine, image)
     resources, overridden = apply_overrides(service.resources, limits or LimitOverrides())
     return RunRequest(
         image=image,

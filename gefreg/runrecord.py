@@ -4,7 +4,9 @@ Schema ``gefreg.run/1`` (full field reference: ``docs/run-record.md``). Written 
 (temporary file, fsync, rename) twice: once with status ``incomplete`` before the container
 starts — so a crash or a vanished engine never leaves a record claiming success — and once
 when the run has ended and every output was hashed. ``stdout``/``stderr`` are saved next to the
-record as ``<stem>.stdout.log``/``<stem>.stderr.log`` with their sha256 in the record.
+record as ``<stem>.stdout.log``/``<stem>.stderr.log`` with their sha256 in the record. None of
+the three may exist before the run (:func:`check_new_files`), and each is created exclusively:
+gefreg never overwrites a file.
 
 Default location: ``--record FILE`` if given, else
 ``<state dir>/runs/<UTC timestamp>-<name>-<id8>/run.json`` (the state dir is ``$GEFREG_STATE``
@@ -39,6 +41,7 @@ run record                            RO-Crate / schema.org
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg import __version__
-from gefreg.errors import BadInput
+from gefreg.errors import BadInput, EnvironmentFailure
 
 SCHEMA = "gefreg.run/1"
 STATUSES = ("succeeded", "failed", "timed-out", "interrupted", "incomplete")
@@ -94,16 +97,61 @@ def log_paths(record: Path) -> tuple[Path, Path]:
     )
 
 
-def write_record(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically: a reader sees the old record or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> None:
+    """Write atomically: a reader sees the old record or the new one, never half of one.
+
+    ``new``: the record must not exist yet — it is linked into place, so a file that appeared
+    there in the meantime is never replaced (BadInput instead).
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not new:
+            os.replace(tmp, path)
+            return
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise EnvironmentFailure(
+            f"cannot write the run record {path}: {exc.strerror or exc}"
+        ) from None
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here: reserve the name, then replace it
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.replace(tmp, path)
+    except FileExistsError:
+        raise BadInput(
+            f"{path} appeared while gefreg was running; it was left as it is",
+            "gefreg never overwrites files: choose another --record",
+        ) from None
+    except OSError as exc:
+        raise EnvironmentFailure(
+            f"cannot write the run record {path}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def check_new_files(record: Path) -> None:
+    """The record and its two log files must not exist yet: gefreg never overwrites a file."""
+    for path in (record, *log_paths(record)):
+        if path.exists() or path.is_symlink():
+            what = "a run record" if path == record else "a log file"
+            raise BadInput(
+                f"{what} already exists at {path}",
+                "choose another --record (its logs go next to it as <stem>.stdout.log and "
+                "<stem>.stderr.log); gefreg never overwrites files",
+            )
 
 
 def read_run_record(path: Path) -> dict[str, Any]:

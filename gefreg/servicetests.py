@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.build import read_record
 from gefreg.compare import matching_pattern
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface
 from gefreg.model import Entry, ServiceTest
-from gefreg.resolve import ResolvedImage
+from gefreg.resolve import ResolvedImage, build_records
 from gefreg.runner import RunObserver, RunRequest, run_service
 from gefreg.runrecord import now
 from gefreg.settings import Settings
@@ -192,7 +191,7 @@ def _run_one(
 def built_image(settings: Settings, entry: Entry, version: str | None = None) -> ResolvedImage:
     """The entry's current build, which must be of ``version`` (default: the record's)."""
     wanted = version or entry.spec.version
-    record = read_record(settings, entry.name)
+    record, _ = build_records(settings, entry.name)
     if record is None:
         raise BadInput(f"{entry.name} is not built", f"build it first: gefreg build {entry.name}")
     if record.get("version") != wanted:

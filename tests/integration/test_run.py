@@ -381,6 +381,18 @@ def test_reproduce_refuses_when_the_image_is_gone(
     engine.remove_image(own.image_ids["vanishing"])
     code, _, err = gefreg(own, "reproduce", str(tmp_path / "rec" / "run.json"))
     assert code == 2 and "does not have the image of vanishing" in err
+    # the folders made for the re-run (record, outputs) are gone again: they stayed empty
+    assert not (own.settings.state_dir / "runs").exists()
+
+
+def test_engine_errors_in_the_container_section_are_environment_failures(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from gefreg.errors import EnvironmentFailure
+
+    with pytest.raises(EnvironmentFailure, match="the engine failed while reading the contai"):
+        engine.save_logs("0" * 64, tmp_path / "out.log", tmp_path / "err.log")  # was NotFound
+    assert not (tmp_path / "out.log").exists()
 
 
 # --- limits, interruptions and a vanishing engine -------------------------------------------
@@ -542,6 +554,13 @@ def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Pa
         ),
         (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "new")], "overlap"),
         (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o3"), "--memory", "1k"], "--memory"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o4"), "--cpus", "nan"], "--cpus"),
+        (["-i", str(tmp_path / "in"), "-o", str(tmp_path / "o5"), "--cpus", "inf"], "--cpus"),
+        (["-i", str(tmp_path / "in"), "-o", "/proc/gefreg-x"], "cannot create /proc/gefreg-x"),
+        (
+            ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "a.txt" / "x")],
+            "in/a.txt is not a folder",
+        ),
     ]
     runs = services.settings.state_dir / "runs"
     before = set(runs.glob("*/run.json"))
@@ -550,6 +569,57 @@ def test_bad_input_exits_2_before_any_container(services: Services, tmp_path: Pa
         assert code == 2 and message in err, (args, err)
     assert (tmp_path / "full" / "precious.txt").read_text() == "mine"
     assert set(runs.glob("*/run.json")) == before  # no container was made, no record written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("o")]  # nor a folder left
+
+
+@pytest.mark.parametrize("log", ["run.stdout.log", "run.stderr.log"])
+def test_log_files_next_to_the_record_are_never_overwritten(
+    services: Services, tmp_path: Path, engine: Engine, log: str
+) -> None:
+    inputs(tmp_path)
+    (tmp_path / "rec").mkdir()
+    existing = tmp_path / "rec" / log
+    existing.write_text("a log of an earlier run, or anything else\n")
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "copier",
+        "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+        "--record", str(tmp_path / "rec" / "run.json"),
+    )  # fmt: skip
+    assert code == 2 and f"a log file already exists at {existing}" in err
+    assert existing.read_text() == "a log of an earlier run, or anything else\n"
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [log]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_engine_saves_logs_only_into_new_files(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    from gefreg.errors import BadInput
+    from gefreg.interface import ServiceInterface
+    from gefreg.model import Resources
+    from gefreg.resolve import ResolvedImage
+    from gefreg.runner import RunRequest, container_spec
+
+    image_id = services.image_ids["copier"]
+    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
+    face = ServiceInterface("copier", "1.0.0", (), (), ("/bin/busybox", "echo", "hello"))
+    spec = container_spec(
+        image_id, RunRequest(image, face, (), ()), {}, {}, "10001:10001", Resources(),
+        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+    )  # fmt: skip
+    container = engine.create_container(spec)
+    try:
+        engine.start_container(container)
+        assert engine.wait_container(container, 30) == 0
+        out, err = tmp_path / "out.log", tmp_path / "err.log"
+        err.write_text("keep me\n")
+        with pytest.raises(BadInput, match="already exists"):
+            engine.save_logs(container, out, err)
+        assert err.read_text() == "keep me\n" and not out.exists()
+        engine.save_logs(container, out, tmp_path / "err2.log")
+        assert out.read_text() == "hello\n"
+    finally:
+        engine.remove_container(container)
 
 
 def test_output_on_a_read_only_file_system_is_refused(services: Services, tmp_path: Path) -> None:
@@ -568,6 +638,98 @@ def test_output_on_a_read_only_file_system_is_refused(services: Services, tmp_pa
     finally:
         subprocess.run(["umount", str(ro)], check=True)
     assert code == 2 and "read-only file system" in err
+
+
+@contextlib.contextmanager
+def mounted(*command: str) -> Iterator[None]:
+    """``mount COMMAND...`` for the block (the last word is the mount point), as root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    if subprocess.run(["mount", *command]).returncode:
+        pytest.skip("cannot mount here")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", command[-1]], check=True)
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "bind"])
+def test_an_input_holding_a_mount_point_is_refused(
+    services: Services, tmp_path: Path, kind: str
+) -> None:
+    """A file system mounted below an input folder was writable in the container (the engine's
+    recursive bind makes only the top mount read-only)."""
+    folder = inputs(tmp_path)
+    sub = folder / "sub"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (elsewhere / "f.txt").write_text("mounted data\n")
+    command = (
+        ("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sub))
+        if kind == "tmpfs"
+        else ("--bind", str(elsewhere), str(sub))  # the same file system: same st_dev
+    )
+    with mounted(*command):
+        os.chmod(sub, 0o755)
+        before = snapshot(folder)
+        code, _, err = gefreg(
+            services, "run", "--catalog", str(services.catalog), "attack",
+            "-i", str(folder), "-o", str(tmp_path / "out"),
+            "--record", str(tmp_path / "run.json"), "--", "write-outside",
+        )  # fmt: skip
+        assert snapshot(folder) == before
+    assert code == 2, err
+    assert f"input data: {sub} is a mount point inside the input folder" in err
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "out").exists()
+    assert (elsewhere / "f.txt").read_text() == "mounted data\n"
+
+
+def test_inputs_are_bound_non_recursively(
+    services: Services, tmp_path: Path, engine: Engine
+) -> None:
+    """Below the runner's checks: the engine binds inputs non-recursively (BindOptions.
+    NonRecursive), so a mount that appears below an input after the checks is not writable —
+    not even visible — in the container."""
+    from gefreg.interface import ServiceInterface
+    from gefreg.model import Port, Resources
+    from gefreg.resolve import ResolvedImage
+    from gefreg.runner import RunRequest, applied, container_spec, mismatches
+
+    folder = inputs(tmp_path)
+    image_id = services.image_ids["copier"]
+    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
+    script = "echo pwned > /data/in/sub/planted; ls -A /data/in/sub"
+    face = ServiceInterface(
+        "copier", "1.0.0", (Port("data", "/data/in"),), (), ("/bin/busybox", "sh", "-c", script)
+    )
+    spec = container_spec(
+        image_id, RunRequest(image, face, (), ()), {"data": folder}, {}, "0:0", Resources(),
+        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+    )  # fmt: skip
+    with mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder / "sub")):
+        (folder / "sub" / "secret.txt").write_text("on the nested mount\n")
+        container = engine.create_container(spec)
+        try:
+            seen = applied(engine.inspect_container(container))
+            assert seen["mounts"] == [
+                {
+                    "source": str(folder),
+                    "target": "/data/in",
+                    "read_only": True,
+                    "non_recursive": True,
+                }
+            ]
+            assert not [p for p in mismatches(spec, seen) if p.startswith("mounts")]
+            engine.start_container(container)
+            assert engine.wait_container(container, 30) == 0  # the exit code of ls
+            logs = tmp_path / "logs"
+            logs.mkdir()
+            engine.save_logs(container, logs / "out", logs / "err")
+        finally:
+            engine.remove_container(container)
+        assert not (folder / "sub" / "planted").exists()
+        assert "secret.txt" not in (logs / "out").read_text()  # the mount is not carried in
+        assert "Read-only file system" in (logs / "err").read_text()
 
 
 def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path) -> None:
@@ -638,6 +800,50 @@ def test_force_writes_into_a_full_folder_but_never_deletes(
     assert before["path"] == "precious.txt"
     after = {f["path"] for f in record["outputs"]["result"]["manifest"]["files"]}
     assert after == {"precious.txt", "new.txt", "report"}
+
+
+def test_force_refuses_files_the_service_user_owns_or_may_write(
+    services: Services, tmp_path: Path
+) -> None:
+    """As root, --force into a folder holding files of uid 10001 (the service's user): the
+    service could overwrite them, and afterwards they were handed to root as if it made them."""
+    if os.geteuid() != 0:
+        pytest.skip("the service runs as another uid only when the caller is root")
+    inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine\n")
+    theirs = out / "theirs.txt"
+    theirs.write_text("belongs to uid 10001\n")
+    os.chown(theirs, 10001, 10001)
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "attack",
+        "-i", str(tmp_path / "in"), "-o", str(out), "--force",
+        "--record", str(tmp_path / "r1.json"), "--", "clobber",
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"{theirs} is already there and owned by, or writable for, the service's user" in err
+    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (10001, 10001)
+    assert theirs.read_text() == "belongs to uid 10001\n" and not (out / "report").exists()
+    assert not (tmp_path / "r1.json").exists()
+    # group-writable for the service's group: refused too
+    os.chown(theirs, 0, 10001)
+    os.chmod(theirs, 0o664)
+    code, _, err = gefreg(
+        services, "run", "--catalog", str(services.catalog), "attack",
+        "-i", str(tmp_path / "in"), "-o", str(out), "--force", "--", "clobber",
+    )  # fmt: skip
+    assert code == 2 and "theirs.txt is already there" in err
+    # a pre-existing world-writable folder of root's: what the service makes there is handed
+    # back, what was there stays as it was
+    os.chmod(theirs, 0o644)
+    (out / "shared").mkdir(mode=0o777)
+    os.chmod(out / "shared", 0o777)
+    code, record = run(services, "attack", tmp_path, "--force", "--", "clobber")
+    assert code == 0, record["error"]
+    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (0, 10001)
+    assert {p.stat().st_uid for p in out.rglob("*")} == {0}
+    assert record["handed_back"] == 2  # report and new.txt
 
 
 def test_attack_leaving_a_setuid_program(services: Services, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import pytest
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface, assign_ports
 from gefreg.model import Port, Resources
-from gefreg.reproduce import input_overrides
 from gefreg.runplan import LimitOverrides, apply_overrides
 
 ONE = (Port("data", "/data/in"),)
@@ -54,10 +53,14 @@ def test_folder_with_equals_sign_is_a_folder(tmp_path: Path) -> None:
 
 
 def test_reproduce_input_overrides_are_partial() -> None:
-    assert input_overrides(["a", "b"], ["b=/new"]) == {"b": Path("/new")}
-    assert input_overrides(["a"], ["/new"]) == {"a": Path("/new")}
+    """reproduce: the ports given replace their recorded folders; the others stay."""
+    assert assign_ports("input", TWO, ["b=/new"], every_port=False) == {"b": Path("/new")}
+    assert assign_ports("input", ONE, ["/new"], every_port=False) == {"data": Path("/new")}
+    assert assign_ports("input", TWO, [], every_port=False) == {}
     with pytest.raises(BadInput, match="name the port"):
-        input_overrides(["a", "b"], ["/new"])
+        assign_ports("input", TWO, ["/new"], every_port=False)
+    with pytest.raises(BadInput, match="no folder given"):  # once taken as the current folder
+        assign_ports("input", ONE, ["data="], every_port=False)
 
 
 def test_interface_from_gef_labels() -> None:
@@ -89,3 +92,31 @@ def test_limit_overrides() -> None:
     ):
         with pytest.raises(BadInput):
             apply_overrides(base, bad)
+
+
+@pytest.mark.parametrize(
+    "over,option",
+    [
+        (LimitOverrides(cpus=float("nan")), "--cpus"),
+        (LimitOverrides(cpus=float("inf")), "--cpus"),
+        (LimitOverrides(cpus=-1.0), "--cpus"),
+        (LimitOverrides(cpus=1e-10), "--cpus"),  # would round to nano_cpus 0: no limit at all
+        (LimitOverrides(cpus=1e12), "--cpus"),
+        (LimitOverrides(memory="9" * 400), "--memory"),  # float overflow: was a traceback
+        (LimitOverrides(memory="99999999t"), "--memory"),
+        (LimitOverrides(timeout="9" * 400), "--timeout"),  # inf seconds
+        (LimitOverrides(timeout="100000h"), "--timeout"),
+        (LimitOverrides(pids=2**63), "--pids"),
+    ],
+)
+def test_limit_overrides_are_finite_and_bounded(over: LimitOverrides, option: str) -> None:
+    with pytest.raises(BadInput, match=option) as info:
+        apply_overrides(Resources(), over)
+    assert info.value.exit_code == 2
+
+
+def test_limit_overrides_at_the_bounds() -> None:
+    limits, _ = apply_overrides(
+        Resources(), LimitOverrides(memory="4m", cpus=0.01, timeout="8760h", pids=1)
+    )
+    assert limits == Resources(memory=4 * 2**20, cpus=0.01, timeout=8760 * 3600.0, pids=1)

@@ -14,6 +14,7 @@ from gefreg.resolve import (
     Release,
     ResolvedImage,
     Target,
+    build_records,
     parse_target,
     resolve_image,
     verify_image,
@@ -152,3 +153,24 @@ def test_verify_refuses_mismatches() -> None:
 def test_fake_engine_matches_the_real_interface() -> None:
     for method in ("image", "repo_digest_refs", "pull"):
         assert callable(getattr(Engine, method))
+
+
+def test_damaged_build_records(tmp_path: Path) -> None:
+    """The current record must name a version and an image ID; earlier (by-key) records that
+    do not are skipped — a JSON array there was a TypeError traceback."""
+    settings = settings_with_build(tmp_path)
+    by_key = settings.builds_dir / "demo" / "by-key"
+    by_key.mkdir()
+    (by_key / "a.json").write_text("[1]")
+    (by_key / "b.json").write_text('{"version": "0.9.0"}')
+    (by_key / "c.json").write_text(json.dumps({"version": "0.9.0", "image_id": ID_B}))
+    current, records = build_records(settings, "demo")
+    assert current == {"version": "1.0.0", "image_id": ID_A}
+    assert [r["image_id"] for r in records] == [ID_A, ID_B]
+    engine = FakeEngine(info(ID_A), info(ID_B))
+    assert resolve(settings, f"demo@{ID_B}", engine).version == "0.9.0"
+    for text in ("[1]", '{"version": "1.0.0"}', '{"version": 1, "image_id": "x"}'):
+        (settings.builds_dir / "demo" / "build.json").write_text(text)
+        with pytest.raises(BadInput, match="the build record of demo is damaged"):
+            resolve(settings, "demo", engine)
+        assert resolve(settings, f"demo@{ID_B}", engine).trusted  # by digest: skipped

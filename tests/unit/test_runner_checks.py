@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from gefreg import runner
 from gefreg.engine import BindMount, ContainerState
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface
 from gefreg.model import Port, Resources
-from gefreg.ownership import first_unreadable, grant_write, hand_back, revoke
+from gefreg.ownership import (
+    entry_ids,
+    first_open_to,
+    first_unreadable,
+    grant_write,
+    hand_back,
+    revoke,
+)
 from gefreg.resolve import ResolvedImage
 from gefreg.runner import (
     RunRequest,
@@ -22,7 +30,9 @@ from gefreg.runner import (
     check_inputs,
     check_outputs,
     container_spec,
+    first_mount_point,
     mismatches,
+    mount_points,
 )
 
 ROOT = os.geteuid() == 0
@@ -121,6 +131,44 @@ def test_grant_and_hand_back(tmp_path: Path) -> None:
     assert not os.stat(out / "suid").st_mode & (stat.S_ISUID | stat.S_ISGID)
 
 
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_hand_back_never_touches_what_was_there_before(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "shared").mkdir(parents=True)
+    (out / "theirs.txt").write_text("owned by the service's uid before the run")
+    os.chown(out / "theirs.txt", 10001, 10001)
+    os.chmod(out / "shared", 0o777)
+    keep = entry_ids(out)
+    assert len(keep) == 2
+    (out / "shared" / "new.txt").write_text("made by the run")
+    os.chown(out / "shared" / "new.txt", 10001, 10001)
+    assert hand_back(out, 10001, 0, 0, keep) == 1
+    assert os.stat(out / "shared" / "new.txt").st_uid == 0
+    assert os.stat(out / "theirs.txt").st_uid == 10001  # before: handed to root too
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_first_open_to(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "f").write_text("x")
+    os.chmod(out, 0o775)
+    os.chown(out, 0, 10001)  # the folder's own group permissions are the run's anyway
+    assert first_open_to(out, 10001, 10001) is None
+    os.chown(out / "sub" / "f", 0, 10001)
+    os.chmod(out / "sub" / "f", 0o644)
+    assert first_open_to(out, 10001, 10001) is None  # its group, but not writable
+    os.chmod(out / "sub" / "f", 0o664)
+    assert first_open_to(out, 10001, 10001) == out / "sub" / "f"
+    os.chown(out / "sub" / "f", 0, 0)
+    os.symlink("f", out / "sub" / "link")
+    os.chown(out / "sub" / "link", 10001, 0, follow_symlinks=False)
+    assert first_open_to(out, 10001, 10001) == out / "sub" / "link"
+    os.unlink(out / "sub" / "link")
+    os.chown(out, 10001, 0)
+    assert first_open_to(out, 10001, 10001) == out
+
+
 def test_first_unreadable(tmp_path: Path) -> None:
     tree = tmp_path / "in"
     (tree / "sub").mkdir(parents=True)
@@ -157,7 +205,7 @@ def test_container_spec_and_applied_check() -> None:
     )
     assert spec.command == ("/bin/tool", "--x")
     assert spec.mounts == (
-        BindMount(Path("/host/in"), "/data/in", True),
+        BindMount(Path("/host/in"), "/data/in", True, True),
         BindMount(Path("/host/out"), "/data/out", False),
     )
     assert spec.network == "none" and spec.read_only and spec.cap_drop == ("ALL",)
@@ -174,7 +222,12 @@ def test_container_spec_and_applied_check() -> None:
         "MemorySwap": 2**26,
         "NanoCpus": 500_000_000,
         "Mounts": [
-            {"Source": "/host/in", "Target": "/data/in", "ReadOnly": True},
+            {
+                "Source": "/host/in",
+                "Target": "/data/in",
+                "ReadOnly": True,
+                "BindOptions": {"NonRecursive": True},
+            },
             {"Source": "/host/out", "Target": "/data/out", "ReadOnly": False},
         ],
     }
@@ -187,3 +240,66 @@ def test_container_spec_and_applied_check() -> None:
     problems = "\n".join(mismatches(spec, applied(state)))
     for word in ("network_mode", "pids_limit", "cap_add", "user"):
         assert word in problems
+
+
+def test_mount_table_is_read_with_its_escapes(tmp_path: Path) -> None:
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "22 1 0:21 / / rw,relatime - ext4 /dev/vda1 rw\n"
+        "40 22 0:35 / /data/in/with\\040space rw - tmpfs tmpfs rw\n"
+        "41 22 0:36 / /data/in/back\\134slash rw - tmpfs tmpfs rw\n"
+    )
+    assert mount_points(table) == [
+        Path("/"),
+        Path("/data/in/with space"),
+        Path("/data/in/back\\slash"),
+    ]
+    assert mount_points(tmp_path / "none") is None
+    mounts = mount_points(table)
+    assert first_mount_point(Path("/data/in"), mounts) == Path("/data/in/back\\slash")
+    assert first_mount_point(Path("/data/in/with space"), mounts) is None  # itself: fine
+    assert first_mount_point(Path("/data/other"), mounts) is None
+
+
+@pytest.mark.skipif(not ROOT, reason="mounting a tmpfs needs root")
+def test_without_a_mount_table_another_device_is_a_mount(tmp_path: Path) -> None:
+    deeper = tmp_path / "in" / "sub" / "deeper"
+    deeper.mkdir(parents=True)
+    assert first_mount_point(tmp_path / "in", None) is None
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(deeper)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        assert first_mount_point(tmp_path / "in", None) == deeper
+        assert first_mount_point(tmp_path / "in", mount_points()) == deeper
+    finally:
+        subprocess.run(["umount", str(deeper)], check=True)
+
+
+def test_inputs_holding_a_mount_point_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    inside = (tmp_path / "in" / "sub").resolve()
+    monkeypatch.setattr(runner, "mount_points", lambda: [Path("/"), inside])
+    with pytest.raises(BadInput, match=f"input data: {inside} is a mount point inside"):
+        check_inputs({"data": tmp_path / "in"})
+    assert check_inputs({"data": tmp_path / "in" / "sub"}) == {"data": inside}
+
+
+def test_inputs_must_be_bound_non_recursively() -> None:
+    spec = container_spec(
+        "sha256:" + "a" * 64,
+        _request(),
+        {"in": Path("/host/in")},
+        {"out": Path("/host/out")},
+        "10001:10001",
+        Resources(),
+        "urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
+    )
+    seen = {
+        "mounts": [
+            {"source": "/host/in", "target": "/data/in", "read_only": True},
+            {"source": "/host/out", "target": "/data/out", "read_only": False},
+        ]
+    }
+    assert any(p.startswith("mounts:") for p in mismatches(spec, seen))

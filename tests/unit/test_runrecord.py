@@ -15,6 +15,7 @@ from gefreg.manifest import FileEntry, Manifest
 from gefreg.runrecord import (
     REQUIRED,
     SCHEMA,
+    check_new_files,
     cpu_model,
     default_record_path,
     host_facts,
@@ -68,6 +69,26 @@ def test_write_is_atomic_and_reads_back(tmp_path: Path) -> None:
     write_record(path, sample_record())
     assert read_run_record(path) == sample_record()
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary left
+
+
+def test_a_new_record_never_replaces_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    write_record(path, sample_record(), new=True)
+    assert read_run_record(path) == sample_record()
+    write_record(path, sample_record(status="failed"))  # the run's own second write
+    path.write_text("someone else's")
+    with pytest.raises(BadInput, match="appeared while gefreg was running"):
+        write_record(path, sample_record(), new=True)
+    assert path.read_text() == "someone else's"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary left
+
+
+@pytest.mark.parametrize("existing", ["run.json", "run.stdout.log", "run.stderr.log"])
+def test_record_and_logs_must_be_new(tmp_path: Path, existing: str) -> None:
+    check_new_files(tmp_path / "run.json")
+    (tmp_path / existing).write_text("user data")
+    with pytest.raises(BadInput, match=f"already exists at {tmp_path / existing}"):
+        check_new_files(tmp_path / "run.json")
 
 
 @pytest.mark.parametrize(
