@@ -61,10 +61,12 @@ def record_path(settings: Settings, name: str) -> Path:
 
 
 def read_record(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The entry's current build record; None when there is none (or it is damaged)."""
     try:
-        return dict(json.loads(record_path(settings, name).read_text()))
+        data = json.loads(record_path(settings, name).read_text())
     except (OSError, ValueError):
         return None
+    return dict(data) if isinstance(data, dict) else None
 
 
 def local_tags(plan: Plan, key: str) -> list[tuple[str, str]]:

@@ -180,4 +180,5 @@ class CatalogLedger:
             registry=registry,
             repository=release.repository,
             manifest_digest=release.digest,
+            interface=release.interface,
         )

@@ -19,6 +19,7 @@ from gefreg.build import read_record
 from gefreg.errors import CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.imagepush import LayerCache, PushedImage, push_image
+from gefreg.interface import ServiceInterface
 from gefreg.model import Entry
 from gefreg.prepare import Plan, prepare
 from gefreg.settings import Settings
@@ -157,6 +158,7 @@ def publish(
             sbom_digest=dict(artifacts).get("sbom"),
             gefreg_version=__version__,
             floating=list(moved),
+            interface=ServiceInterface.from_spec(entry.spec).to_json(),
         )
         ledger.append(entry.directory, release)
     return Published(

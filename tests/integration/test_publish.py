@@ -493,3 +493,42 @@ def test_run_pulls_the_published_version_by_digest(tmp_path: Path, registry: Loc
     assert stdout.read_text() == "hello from /opt/run.sh\n"
     pulled = json.loads(docker("image", "inspect", "--format", "{{json .RepoDigests}}", image))
     assert f"{registry.address}/{pub.name}@{digest}" in pulled
+
+
+def test_a_published_version_runs_with_its_own_interface_after_the_record_moved_on(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    pub = entry(tmp_path, "pub-moved", registry.address)
+    pub.build()
+    assert pub.publish().exit_code == 0
+    assert pub.releases()[0]["interface"]["outputs"] == [{"name": "result", "path": "/data/output"}]
+    # Version 1.1.0 renames its output port and is built; 1.0.0 must still run as published.
+    record = pub.entry / "service.yaml"
+    record.write_text(record.read_text().replace('"name": "result"', '"name": "report"'))
+    pub.set_version("1.1.0")
+    pub.build()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.txt").write_text("data\n")
+    ran = gefreg(
+        "run",
+        *pub.opts(),
+        f"{pub.name}@1.0.0",
+        "-i",
+        str(inputs),
+        "-o",
+        f"result={tmp_path / 'out'}",
+        "--json",
+    )
+    assert ran.exit_code == 0, ran.stderr
+    assert json.loads(ran.stdout)["image"]["source"] == "ledger"
+    old_port = gefreg(
+        "run",
+        *pub.opts(),
+        f"{pub.name}@1.1.0",
+        "-i",
+        str(inputs),
+        "-o",
+        f"result={tmp_path / 'out2'}",
+    )
+    assert old_port.exit_code == 2 and "report" in old_port.stderr  # 1.1.0 has the new port
