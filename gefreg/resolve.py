@@ -211,10 +211,7 @@ def build_records(
     an ``image_id`` of the form sha256:<hex>, is damaged: left out of ``all``, and for the
     current record BadInput (rebuild it) when ``strict``, else None.
     """
-    try:
-        current = read_record(settings, name)
-    except (TypeError, ValueError):  # JSON that is not an object
-        current = {}
+    current = read_record(settings, name)  # None also for JSON that is not an object
     if current is not None and not _valid_build(current):
         if strict:
             raise BadInput(

@@ -189,7 +189,7 @@ def test_the_ledgers_interface_wins(moved: Moved, tmp_path: Path, engine: Engine
             "volatile": [],
         }
     )
-    catalog = CatalogLedger(moved.settings.catalog)
+    catalog = CatalogLedger(moved.settings)
 
     class WithInterface:
         def lookup(self, name: str, version: str | None) -> Release | None:

@@ -94,5 +94,5 @@ def test_runs_only_trust_releases_in_the_configured_registry(tmp_path: Path) -> 
     )
     ledger = CatalogLedger(settings)
     assert ledger.lookup("tool", "1.0.0").repository == "127.0.0.1:5000/tool"
-    with pytest.raises(CheckFailed, match="gefreg trusts 127.0.0.1:5000/tool"):
+    with pytest.raises(CheckFailed, match=r"gefreg trusts 127\.0\.0\.1:5000/tool"):
         ledger.lookup("tool", None)  # the newest is 1.1.0, in another registry
