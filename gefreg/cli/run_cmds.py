@@ -290,7 +290,7 @@ def test_cmd(
     from gefreg import ui
     from gefreg.catalog import base_names, load_entry, resolve
     from gefreg.engine import Engine
-    from gefreg.errors import CheckFailed
+    from gefreg.errors import BadInput, CheckFailed
     from gefreg.ledger import CatalogLedger
     from gefreg.resolve import resolve_image, verify_image
     from gefreg.servicetests import built_image, run_tests
@@ -309,6 +309,12 @@ def test_cmd(
     engine = Engine.connect()
     if version is None:
         image = built_image(settings, entry)
+    elif version != entry.spec.version:
+        raise BadInput(
+            f"service.yaml declares the tests of {entry.name} {entry.spec.version}, not {version}",
+            f"test {version} from the catalog revision that has it (git checkout), or test "
+            f"{entry.name}@{entry.spec.version}",
+        )
     else:  # a published version comes from the ledger, pulled by digest; else the build
         image = verify_image(
             engine,
