@@ -366,12 +366,12 @@ class RegistryClient:
             )
         return expected
 
-    def get_manifest(self, repo: str, reference: str) -> Manifest | None:
-        """The manifest or index under a tag or digest, exactly as stored; None if unknown."""
+    def _manifest_request(self, method: str, repo: str, reference: str) -> requests.Response | None:
+        """GET or HEAD a manifest by tag or digest; None when the registry does not know it."""
         _check_repo(repo)
         _check_reference(reference)
         resp = self._send(
-            "GET",
+            method,
             self._url(repo, f"manifests/{reference}"),
             f"{repo}:pull",
             headers={"Accept": ACCEPT_MANIFESTS},
@@ -379,7 +379,14 @@ class RegistryClient:
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
-            raise self._rejected(resp, f"GET manifest {repo}:{reference}")
+            raise self._rejected(resp, f"{method} manifest {repo}:{reference}")
+        return resp
+
+    def get_manifest(self, repo: str, reference: str) -> Manifest | None:
+        """The manifest or index under a tag or digest, exactly as stored; None if unknown."""
+        resp = self._manifest_request("GET", repo, reference)
+        if resp is None:
+            return None
         body = resp.content
         digest = sha256_digest(body)
         claimed = (
@@ -398,18 +405,9 @@ class RegistryClient:
 
     def head_manifest(self, repo: str, reference: str) -> str | None:
         """The digest a tag (or digest) points at, or None if unknown."""
-        _check_repo(repo)
-        _check_reference(reference)
-        resp = self._send(
-            "HEAD",
-            self._url(repo, f"manifests/{reference}"),
-            f"{repo}:pull",
-            headers={"Accept": ACCEPT_MANIFESTS},
-        )
-        if resp.status_code == 404:
+        resp = self._manifest_request("HEAD", repo, reference)
+        if resp is None:
             return None
-        if resp.status_code != 200:
-            raise self._rejected(resp, f"HEAD manifest {repo}:{reference}")
         digest = resp.headers.get("Docker-Content-Digest")
         if digest:
             return digest
