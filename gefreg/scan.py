@@ -9,7 +9,6 @@ versions, policy sha256, image ID, SBOM). Scanner results are cached (:mod:`gefr
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -66,30 +65,24 @@ class BuildRecord:
 
 
 def build_record(settings: Settings, name: str) -> BuildRecord:
-    """The built image of entry ``name``, from ``BUILDS/<name>/build.json``.
+    """The built image of entry ``name``, from its build record (:func:`build.read_record`)."""
+    from gefreg.build import read_record, record_path
 
-    This is the one place that knows the build record's shape: adapt it here if it changes.
-    """
-    path = settings.builds_dir / name / BUILD_RECORD
-    if not path.is_file():
+    path = record_path(settings, name)
+    data = read_record(settings, name)
+    if data is None:
         raise BadInput(
-            f"entry {name!r} has no built image yet (no {path})",
+            f"entry {name!r} has no built image yet (no readable {path})",
             f"build it first: gefreg build {name}",
         )
-    try:
-        data = json.loads(path.read_bytes())
-        image_id = data["image_id"]
-        tags = tuple(str(t) for t in data.get("tags") or ())
-        fingerprint = str(data["fingerprint"]) if data.get("fingerprint") else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInput(
-            f"{path}: unreadable build record ({exc})", f"rebuild the image: gefreg build {name}"
-        ) from None
-    if not is_image_id(image_id):
+    image_id = data.get("image_id")
+    if not isinstance(image_id, str) or not is_image_id(image_id):
         raise BadInput(
             f"{path}: image_id {image_id!r} is not sha256:<64 hex>",
             f"rebuild the image: gefreg build {name}",
         )
+    tags = tuple(str(t) for t in data.get("tags") or ())
+    fingerprint = str(data["fingerprint"]) if data.get("fingerprint") else None
     return BuildRecord(path, image_id, tags, fingerprint)
 
 
