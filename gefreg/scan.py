@@ -50,7 +50,6 @@ from gefreg.trivy import (
     write_sbom,
 )
 
-BUILD_RECORD = "build.json"
 Progress = Callable[[str], None]
 
 
