@@ -14,7 +14,18 @@ start=$(date +%s)
 step() { printf '\n\033[1m== [%ss] %s\033[0m\n' "$(( $(date +%s) - start ))" "$*"; }
 
 step "1/10 the catalog: a working copy in .gefreg/demo/catalog"
+# The demo publishes immutable versions into its own registry. When the catalog or gefreg
+# itself changed since the last demo, those versions would (rightly) refuse the new images:
+# start the demo over instead.
+stamp=$(find catalog templates gefreg -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z |
+        xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [ -d "$demo" ] && [ "$(cat "$demo/stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "the catalog or gefreg changed since the last demo: starting the demo over"
+  gefreg registry stop --data "$demo/registry" >/dev/null 2>&1 || true
+  rm -rf "$demo"
+fi
 mkdir -p "$demo/catalog"
+echo "$stamp" > "$demo/stamp"
 cp -a catalog/. "$demo/catalog/"     # keeps the demo's own ledgers and lock from earlier runs
 entries=$(cd "$demo/catalog" && ls -d */service.yaml | cut -d/ -f1 | xargs)
 echo "entries: $entries"
