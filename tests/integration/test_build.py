@@ -242,7 +242,7 @@ def test_service_from_the_base_runs_and_failing_run_exits_1(
         env={"GEFREG_STATE": str(tmp_path / "s")},
     )
     assert code == 1
-    assert "build failed at step 2/" in err and "RUN apt-get update" in err
+    assert "build failed at step 2/" in err and "RUN apt-get -o Acquire::Retries=3 update" in err
     assert "Unable to locate package gefreg-no-such-package" in err
     assert "Traceback" not in err
 
