@@ -118,6 +118,35 @@ def check_container_path(text: str) -> str | None:
     return None
 
 
+# Mounting a port over these would break or subvert the container's own system.
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+)
+
+
+def check_port_path(path: str) -> str | None:
+    """Where a port may be mounted: an absolute path that hides no system folder."""
+    error = check_container_path(path)
+    if error:
+        return error
+    clean = path.rstrip("/") or "/"
+    if clean == "/" or any(clean == d or clean.startswith(d + "/") for d in SYSTEM_DIRS):
+        return f"{path!r} would hide a system directory"
+    return None
+
+
 def inside(directory: Path, relative: str) -> Path | None:
     """The resolved path if ``relative`` (symlinks followed) stays within ``directory``."""
     root = directory.resolve()

@@ -21,9 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gefreg.checks import check_port_path
 from gefreg.errors import BadInput
 from gefreg.labels import ports_from_labels
 from gefreg.model import DEFAULT_UID, PORT_NAME_RE, Port, Resources, ServiceSpec
@@ -81,6 +82,7 @@ class ServiceInterface:
                 f"image {name} declares no GEF ports (eudat.gef.service.input.N.* labels)",
                 "only images with GEF port labels can be run; add the service to the catalog",
             )
+        _check_label_ports(name, [*ports["input"], *ports["output"]])
         return cls(
             name=name,
             version=labels.get("eudat.gef.service.version"),
@@ -294,6 +296,24 @@ class Fields:
             ),
             pids=self.integer(self.get(data, "pids", name), f"{name}.pids", 1, MAX_PIDS),
         )
+
+
+def _check_label_ports(image: str, ports: Sequence[Port]) -> None:
+    """Labels of an image are as untrusted as the image: the same rules as a record's ports."""
+    seen: list[PurePosixPath] = []
+    for port in ports:
+        problem = None if PORT_NAME_RE.match(port.name) else f"port name {port.name!r} is invalid"
+        problem = problem or check_port_path(port.path)
+        here = PurePosixPath(port.path)
+        for other in seen:
+            if here == other or other in here.parents or here in other.parents:
+                problem = problem or f"port path {port.path} overlaps {other}"
+        if problem:
+            raise BadInput(
+                f"image {image}: GEF label {problem}",
+                "gefreg mounts ports only where a catalog record could",
+            )
+        seen.append(here)
 
 
 def split_port_value(value: str, names: set[str]) -> tuple[str | None, str]:

@@ -15,6 +15,7 @@ from gefreg.checks import (
     check_entry_path,
     check_env_value,
     check_maintainer,
+    check_port_path,
     check_semver,
     check_spdx,
     check_text,
@@ -72,22 +73,6 @@ OPTIONAL = (
 )
 
 RESERVED_NAMES = ("bases", "templates")
-# Mounting a port over these would break or subvert the container's own system.
-SYSTEM_DIRS = (
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/var",
-)
 
 
 class _ServiceReader(FieldReader):
@@ -292,7 +277,7 @@ class _ServiceReader(FieldReader):
                 pattern=PORT_NAME_RE,
                 expected="a port name of letters, digits and _.-",
             )
-            path = self.string(item, "path", f"{field}.path", check=self._port_path)
+            path = self.string(item, "path", f"{field}.path", check=check_port_path)
             kind = self.optional_string(
                 item,
                 "type",
@@ -312,15 +297,6 @@ class _ServiceReader(FieldReader):
             if name and path:
                 ports.append(Port(name, path, kind, filename, description))
         return tuple(ports)
-
-    def _port_path(self, path: str) -> str | None:
-        error = check_container_path(path)
-        if error:
-            return error
-        clean = path.rstrip("/") or "/"
-        if clean == "/" or any(clean == d or clean.startswith(d + "/") for d in SYSTEM_DIRS):
-            return f"{path!r} would hide a system directory"
-        return None
 
     def _ports_disjoint(
         self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]

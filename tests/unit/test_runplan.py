@@ -260,3 +260,26 @@ def test_untrusted_images_use_their_own_interface(tmp_path: Path) -> None:
     )
     assert image.image_id == ID_OLD and face.origin == "image"
     assert face.command == ("/bin/tool",) and face.entrypoint == ()
+
+
+def test_ports_from_untrusted_labels_follow_the_record_rules() -> None:
+    from gefreg.errors import BadInput
+    from gefreg.interface import ServiceInterface
+
+    good = {"eudat.gef.service.input.1.name": "in", "eudat.gef.service.input.1.path": "/data/in"}
+    assert ServiceInterface.from_labels("img", good, ["true"]).inputs[0].path == "/data/in"
+    for path in ("/", "/etc", "/usr/lib/x", "relative", "/data/../etc"):
+        labels = {
+            **good,
+            "eudat.gef.service.output.1.name": "out",
+            "eudat.gef.service.output.1.path": path,
+        }
+        with pytest.raises(BadInput, match="GEF label"):
+            ServiceInterface.from_labels("img", labels, ["true"])
+    nested = {
+        **good,
+        "eudat.gef.service.output.1.name": "out",
+        "eudat.gef.service.output.1.path": "/data/in/out",
+    }
+    with pytest.raises(BadInput, match="overlaps"):
+        ServiceInterface.from_labels("img", nested, ["true"])
