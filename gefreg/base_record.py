@@ -9,11 +9,11 @@ from typing import Any
 from gefreg.checks import check_text, check_url
 from gefreg.errors import InvalidRecord
 from gefreg.model import APT_PACKAGE_RE, ENV_KEY_RE, NAME_RE, SCRATCH, BaseSpec
+from gefreg.model import BASE_FILE as BASE_FILE  # re-exported: the file this schema reads
 from gefreg.yamlio import FieldReader
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
-BASE_FILE = "base.yaml"
 BASE_REQUIRED = ("name", "description", "suite", "source_date_epoch")
 BASE_OPTIONAL = ("variant", "mirror", "packages", "labels", "env")
 VARIANTS = ("minbase", "buildd", "important", "required", "standard")

@@ -11,13 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gefreg.base_record import BASE_FILE, parse_base
 from gefreg.errors import BadInput, InvalidRecord, Problem
 from gefreg.fsutil import write_json
-from gefreg.model import DIGEST_RE, BaseEntry, Entry
-from gefreg.record import RECORD_FILE, parse_service
-from gefreg.yamlio import load_yaml
+from gefreg.model import BASE_FILE, DIGEST_RE, RECORD_FILE, BaseEntry, Entry
 
+# The schemas (and ruamel.yaml behind them) are imported where records are loaded: finding
+# entries and ledgers (verify, review, the build cache) needs neither.
 BASES_DIR = "bases"
 LOCK_FILE = "lock.json"
 
@@ -48,6 +47,9 @@ def load_entry(path: Path, known_bases: set[str] | None = None) -> Entry:
     record = path / RECORD_FILE if path.is_dir() else path
     if not record.is_file():
         raise BadInput(f"{path}: no {RECORD_FILE} here", "pass a catalog entry folder or name")
+    from gefreg.record import parse_service
+    from gefreg.yamlio import load_yaml
+
     spec = parse_service(record, load_yaml(record), known_bases)
     return Entry(spec=spec, directory=record.parent.resolve(), record_path=record)
 
@@ -56,6 +58,9 @@ def load_base(path: Path) -> BaseEntry:
     record = path / BASE_FILE if path.is_dir() else path
     if not record.is_file():
         raise BadInput(f"{path}: no {BASE_FILE} here", "pass a base folder or name")
+    from gefreg.base_record import parse_base
+    from gefreg.yamlio import load_yaml
+
     return BaseEntry(parse_base(record, load_yaml(record)), record.parent.resolve(), record)
 
 

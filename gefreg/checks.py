@@ -6,7 +6,6 @@ helpers turn the human forms of sizes and durations into numbers.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import re
 import urllib.parse
@@ -68,6 +67,8 @@ def check_url(text: str) -> str | None:
 
 
 def check_maintainer(text: str) -> str | None:
+    import email.utils
+
     name, address = email.utils.parseaddr(text)
     if not name or "@" not in address or any(c in text for c in "\n\r"):
         return f"expected 'Name <email@example.org>', got {text!r}"

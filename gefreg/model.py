@@ -19,6 +19,7 @@ PIP_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 RECORD_FILE = "service.yaml"
+BASE_FILE = "base.yaml"
 TEMPLATES = ("debian", "python", "static")
 SCRATCH = "scratch"
 DEFAULT_UID = 10001
