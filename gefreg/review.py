@@ -155,7 +155,14 @@ def _appended_releases(
 
 def review(settings: Settings, base: str) -> ReviewReport:
     catalog = settings.catalog
-    root = Path(_git(catalog, "rev-parse", "--show-toplevel").strip())
+    try:
+        root = Path(_git(catalog, "rev-parse", "--show-toplevel").strip())
+    except BadInput:
+        raise BadInput(
+            f"{catalog} is not in a git repository",
+            "review compares the catalog with a git revision: run it in a clone of "
+            "the catalog repository",
+        ) from None
     catalog_rel = catalog.relative_to(root).as_posix()
     _git(root, "rev-parse", "--verify", f"{base}^{{commit}}")
     names, bases_changed = changed_entries(root, catalog_rel, base)
