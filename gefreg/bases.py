@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg import oci
-from gefreg.catalog import BASES_DIR, write_lock
+from gefreg.catalog import BASES_DIR, base_repository, write_lock
 from gefreg.hashing import sha256_bytes
 from gefreg.model import BaseEntry
 from gefreg.settings import Settings
@@ -57,8 +57,7 @@ def fingerprint(base: BaseEntry) -> str:
 
 
 def repository(settings: Settings, name: str) -> str:
-    """Where a base lives in the registry (service Dockerfiles say FROM this@digest)."""
-    return f"{settings.registry}/{BASES_DIR}/{name}"
+    return base_repository(settings.registry, name)
 
 
 def mmdebstrap_command(base: BaseEntry, output: Path) -> list[str]:

@@ -32,6 +32,11 @@ class BaseLock:
         return dict(self.digests).get(name)
 
 
+def base_repository(registry: str, name: str) -> str:
+    """Where a base lives in the registry (service Dockerfiles say FROM this@digest)."""
+    return f"{registry}/{BASES_DIR}/{name}"
+
+
 def base_names(root: Path) -> set[str]:
     bases = root / BASES_DIR
     if not bases.is_dir():

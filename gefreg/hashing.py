@@ -26,16 +26,8 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    """sha256 of a file's content as 'sha256:<hex>', read in chunks (hashlib releases the GIL)."""
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            digest.update(view[:n])
-            if progress:
-                progress(n)
-    return "sha256:" + digest.hexdigest()
+    """sha256 of a regular file's content as 'sha256:<hex>' (see :func:`sha256_regular`)."""
+    return sha256_regular(path, progress)[0]
 
 
 class NotARegularFile(OSError):

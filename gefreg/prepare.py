@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gefreg import bases
 from gefreg import fingerprint as fp
-from gefreg.catalog import BASES_DIR, LOCK_FILE, BaseLock, entry_path, load_lock
+from gefreg.catalog import BASES_DIR, LOCK_FILE, BaseLock, base_repository, entry_path, load_lock
 from gefreg.errors import BadInput
 from gefreg.hashing import HashCache
 from gefreg.labels import BaseImage
@@ -39,7 +38,7 @@ def resolve_base(settings: Settings, lock: BaseLock, name: str) -> BaseImage:
             f"base {name!r} has no digest in {settings.catalog / BASES_DIR / LOCK_FILE}",
             f"build it first: gefreg base build {name}",
         )
-    return BaseImage(name, f"{bases.repository(settings, name)}@{digest}", digest)
+    return BaseImage(name, f"{base_repository(settings.registry, name)}@{digest}", digest)
 
 
 def prepare(

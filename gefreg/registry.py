@@ -18,7 +18,6 @@ naming where the credentials came from. Any other unexpected answer raises
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import json
 import os
@@ -39,6 +38,7 @@ from requests.structures import CaseInsensitiveDict
 from gefreg import __version__
 from gefreg.credentials import CredentialSource, DockerCredentials
 from gefreg.errors import BadInput
+from gefreg.hashing import sha256_bytes
 from gefreg.regauth import Authenticator
 from gefreg.regerrors import (
     AuthRefused,
@@ -145,10 +145,6 @@ def parse_registry(registry: str) -> Endpoint:
     if text.count(":") > 1 and not text.startswith("["):
         text = f"[{text}]"  # a bare IPv6 address
     return Endpoint(scheme or ("http" if is_loopback(text) else "https"), text)
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _check_repo(repo: str) -> None:
@@ -269,11 +265,9 @@ class RegistryClient:
         if (
             isinstance(data, bytes)
             and digest.startswith("sha256:")
-            and (sha256_digest(data) != digest)
+            and (sha256_bytes(data) != digest)
         ):
-            raise BadInput(
-                f"push_blob: the bytes given hash to {sha256_digest(data)}, not {digest}"
-            )
+            raise BadInput(f"push_blob: the bytes given hash to {sha256_bytes(data)}, not {digest}")
         if self.blob_exists(repo, digest):
             return
         size = len(data) if isinstance(data, bytes) else data.stat().st_size
@@ -337,10 +331,10 @@ class RegistryClient:
         if resp.status_code != 200:
             raise self._rejected(resp, f"GET blob {digest} from {repo}")
         body = resp.content
-        if digest.startswith("sha256:") and sha256_digest(body) != digest:
+        if digest.startswith("sha256:") and sha256_bytes(body) != digest:
             raise DigestMismatch(
                 f"{self.endpoint} sent blob {digest} of {repo} with content "
-                f"hashing to {sha256_digest(body)}"
+                f"hashing to {sha256_bytes(body)}"
             )
         return body
 
@@ -348,7 +342,7 @@ class RegistryClient:
         """Store ``body`` under a tag or digest; returns the digest, checked = sha256(body)."""
         _check_repo(repo)
         _check_reference(reference)
-        expected = sha256_digest(body)
+        expected = sha256_bytes(body)
         resp = self._send(
             "PUT",
             self._url(repo, f"manifests/{reference}"),
@@ -388,7 +382,7 @@ class RegistryClient:
         if resp is None:
             return None
         body = resp.content
-        digest = sha256_digest(body)
+        digest = sha256_bytes(body)
         claimed = (
             reference if _DIGEST.fullmatch(reference) else resp.headers.get("Docker-Content-Digest")
         )
@@ -592,27 +586,20 @@ class RegistryClient:
                     and url.startswith(self.endpoint.url + "/")
                 ):
                     resp = self._head_from_pool(url, headers)
-                elif isinstance(data, Path):
-                    with open(data, "rb") as body:
+                else:
+                    # A file is streamed from disk, bytes are sent as they are.
+                    path = data if isinstance(data, Path) else None
+                    body = None if isinstance(data, Path) else data
+                    with open(path, "rb") if path else contextlib.nullcontext(body) as stream:
                         resp = self._session.request(
                             method,
                             url,
                             headers=headers,
-                            data=body,
+                            data=stream,
                             params=params,
                             auth=auth,
                             timeout=self.timeout,
                         )
-                else:
-                    resp = self._session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=data,
-                        params=params,
-                        auth=auth,
-                        timeout=self.timeout,
-                    )
             except requests.exceptions.SSLError as exc:
                 raise RegistryUnavailable(
                     f"TLS with {urlsplit(url).netloc} failed: {exc}",
