@@ -20,27 +20,15 @@ from gefreg.errors import BadInput, BuildFailed
 from gefreg.prepare import prepare
 from gefreg.render import label_text
 from gefreg.settings import Settings
-from tests.helpers import demo_entry, make_catalog
+from tests.helpers import busybox_entry, demo_entry, make_catalog
 from tests.integration.conftest import BuiltBase
 
 pytestmark = pytest.mark.docker
 
-BUSYBOX = Path("/bin/busybox")
-
 
 def static_catalog(tmp_path: Path, name: str = "hello", **overrides: object) -> Path:
     """A catalog with one FROM-scratch entry running busybox: it builds in about a second."""
-    fields = dict(
-        name=name,
-        base="scratch",
-        template="static",
-        files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"},
-        command=["/bin/busybox", "sh", "/opt/run.sh"],
-    )
-    fields.update(overrides)
-    tree = demo_entry(**fields)
-    tree[name]["busybox"] = BUSYBOX.read_bytes()
-    tree[name]["run.sh"] = "echo hello from $0\n"
+    tree = busybox_entry(name, "echo hello from $0\n", **overrides)
     catalog = make_catalog(tmp_path / "catalog", tree)
     os.chmod(catalog / name / "busybox", 0o755)
     return catalog

@@ -34,11 +34,10 @@ from gefreg.engine import Engine
 from gefreg.runner import RUN_LABEL
 from gefreg.runrecord import STATUSES, read_run_record
 from gefreg.settings import Settings
-from tests.helpers import demo_entry, make_catalog
+from tests.helpers import busybox_entry, make_catalog
 
 pytestmark = pytest.mark.docker
 
-BUSYBOX = Path("/bin/busybox")
 ROOT = Path(__file__).resolve().parents[2]
 IO = {
     "inputs": [{"name": "data", "path": "/data/in"}],
@@ -139,17 +138,7 @@ class Services:
 
 
 def static_service(name: str, script: str, **fields: Any) -> dict[str, Any]:
-    tree = demo_entry(
-        name=name,
-        base="scratch",
-        template="static",
-        files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"},
-        command=["/bin/busybox", "sh", "/opt/run.sh"],
-        **{**IO, **fields},
-    )
-    tree[name]["busybox"] = BUSYBOX.read_bytes()
-    tree[name]["run.sh"] = script
-    return tree
+    return busybox_entry(name, script, **{**IO, **fields})
 
 
 def build_services(root: Path, entries: dict[str, Any]) -> Services:

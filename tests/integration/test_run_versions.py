@@ -25,12 +25,11 @@ from gefreg.resolve import Release
 from gefreg.runner import RUN_LABEL, run_service
 from gefreg.runplan import plan_run
 from gefreg.settings import Settings
-from tests.helpers import build_tree, demo_entry, make_catalog
+from tests.helpers import build_tree, busybox_entry, make_catalog
 from tests.registry_fixtures import LocalRegistry
 
 pytestmark = pytest.mark.docker
 
-BUSYBOX = Path("/bin/busybox")
 POLICY = "vulnerability-db-unavailable: warn\n"
 PREFIX = "rv-"
 V1 = {
@@ -48,18 +47,8 @@ V2 = {
 
 def entry_files(name: str, version: dict[str, Any], **fields: Any) -> dict[str, Any]:
     spec = {k: v for k, v in version.items() if k != "script"}
-    tree = demo_entry(
-        name=name,
-        base="scratch",
-        template="static",
-        files={"busybox": "/bin/busybox", "run.sh": "/opt/run.sh"},
-        command=["/bin/busybox", "sh", "/opt/run.sh"],
-        inputs=[{"name": "data", "path": "/data/in"}],
-        **{**spec, **fields},
-    )
-    tree[name]["busybox"] = BUSYBOX.read_bytes()
-    tree[name]["run.sh"] = version["script"]
-    return tree
+    inputs = [{"name": "data", "path": "/data/in"}]
+    return busybox_entry(name, version["script"], inputs=inputs, **{**spec, **fields})
 
 
 def gefreg(env: dict[str, str], *args: str) -> tuple[int, str, str]:
