@@ -10,7 +10,9 @@ a 1,000-line ledger directly with ``ledger.Release`` into a one-entry catalog. T
       included) and the library call ``verify([entry], client, deep=False)`` (fresh client);
   (b) a loop of `skopeo inspect --raw` over the same tags (skopeo's cheapest lookup), measured
       on a sample and extrapolated — the output says so;
-  (c) the floor: 1,000 HEADs over raw http.client keep-alive connections in as many threads;
+  (c) the request/response floor: 1,000 HEADs over raw http.client keep-alive connections in
+      as many threads. verify pipelines its HEADs to a plain-HTTP registry (gefreg.pipelining),
+      so it can come in under this; the registry's own CPU per HEAD is then what is left;
   (d) deep verify (also every blob of every manifest reachable), CLI and library.
 
 Targets: verify at least 20x faster than (b), and close to (c).

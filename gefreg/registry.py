@@ -2,7 +2,8 @@
 
 Works with any conformant registry: the embedded CNCF Distribution, Harbor, GHCR, Docker Hub.
 One ``requests.Session`` keeps connections alive; an ``HTTPAdapter`` sized for ``workers``
-parallel connections serves :meth:`RegistryClient.head_manifests`. The client is thread-safe.
+parallel connections serves :meth:`RegistryClient.head_manifests`, which pipelines its HEADs
+(:mod:`gefreg.pipelining`) when the registry speaks plain HTTP. The client is thread-safe.
 
 Transport: plain HTTP for ``localhost``, ``127.0.0.0/8`` and ``::1`` (as Docker does), HTTPS
 otherwise; ``http://HOST`` or ``https://HOST`` forces a scheme.
@@ -39,6 +40,7 @@ from gefreg import __version__
 from gefreg.credentials import CredentialSource, DockerCredentials
 from gefreg.errors import BadInput
 from gefreg.hashing import sha256_bytes
+from gefreg.pipelining import pipelined_heads
 from gefreg.regauth import Authenticator
 from gefreg.regerrors import (
     AuthRefused,
@@ -416,6 +418,9 @@ class RegistryClient:
         # The first one alone: it runs any auth handshake once instead of once per thread.
         results = {refs[0]: self.head_manifest(repo, refs[0])}
         rest = refs[1:]
+        if self._fast_head_ok and len(rest) > 1:
+            results.update(self._pipelined_manifest_heads(repo, rest))
+            rest = [ref for ref in rest if ref not in results]  # left: ask the ordinary way
         workers = max(1, min(self.workers, len(rest)))
         # One share per thread, each looping on its own kept-alive connection: less
         # scheduling per request than one pool task per reference.
@@ -428,6 +433,35 @@ class RegistryClient:
             for part in pool.map(run, shares):
                 results.update(part)
         return {ref: results[ref] for ref in refs}
+
+    def _pipelined_manifest_heads(self, repo: str, refs: list[str]) -> dict[str, str | None]:
+        """The digests :mod:`gefreg.pipelining` could settle: 200 with a digest, or 404.
+        Anything else (401, 5xx, no answer) is left out for the ordinary path to handle."""
+        for ref in refs:
+            _check_reference(ref)
+        paths = {urlsplit(self._url(repo, f"manifests/{ref}")).path: ref for ref in refs}
+        location = urlsplit(self.endpoint.url)
+        headers = {"Host": self.endpoint.host, "User-Agent": USER_AGENT}
+        headers["Accept"] = ACCEPT_MANIFESTS
+        sent = self.auth.header(f"{repo}:pull")
+        if sent:
+            headers["Authorization"] = sent
+        answers = pipelined_heads(
+            location.hostname or "",
+            location.port or 80,
+            list(paths),
+            headers,
+            connections=self.workers,
+            timeout=self.timeout,
+        )
+        settled: dict[str, str | None] = {}
+        for path, answer in answers.items():
+            digest = answer.headers.get("docker-content-digest")
+            if answer.status == 200 and digest:
+                settled[paths[path]] = digest
+            elif answer.status == 404:
+                settled[paths[path]] = None
+        return settled
 
     def list_tags(self, repo: str, *, page_size: int | None = None) -> list[str]:
         """All tags of ``repo`` (sorted; [] if the repository is unknown), following the

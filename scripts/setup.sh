@@ -70,4 +70,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
   say "gefreg is installed in .venv"
 fi
+# Bytecode, as an installed package has it: every gefreg process (the tests start many) then
+# skips compiling, even under PYTHONDONTWRITEBYTECODE=1. Only changed modules are recompiled.
+.venv/bin/python -m compileall -q gefreg >/dev/null
 say "Ready: .venv/bin/gefreg --help"
