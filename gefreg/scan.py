@@ -46,6 +46,7 @@ from gefreg.trivy import (
     remember_trivy_version,
     scan_image,
     scanner_info,
+    start_sbom,
     trivy_version,
     write_sbom,
 )
@@ -337,7 +338,7 @@ def _run_scanners(
         say(f"scanning {subject.reference} with Trivy")
         ref = subject.image_id or subject.reference
         findings: tuple[Finding, ...] = ()
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with start_sbom(workspace / SBOM) as converter, ThreadPoolExecutor(1) as pool:
             # Trivy runs in the background while the entry's Dockerfile is rendered and linted.
             scanning = pool.submit(
                 scan_image,
@@ -354,9 +355,9 @@ def _run_scanners(
                 (workspace / DOCKERFILE).write_text(dockerfile.text)
                 findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
             result = scanning.result()
+            say("writing the CycloneDX SBOM")
+            write_sbom(workspace / TRIVY_REPORT, converter)
         findings += result.findings
-        say("writing the CycloneDX SBOM")
-        write_sbom(workspace / TRIVY_REPORT, workspace / SBOM)
         remember_trivy_version(cache.tools, result.version)
         info = scanner_info(options, result.version)  # Trivy may just have fetched a DB
         image = result.image

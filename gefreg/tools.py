@@ -77,6 +77,50 @@ def run_tool(
     return proc
 
 
+class StartedTool:
+    """A program started before its input exists, so that its start-up overlaps other work;
+    :meth:`finish` hands it the input on stdin. Use as a context manager: leaving it
+    unfinished (an error elsewhere) kills the program."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = [str(a) for a in argv]
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise ToolMissing(
+                f"{self.argv[0]} is not installed", INSTALL_HINTS.get(Path(self.argv[0]).name)
+            ) from None
+
+    def __enter__(self) -> StartedTool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+
+    def finish(self, input_bytes: bytes, timeout: float | None = None) -> None:
+        """Give the program its input and wait; a non-zero exit raises ToolFailed."""
+        try:
+            _out, err = self._proc.communicate(input_bytes, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolFailed(
+                f"{short_command(self.argv)} did not finish within {timeout:.0f} s"
+            ) from None
+        if self._proc.returncode != 0:
+            tail = err.decode(errors="replace").strip().splitlines()[-12:]
+            detail = "\n  ".join(tail) or "(no error output)"
+            raise ToolFailed(
+                f"{short_command(self.argv)} failed with exit code {self._proc.returncode}:"
+                f"\n  {detail}"
+            )
+
+
 def stream_tool(
     argv: Sequence[str],
     *,
