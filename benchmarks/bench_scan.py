@@ -13,9 +13,10 @@ Two settings:
 
 gefreg adds its own start-up (about 0.06 s until Trivy runs), the SBOM (`trivy convert`,
 started with the scan so only its last few milliseconds come after it), the policy and the
-report: about 0.1 s in all, and a third Trivy process competing for the two cores. Two images: a tiny one (where those fixed costs dominate) and one
-with gefreg's own virtualenv (about 130 MB of Python packages, a realistic scientific-service
-size). The cached re-scan starts no process (scanner versions are remembered per binary).
+report: about 0.1 s in all, and a third Trivy process competing for the two cores. Two
+images: a tiny one (where those fixed costs dominate) and one with gefreg's own virtualenv
+(about 130 MB of Python packages, a realistic scientific-service size). The cached re-scan
+starts no process (scanner versions are remembered per binary).
 
     .venv/bin/python benchmarks/bench_scan.py [--runs 5]
 """

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gefreg import __version__, bases
-from gefreg.buildcache import snapshot
+from gefreg.buildcache import build_dir, record_path, snapshot
 from gefreg.catalog import BaseLock, load_lock
 from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, EnvironmentFailure
@@ -50,23 +50,6 @@ class BuildResult:
     @property
     def image_id(self) -> str:
         return str(self.record["image_id"])
-
-
-def build_dir(settings: Settings, name: str) -> Path:
-    return settings.builds_dir / name
-
-
-def record_path(settings: Settings, name: str) -> Path:
-    return build_dir(settings, name) / "build.json"
-
-
-def read_record(settings: Settings, name: str) -> dict[str, Any] | None:
-    """The entry's current build record; None when there is none (or it is damaged)."""
-    try:
-        data = json.loads(record_path(settings, name).read_text())
-    except (OSError, ValueError):
-        return None
-    return dict(data) if isinstance(data, dict) else None
 
 
 def local_tags(plan: Plan, key: str) -> list[tuple[str, str]]:

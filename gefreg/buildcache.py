@@ -1,4 +1,5 @@
-"""The fast path of a cache hit: answer "unchanged" from file metadata alone.
+"""Build records (where they live, reading them) and the fast path of a cache hit: answer
+"unchanged" from file metadata alone.
 
 A build record stores the (size, mtime, inode) of every input it was built from: the record,
 each shipped file and folder, the pip lock, the base lock and the templates. If none of them
@@ -17,6 +18,23 @@ from typing import Any
 
 from gefreg import __version__
 from gefreg.settings import Settings
+
+
+def build_dir(settings: Settings, name: str) -> Path:
+    return settings.builds_dir / name
+
+
+def record_path(settings: Settings, name: str) -> Path:
+    return build_dir(settings, name) / "build.json"
+
+
+def read_record(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The entry's current build record; None when there is none (or it is damaged)."""
+    try:
+        data = json.loads(record_path(settings, name).read_text())
+    except (OSError, ValueError):
+        return None
+    return dict(data) if isinstance(data, dict) else None
 
 
 def stat_key(path: Path) -> list[Any] | None:
@@ -41,7 +59,7 @@ def quick_hit(settings: Settings, directory: Path) -> dict[str, Any] | None:
     since, else None. Build records are kept by entry name, so the folder must match too: two
     catalogs with an entry of the same name never answer for each other."""
     try:
-        record = json.loads((settings.builds_dir / directory.name / "build.json").read_text())
+        record = json.loads(record_path(settings, directory.name).read_text())
     except (OSError, ValueError):
         return None
     if (

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gefreg import __version__, ledger, versions
-from gefreg.build import read_record
+from gefreg.buildcache import read_record
 from gefreg.errors import CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.imagepush import LayerCache, PushedImage, push_image

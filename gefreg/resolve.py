@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gefreg.build import build_dir, read_record
+from gefreg.buildcache import build_dir, read_record
 from gefreg.engine import Engine, ImageInfo
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.model import DIGEST_RE, NAME_RE
@@ -205,11 +205,11 @@ def build_records(
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The one place the runner reads build records: ``(current, all)``.
 
-    ``current`` is the entry's current build record (:func:`gefreg.build.read_record`), None when
-    there is none; ``all`` is it followed by the earlier builds kept in the ``by-key`` folder
-    (the build cache's records). A record that cannot be read, or lacks a string ``version`` or
-    an ``image_id`` of the form sha256:<hex>, is damaged: left out of ``all``, and for the
-    current record BadInput (rebuild it) when ``strict``, else None.
+    ``current`` is the entry's current build record (:func:`gefreg.buildcache.read_record`),
+    None when there is none; ``all`` is it followed by the earlier builds kept in the
+    ``by-key`` folder (the build cache's records). A record that cannot be read, or lacks a
+    string ``version`` or an ``image_id`` of the form sha256:<hex>, is damaged: left out of
+    ``all``, and for the current record BadInput (rebuild it) when ``strict``, else None.
     """
     current = read_record(settings, name)  # None also for JSON that is not an object
     if current is not None and not _valid_build(current):

@@ -65,8 +65,8 @@ class BuildRecord:
 
 
 def build_record(settings: Settings, name: str) -> BuildRecord:
-    """The built image of entry ``name``, from its build record (:func:`build.read_record`)."""
-    from gefreg.build import read_record, record_path
+    """The built image of entry ``name``, from its build record (:func:`buildcache.read_record`)."""
+    from gefreg.buildcache import read_record, record_path
 
     path = record_path(settings, name)
     data = read_record(settings, name)

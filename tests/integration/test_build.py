@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from gefreg import bases
-from gefreg.build import build_entry, read_record
+from gefreg.build import build_entry
+from gefreg.buildcache import read_record
 from gefreg.catalog import load_base, load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
