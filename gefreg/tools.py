@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -82,7 +83,7 @@ class StartedTool:
     :meth:`finish` hands it the input on stdin. Use as a context manager: leaving it
     unfinished (an error elsewhere) kills the program."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], *, niceness: int = 0) -> None:
         self.argv = [str(a) for a in argv]
         try:
             self._proc = subprocess.Popen(
@@ -95,6 +96,13 @@ class StartedTool:
             raise ToolMissing(
                 f"{self.argv[0]} is not installed", INSTALL_HINTS.get(Path(self.argv[0]).name)
             ) from None
+        if niceness:
+            with contextlib.suppress(OSError):  # it only gets to run less eagerly
+                os.setpriority(os.PRIO_PROCESS, self._proc.pid, niceness)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def __enter__(self) -> StartedTool:
         return self

@@ -404,7 +404,9 @@ def start_sbom(sbom: Path) -> StartedTool:
     ``--list-all-pkgs`` from its stdin once the scan has written it (:func:`write_sbom`).
     Trivy's start-up is most of a conversion's time; this way it overlaps the scan."""
     argv = [trivy(), "convert", "--quiet", "--format", "cyclonedx", "--output", str(sbom)]
-    return StartedTool([*argv, "/dev/stdin"])
+    # Its start-up is background work: at the lowest priority it takes idle cycles, not the
+    # scan's; once the scan ends it has the cores to itself.
+    return StartedTool([*argv, "/dev/stdin"], niceness=19)
 
 
 def write_sbom(report: Path, converter: StartedTool) -> None:

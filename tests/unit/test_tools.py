@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -39,3 +40,9 @@ def test_left_unfinished_the_program_is_killed(tmp_path: Path) -> None:
 def test_a_missing_program_is_toolmissing() -> None:
     with pytest.raises(ToolMissing):
         StartedTool(["/nonexistent/trivy", "convert"])
+
+
+def test_niceness_lowers_the_priority() -> None:
+    with StartedTool(["sh", "-c", "cat >/dev/null"], niceness=7) as tool:
+        assert os.getpriority(os.PRIO_PROCESS, tool.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        tool.finish(b"")
