@@ -15,6 +15,7 @@ the result; the caller asks for those the ordinary way, with its retries and err
 from __future__ import annotations
 
 import io
+import re
 import socket
 import threading
 from collections import deque
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
+MAX_INTERIM = 10  # 1xx answers before the final one
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 RECONNECTS = 3  # new connections in a row that brought no answer, then give up
 
 
@@ -39,37 +42,50 @@ class _Broken(Exception):
     """The server sent something that is not an HTTP/1.x response head (stop pipelining)."""
 
 
-def _read_head(reader: io.BufferedReader) -> HeadAnswer:
-    readline = reader.readline
-    while True:
-        line = readline(MAX_LINE)
-        if not line:
+def _line(reader: io.BufferedReader) -> bytes:
+    """One whole line; the connection ending before its end (mid-answer too) is _Closed: the
+    unanswered request is asked again on a new connection."""
+    line = reader.readline(MAX_LINE)
+    if not line.endswith(b"\n"):
+        if len(line) < MAX_LINE:
             raise _Closed
-        if not line.startswith(b"HTTP/1.") or not line.endswith(b"\n"):
+        raise _Broken(b"line too long")
+    return line
+
+
+def _read_head(reader: io.BufferedReader) -> HeadAnswer:
+    for _ in range(MAX_INTERIM + 1):
+        line = _line(reader)
+        if not line.startswith(b"HTTP/1."):
             raise _Broken(line[:80])
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[1].isdigit():
             raise _Broken(line[:80])
         headers: dict[str, str] = {}
         for _ in range(MAX_HEADERS + 1):
-            line = readline(MAX_LINE)
+            line = _line(reader)
             if line in (b"\r\n", b"\n"):
                 break
             name, sep, value = line.partition(b":")
-            if not sep or not line.endswith(b"\n"):
+            if not sep:
                 raise _Broken(line[:80])
             headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
         else:
             raise _Broken(b"too many header lines")
         status = int(parts[1])
-        if 100 <= status < 200:
-            continue  # an interim answer: the final one follows
-        return HeadAnswer(status, headers)
+        if not 100 <= status < 200:
+            return HeadAnswer(status, headers)
+        # an interim answer: the final one follows
+    raise _Broken(b"too many interim answers")
 
 
 def _request(path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"HEAD {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
+    """One request head. Nothing in it may end a line early: a CR or LF smuggled into a path
+    or header would shift every later answer onto the wrong path."""
+    lines = [f"HEAD {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+    if any(_CONTROL.search(line) for line in lines) or any(" " in p for p in (path, *headers)):
+        raise ValueError(f"refusing to send a request head with control characters: {path!r}")
+    return "\r\n".join([*lines, "", ""]).encode("latin-1")
 
 
 def _one_connection(
@@ -97,17 +113,19 @@ def _one_connection(
                         batch = [
                             todo.popleft() for _ in range(min(len(todo), window - len(pending)))
                         ]
-                        sock.sendall(b"".join(_request(p, headers) for p in batch))
                         pending.extend(batch)
+                        sock.sendall(b"".join(_request(p, headers) for p in batch))
                     answer = _read_head(reader)
                     got[pending.popleft()] = answer
                     if answer.headers.get("connection", "").lower() == "close":
                         break  # the server stops here; the rest goes on a new connection
-        except (OSError, _Closed):
-            pass  # refused, reset, timed out or closed: the unanswered go on a new connection
-        except (_Broken, ValueError):
-            pending.clear()  # not speaking HTTP as expected: the caller asks the rest itself
+        except (_Broken, ValueError, TimeoutError):
+            # Not speaking HTTP as expected, or stalled (a server that answers the first of a
+            # pipeline only would cost a time-out per answer): the caller asks the rest itself.
+            pending.clear()
             todo.clear()
+        except (OSError, _Closed):
+            pass  # refused, reset or closed: the unanswered go on a new connection
         todo.extendleft(reversed(pending))
         with lock:
             found.update(got)

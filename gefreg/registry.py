@@ -437,6 +437,7 @@ class RegistryClient:
     def _pipelined_manifest_heads(self, repo: str, refs: list[str]) -> dict[str, str | None]:
         """The digests :mod:`gefreg.pipelining` could settle: 200 with a digest, or 404.
         Anything else (401, 5xx, no answer) is left out for the ordinary path to handle."""
+        _check_repo(repo)
         for ref in refs:
             _check_reference(ref)
         paths = {urlsplit(self._url(repo, f"manifests/{ref}")).path: ref for ref in refs}

@@ -98,7 +98,8 @@ class StartedTool:
             ) from None
         if niceness:
             with contextlib.suppress(OSError):  # it only gets to run less eagerly
-                os.setpriority(os.PRIO_PROCESS, self._proc.pid, niceness)
+                target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+                os.setpriority(os.PRIO_PROCESS, self._proc.pid, target)
 
     @property
     def pid(self) -> int:

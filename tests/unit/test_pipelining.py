@@ -154,3 +154,67 @@ def test_pipelined_requests_carry_the_token_of_the_handshake(tmp_path: Path) -> 
     assert heads == {f"v{i}": AUTH_DIGEST for i in range(20)}
     assert len(tokens) == 1  # one handshake, by the first HEAD
     assert len(unauthorised) == 1  # only that first HEAD went without a token
+
+
+def test_a_stalled_pipeline_is_left_to_the_caller_after_one_time_out() -> None:
+    """A server that answers the first request of a pipeline and then goes quiet: one
+    time-out, then the rest is the caller's, not one time-out per answer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Path: first\r\n\r\n")
+            stop.wait(5)  # holds the connection open, answering nothing more
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    paths = [f"/t{i}" for i in range(8)]
+    start = time.monotonic()
+    answers = pipelined_heads(
+        "127.0.0.1", server.getsockname()[1], paths, HOST, connections=1, timeout=0.3
+    )
+    elapsed = time.monotonic() - start
+    stop.set()
+    server.close()
+    assert list(answers) == ["/t0"]
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_a_line_break_in_a_path_or_header_is_never_sent() -> None:
+    with serving(echo) as fake:
+        port = port_of(fake.address)
+        smuggled = pipelined_heads("127.0.0.1", port, ["/a\r\nX: y"], HOST)
+        in_header = pipelined_heads("127.0.0.1", port, ["/a"], {"Authorization": "t\nX: y"})
+        requests = list(fake.requests)
+    assert smuggled == {} and in_header == {} and requests == []
+
+
+def test_a_connection_closed_mid_answer_is_asked_again() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    seen: list[int] = []
+
+    def serve() -> None:
+        for attempt in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                seen.append(attempt)
+                if attempt == 0:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pa")  # and hang up mid-head
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Path: again\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    answers = pipelined_heads("127.0.0.1", server.getsockname()[1], ["/a"], HOST, connections=1)
+    thread.join(5)
+    server.close()
+    assert seen == [0, 1]
+    assert answers["/a"].headers == {"x-path": "again"}

@@ -44,5 +44,6 @@ def test_a_missing_program_is_toolmissing() -> None:
 
 def test_niceness_lowers_the_priority() -> None:
     with StartedTool(["sh", "-c", "cat >/dev/null"], niceness=7) as tool:
-        assert os.getpriority(os.PRIO_PROCESS, tool.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, tool.pid) == min(19, mine + 7)
         tool.finish(b"")
