@@ -602,7 +602,14 @@ REGISTRY_IMAGE_HINT = (
 
 
 def start_registry_container(
-    image: str, *, name: str, port: int, debug_port: int, storage: Path, config: Path
+    image: str,
+    *,
+    name: str,
+    port: int,
+    debug_port: int,
+    storage: Path,
+    config: Path,
+    environment: dict[str, str] | None = None,
 ) -> str:
     """Run ``image`` detached, publishing 5000 (API) and 5001 (health) on 127.0.0.1 only;
     storage and the config file are bind-mounted. Returns the container id."""
@@ -629,6 +636,7 @@ def start_registry_container(
                     str(config): {"bind": "/etc/docker/registry/config.yml", "mode": "ro"},
                 },
                 user=f"{os.getuid()}:{os.getgid()}",
+                environment=dict(environment or {}),
                 labels={"org.gefreg.role": "registry", "org.gefreg.registry.data": str(storage)},
             )
         except docker.errors.APIError as exc:

@@ -89,6 +89,25 @@ def test_serve_status_stop(place: Place) -> None:
     assert code == 0 and "registry not running" in out, out
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+def test_the_server_collects_garbage_less_often_unless_told(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    assert serve(place)[0] == 0
+    pid = regserver.status(place.data).pid
+    assert pid is not None and environ_of(pid)["GOGC"] == regserver.GOGC
+    regserver.stop(place.data)
+    monkeypatch.setenv("GOGC", "150")  # the user's own setting wins
+    assert serve(place)[0] == 0
+    pid = regserver.status(place.data).pid
+    assert pid is not None and environ_of(pid)["GOGC"] == "150"
+
+
 def test_data_folder_from_the_environment(place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(regserver.ENV_DATA, str(place.data))
     code, out = gefreg("registry", "serve", "--port", str(place.port))
@@ -239,6 +258,13 @@ def test_docker_backend_runs_the_registry_image(
     assert f"registry serving on {place.address} (docker, container " in out
     status = regserver.status(place.data)
     assert status.backend == "docker" and status.container and status.answers and status.healthy
+    inspected = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", status.container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"GOGC={regserver.GOGC}" in json.loads(inspected.stdout)
 
     image = tiny_image("in a container")
     with RegistryClient(place.address) as client:
