@@ -58,15 +58,13 @@ def quick_hit(settings: Settings, directory: Path) -> dict[str, Any] | None:
     """The last build record of the entry in ``directory`` if none of its inputs changed
     since, else None. Build records are kept by entry name, so the folder must match too: two
     catalogs with an entry of the same name never answer for each other."""
-    try:
-        record = json.loads(record_path(settings, directory.name).read_text())
-    except (OSError, ValueError):
-        return None
+    record = read_record(settings, directory.name)
     if (
-        record.get("directory") != str(directory.resolve())
+        record is None
+        or record.get("directory") != str(directory.resolve())
         or record.get("gefreg_version") != __version__
         or record.get("registry") != settings.registry
         or not unchanged(record.get("inputs") or {})
     ):
         return None
-    return dict(record)
+    return record

@@ -440,10 +440,9 @@ class RegistryClient:
         _check_repo(repo)
         for ref in refs:
             _check_reference(ref)
-        paths = {urlsplit(self._url(repo, f"manifests/{ref}")).path: ref for ref in refs}
+        paths = {f"/v2/{repo}/manifests/{ref}": ref for ref in refs}
         location = urlsplit(self.endpoint.url)
-        headers = {"Host": self.endpoint.host, "User-Agent": USER_AGENT}
-        headers["Accept"] = ACCEPT_MANIFESTS
+        headers = {"Host": self.endpoint.host, "User-Agent": USER_AGENT, "Accept": ACCEPT_MANIFESTS}
         sent = self.auth.header(f"{repo}:pull")
         if sent:
             headers["Authorization"] = sent

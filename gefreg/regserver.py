@@ -45,8 +45,8 @@ ENV_IMAGE = "GEFREG_REGISTRY_IMAGE"
 GOGC = "400"
 
 
-def server_environment() -> dict[str, str]:
-    return {"GOGC": GOGC, **os.environ}
+def _gogc() -> str:
+    return os.environ.get("GOGC", GOGC)
 
 
 DEFAULT_PORT = 5000
@@ -351,7 +351,7 @@ def _start_binary(folder: Path, port: int, debug_port: int) -> dict[str, Any]:
     pid = os.posix_spawn(
         binary,
         [binary, "serve", str(config)],
-        server_environment(),
+        {**os.environ, "GOGC": _gogc()},
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
@@ -383,7 +383,7 @@ def _start_container(folder: Path, port: int, debug_port: int) -> dict[str, Any]
         debug_port=debug_port,
         storage=folder / "storage",
         config=config,
-        environment={"GOGC": server_environment()["GOGC"]},
+        environment={"GOGC": _gogc()},
     )
     return {
         "backend": "docker",

@@ -123,6 +123,13 @@ def remote_tags(address: str, name: str) -> set[str]:
     return set(json.loads(done.stdout)["Tags"])
 
 
+def run_version(pub: Service, version: str, inputs: Path, output: str, *extra: str) -> Result:
+    """`gefreg run NAME@VERSION -i INPUTS -o OUTPUT` against the entry's catalog and registry."""
+    return gefreg(
+        "run", *pub.opts(), f"{pub.name}@{version}", "-i", str(inputs), "-o", output, *extra
+    )
+
+
 def entry(tmp_path: Path, name: str, registry: str, *, big: int = 0) -> Service:
     """A publishable static entry; ``big`` bytes of random data in a shipped file make the
     upload take a while."""
@@ -472,17 +479,9 @@ def test_run_pulls_the_published_version_by_digest(tmp_path: Path, registry: Loc
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "a.txt").write_text("some data\n")
-    ran = gefreg(
-        "run",
-        *pub.opts(),
-        f"{pub.name}@1.0.0",
-        "-i",
-        str(inputs),
-        "-o",
-        str(tmp_path / "out"),
-        "--record",
-        str(tmp_path / "run" / "run.json"),
-        "--json",
+    record_file = str(tmp_path / "run" / "run.json")
+    ran = run_version(
+        pub, "1.0.0", inputs, str(tmp_path / "out"), "--record", record_file, "--json"
     )
     assert ran.exit_code == 0, ran.stderr
     record = json.loads(ran.stdout)
@@ -510,25 +509,8 @@ def test_a_published_version_runs_with_its_own_interface_after_the_record_moved_
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "a.txt").write_text("data\n")
-    ran = gefreg(
-        "run",
-        *pub.opts(),
-        f"{pub.name}@1.0.0",
-        "-i",
-        str(inputs),
-        "-o",
-        f"result={tmp_path / 'out'}",
-        "--json",
-    )
+    ran = run_version(pub, "1.0.0", inputs, f"result={tmp_path / 'out'}", "--json")
     assert ran.exit_code == 0, ran.stderr
     assert json.loads(ran.stdout)["image"]["source"] == "ledger"
-    old_port = gefreg(
-        "run",
-        *pub.opts(),
-        f"{pub.name}@1.1.0",
-        "-i",
-        str(inputs),
-        "-o",
-        f"result={tmp_path / 'out2'}",
-    )
+    old_port = run_version(pub, "1.1.0", inputs, f"result={tmp_path / 'out2'}")
     assert old_port.exit_code == 2 and "report" in old_port.stderr  # 1.1.0 has the new port

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gefreg import runner
-from gefreg.engine import BindMount, ContainerState
+from gefreg.engine import BindMount, ContainerSpec, ContainerState
 from gefreg.errors import BadInput
 from gefreg.interface import ServiceInterface
 from gefreg.model import Port, Resources
@@ -192,9 +192,8 @@ def _request() -> RunRequest:
     return RunRequest(image, face, (), (), args=("--x",))
 
 
-def test_container_spec_and_applied_check() -> None:
-    limits = Resources(memory=2**26, cpus=0.5, timeout=5, pids=32)
-    spec = container_spec(
+def _spec(limits: Resources) -> ContainerSpec:
+    return container_spec(
         "sha256:" + "a" * 64,
         _request(),
         {"in": Path("/host/in")},
@@ -203,6 +202,11 @@ def test_container_spec_and_applied_check() -> None:
         limits,
         "urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
     )
+
+
+def test_container_spec_and_applied_check() -> None:
+    limits = Resources(memory=2**26, cpus=0.5, timeout=5, pids=32)
+    spec = _spec(limits)
     assert spec.command == ("/bin/tool", "--x")
     assert spec.mounts == (
         BindMount(Path("/host/in"), "/data/in", True, True),
@@ -287,15 +291,7 @@ def test_inputs_holding_a_mount_point_are_refused(
 
 
 def test_inputs_must_be_bound_non_recursively() -> None:
-    spec = container_spec(
-        "sha256:" + "a" * 64,
-        _request(),
-        {"in": Path("/host/in")},
-        {"out": Path("/host/out")},
-        "10001:10001",
-        Resources(),
-        "urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
-    )
+    spec = _spec(Resources())
     seen = {
         "mounts": [
             {"source": "/host/in", "target": "/data/in", "read_only": True},

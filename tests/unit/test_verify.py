@@ -75,19 +75,24 @@ class FakeRegistry:
         return digest in self.blobs
 
 
+def release(version: str, digest: str, image_id: str, **extra: Any) -> ledger.Release:
+    return ledger.Release(
+        version=version,
+        digest=digest,
+        repository=f"127.0.0.1:5000/{REPO}",
+        fingerprint=sha(version.encode()),
+        base_digest=None,
+        image_id=image_id,
+        published="2025-01-01T00:00:00Z",
+        **extra,
+    )
+
+
 def entry_with(tmp_path: Path, releases: dict[str, str]) -> Any:
     folder = tmp_path / "demo"
     folder.mkdir(exist_ok=True)
     lines = [
-        ledger.Release(
-            version=version,
-            digest=digest,
-            repository=f"127.0.0.1:5000/{REPO}",
-            fingerprint=sha(version.encode()),
-            base_digest=None,
-            image_id=sha(b"image " + version.encode()),
-            published="2025-01-01T00:00:00Z",
-        ).to_line()
+        release(version, digest, sha(b"image " + version.encode())).to_line()
         for version, digest in releases.items()
     ]
     (folder / ledger.LEDGER_FILE).write_text("".join(lines))
@@ -193,16 +198,7 @@ def test_recorded_floating_tags_respect_a_no_floating_publish(tmp_path: Path) ->
     for version, digest, moved in (("1.0.0", one, ["1", "1.0", "latest"]), ("1.1.0", two, [])):
         ledger.append(
             folder,
-            ledger.Release(
-                version=version,
-                digest=digest,
-                repository=f"127.0.0.1:5000/{REPO}",
-                fingerprint=sha(version.encode()),
-                base_digest=None,
-                image_id=sha(digest.encode()),
-                published="2025-01-01T00:00:00Z",
-                floating=moved,
-            ),
+            release(version, digest, sha(digest.encode()), floating=moved),
         )
     entry = SimpleNamespace(name="demo", directory=folder)
     assert verify([entry], reg).ok  # `latest` stays on 1.0.0, as the ledger recorded
