@@ -17,6 +17,7 @@ lint-code:
 	.venv/bin/ruff check gefreg tests benchmarks
 	.venv/bin/ruff format --check gefreg tests benchmarks
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench: setup
 	.venv/bin/python benchmarks/run_all.py

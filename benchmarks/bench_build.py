@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import VENV_BIN, best_of, command, report
-from gefreg.build import assemble_context
-from gefreg.catalog import load_entry
-from gefreg.prepare import prepare
+from gefreg.catalog.entries import load_entry
+from gefreg.image.build import assemble_context
+from gefreg.image.build_plan import prepare
 from gefreg.settings import Settings
 from tests.helpers import demo_entry, make_catalog
 

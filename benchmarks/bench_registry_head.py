@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import best_of, raw_head_floor, report, skopeo_loop
-from gefreg import regserver
-from gefreg.registry import OCI_MANIFEST, RegistryClient
+from gefreg.registry import server as regserver
+from gefreg.registry.client import OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import tiny_image
 
 REPO = "bench/head"

@@ -42,11 +42,11 @@ def _median(values: list[float]) -> float:
 
 
 def bench_run(runs: int) -> None:
-    from gefreg.build import build_entry
-    from gefreg.catalog import load_entry
+    from gefreg.catalog.entries import load_entry
     from gefreg.engine import Engine
-    from gefreg.runner import RUN_LABEL, run_service
-    from gefreg.runplan import plan_run
+    from gefreg.image.build import build_entry
+    from gefreg.run.execute import RUN_LABEL, run_service
+    from gefreg.run.plan import plan_run
     from gefreg.settings import Settings
     from tests.helpers import demo_entry, make_catalog
 
@@ -229,7 +229,7 @@ def hashlib_ceiling(files: list[Path], threads: int) -> float:
 
 
 def bench_hash(gigabytes: float, repeats: int = 9) -> None:
-    from gefreg.manifest import tree_manifest
+    from gefreg.run.tree_manifest import tree_manifest
 
     cores = os.cpu_count() or 2
     with tempfile.TemporaryDirectory(prefix="gefreg-bench-hash-", dir="/tmp") as tmp:

@@ -11,8 +11,9 @@ a 1,000-line ledger directly with ``ledger.Release`` into a one-entry catalog. T
   (b) a loop of `skopeo inspect --raw` over the same tags (skopeo's cheapest lookup), measured
       on a sample and extrapolated — the output says so;
   (c) the request/response floor: 1,000 HEADs over raw http.client keep-alive connections in
-      as many threads. verify pipelines its HEADs to a plain-HTTP registry (gefreg.pipelining),
-      so it can come in under this; the registry's own CPU per HEAD is then what is left;
+      as many threads. verify pipelines its HEADs to a plain-HTTP registry
+      (gefreg.registry.pipelining), so it can come in under this; the registry's own CPU per
+      HEAD is then what is left;
   (d) deep verify (also every blob of every manifest reachable), CLI and library.
 
 Targets: verify at least 20x faster than (b), and close to (c).
@@ -36,10 +37,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import VENV_BIN, best_of, raw_head_floor, report, skopeo_loop
-from gefreg import ledger, regserver, versions
-from gefreg.catalog import load_entry
-from gefreg.registry import OCI_MANIFEST, RegistryClient
-from gefreg.verify import verify
+from gefreg.catalog.entries import load_entry
+from gefreg.registry import server as regserver
+from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.release import ledger, versions
+from gefreg.release.verify import verify
 from tests.helpers import demo_entry, make_catalog
 from tests.registry_fixtures import tiny_image
 

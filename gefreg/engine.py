@@ -591,7 +591,7 @@ def quick_inspect(ref: str, timeout: float = 5.0) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The embedded registry as a container: gefreg.regserver's fallback when the docker-registry
+# The embedded registry as a container: gefreg.registry.server's fallback when the docker-registry
 # binary is not installed. The image (registry:2 by default) must be available to the engine.
 # ----------------------------------------------------------------------------------------------
 

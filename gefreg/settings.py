@@ -6,7 +6,7 @@ Each comes from a command-line option, else an environment variable, else a defa
 
 ``registry`` is always ``HOST[:PORT]``, as it appears in image references. A registry given as
 ``http://HOST`` or ``https://HOST`` forces that scheme for API calls: pass ``registry_url`` (not
-``registry``) to :class:`gefreg.registry.RegistryClient`.
+``registry``) to :class:`gefreg.registry.client.RegistryClient`.
 """
 
 from __future__ import annotations

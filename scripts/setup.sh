@@ -3,7 +3,7 @@
 #  - system parts from Debian (root only): docker.io when no engine answers, docker-registry,
 #    mmdebstrap, busybox-static, skopeo;
 #  - a Docker engine that answers `docker info` (an engine that already answers is left alone);
-#  - .venv with gefreg and its test extras.
+#  - .venv with gefreg, its test extras and the code linters (make lint-code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,8 +64,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv || die "python3 -m venv failed: install python3-venv"
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  say "Installing gefreg with its test extras into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  say "Installing gefreg with its test and development extras into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
 else
   say "gefreg is installed in .venv"

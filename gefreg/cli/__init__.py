@@ -45,7 +45,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except GefregError as exc:
-            from gefreg import ui
+            from gefreg.cli import ui
 
             ui.error(exc)
             ctx.exit(exc.exit_code)

@@ -55,9 +55,10 @@ def base_build(
       gefreg base build debian-bookworm
       gefreg base build --all --no-cache     # check the reproducibility claim
     """
-    from gefreg import bases, ui
-    from gefreg.catalog import load_all
+    from gefreg.catalog.entries import load_all
+    from gefreg.cli import ui
     from gefreg.errors import BadInput
+    from gefreg.image import bases
 
     settings = load(catalog, registry)
     _, records = load_all(settings.catalog)
@@ -96,8 +97,8 @@ def base_build(
 
 
 def _load(settings: Any, built: Any) -> None:
-    from gefreg import oci
     from gefreg.engine import Engine
+    from gefreg.image import oci
 
     image = oci.open_layout(built.layout)
     tag = f"gefreg/bases/{built.name}:sha256-{built.digest.removeprefix('sha256:')[:16]}"
@@ -148,10 +149,10 @@ def build(
         if all(hits):
             _report([h for h in hits if h], as_json)
             return
-    from gefreg import ui
-    from gefreg.build import build_entry
-    from gefreg.catalog import base_names, load_all, load_entry, load_lock, resolve
+    from gefreg.catalog.entries import base_names, load_all, load_entry, load_lock, resolve
+    from gefreg.cli import ui
     from gefreg.engine import Engine
+    from gefreg.image.build import build_entry
 
     engine = Engine.connect()
     if build_all:
@@ -192,8 +193,8 @@ def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
     """A cache hit answered from file metadata and one engine request (see buildcache)."""
     from pathlib import Path
 
-    from gefreg.buildcache import quick_hit
     from gefreg.engine import QuickInspectUnavailable, quick_inspect
+    from gefreg.image.build_cache import quick_hit
     from gefreg.model import RECORD_FILE
 
     # The same folder `resolve` would pick (a name in the catalog wins over a local folder).
@@ -222,7 +223,7 @@ def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
 
 
 def _report(results: list[dict[str, Any]], as_json: bool) -> None:
-    from gefreg import ui
+    from gefreg.cli import ui
 
     if as_json:
         ui.print_json(results if len(results) != 1 else results[0])
@@ -232,8 +233,9 @@ def _report(results: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _build_bases(settings: Any, names: list[str], no_cache: bool) -> None:
-    from gefreg import bases, ui
-    from gefreg.catalog import load_base
+    from gefreg.catalog.entries import load_base
+    from gefreg.cli import ui
+    from gefreg.image import bases
 
     with ui.Progress() as progress:
         for name in names:

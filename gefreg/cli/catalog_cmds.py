@@ -26,9 +26,9 @@ def render(
     Example:
       gefreg render waveform-metadata > Dockerfile
     """
-    from gefreg import ui
-    from gefreg.catalog import base_names, load_entry, resolve
-    from gefreg.prepare import prepare
+    from gefreg.catalog.entries import base_names, load_entry, resolve
+    from gefreg.cli import ui
+    from gefreg.image.build_plan import prepare
 
     settings = load(catalog, registry)
     [folder] = resolve(settings.catalog, [entry])
@@ -82,8 +82,8 @@ def lint(
 
     Exits 1 when a finding at or above --failure-threshold remains, 2 when a record is invalid.
     """
-    from gefreg import ui
-    from gefreg.lint import lint as run_lint
+    from gefreg.cli import ui
+    from gefreg.scan.lint import lint as run_lint
 
     settings = load(catalog, registry)
     report = run_lint(
@@ -118,8 +118,8 @@ def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None
     wheel cache; builds then install exactly these files, offline, with --require-hashes.
     Commit pip.lock next to service.yaml.
     """
-    from gefreg.catalog import base_names, load_entry, relative, resolve
-    from gefreg.wheels import lock
+    from gefreg.catalog.entries import base_names, load_entry, relative, resolve
+    from gefreg.catalog.wheels import lock
 
     settings = load(catalog, registry)
     for folder in resolve(settings.catalog, list(entries)):
@@ -159,8 +159,8 @@ def new(
     Example:
       gefreg new spectrogram --template python --maintainer 'Ada <ada@example.org>'
     """
-    from gefreg.catalog import relative
-    from gefreg.scaffold import new_entry
+    from gefreg.catalog.entries import relative
+    from gefreg.catalog.scaffold import new_entry
 
     settings = load(catalog, registry)
     made = new_entry(

@@ -67,7 +67,7 @@ def serve(port: int, data: Path | None, backend: str) -> None:
       gefreg registry serve --port 5001 --data /srv/gefreg-registry
       export GEFREG_REGISTRY=127.0.0.1:5001   # then point gefreg at it
     """
-    from gefreg import regserver
+    from gefreg.registry import server as regserver
 
     served = regserver.serve(port, data, backend=backend)
     st = served.status
@@ -92,8 +92,9 @@ def status(data: Path | None, as_json: bool) -> None:
       gefreg registry status
       gefreg registry status --json | jq .address
     """
-    from gefreg import regserver, ui
+    from gefreg.cli import ui
     from gefreg.errors import EXIT_CHECK_FAILED
+    from gefreg.registry import server as regserver
 
     st = regserver.status(data)
     if as_json:
@@ -123,7 +124,7 @@ def stop(data: Path | None) -> None:
     Example:
       gefreg registry stop
     """
-    from gefreg import regserver
+    from gefreg.registry import server as regserver
 
     stopped = regserver.stop(data)
     if stopped is None:

@@ -72,15 +72,16 @@ def publish(
       gefreg publish waveform-metadata
       gefreg publish --pending --build       # CI on the main branch
     """
-    from gefreg import ledger, ui, versions
-    from gefreg.build import build_entry
-    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.catalog.entries import base_names, load_entry, resolve
+    from gefreg.cli import ui
     from gefreg.engine import Engine
     from gefreg.errors import BadInput
-    from gefreg.gate import publish_gate
-    from gefreg.publish import publish as run_publish
-    from gefreg.registry import RegistryClient
-    from gefreg.trivy import TrivyOptions
+    from gefreg.image.build import build_entry
+    from gefreg.registry.client import RegistryClient
+    from gefreg.release import ledger, versions
+    from gefreg.release.publish import publish as run_publish
+    from gefreg.run.evidence import publish_gate
+    from gefreg.scan.trivy import TrivyOptions
 
     settings = load(catalog, registry)
     if pending == bool(entries):
@@ -164,11 +165,11 @@ def verify(
       gefreg verify
       gefreg verify waveform-metadata --repair
     """
-    from gefreg import ui
-    from gefreg.catalog import resolve
-    from gefreg.registry import RegistryClient
-    from gefreg.verify import LedgerFolder
-    from gefreg.verify import verify as run_verify
+    from gefreg.catalog.entries import resolve
+    from gefreg.cli import ui
+    from gefreg.registry.client import RegistryClient
+    from gefreg.release.verify import LedgerFolder
+    from gefreg.release.verify import verify as run_verify
 
     settings = load(catalog, registry)
     selected = [LedgerFolder(f.name, f) for f in resolve(settings.catalog, list(entries))]
@@ -226,8 +227,8 @@ def review(
       gefreg review --base origin/main --json
       gefreg build $(gefreg review --base origin/main --names)
     """
-    from gefreg import ui
-    from gefreg.review import review as run_review
+    from gefreg.cli import ui
+    from gefreg.release.review import review as run_review
 
     settings = load(catalog, registry)
     report = run_review(settings, base_rev)

@@ -14,9 +14,9 @@ from gefreg.cli import cli
 from gefreg.cli.options import json_option, settings_options
 
 if TYPE_CHECKING:
-    from gefreg.runner import RunObserver, RunResult
+    from gefreg.cli.ui import Progress
+    from gefreg.run.execute import RunObserver, RunResult
     from gefreg.settings import Settings
-    from gefreg.ui import Progress
 
 PROGRESS_MIN_BYTES = 64 * 1024**2
 
@@ -36,7 +36,7 @@ def _settings(catalog: str | None, registry: str | None, need_catalog: bool) -> 
 
 
 def _observer(progress: Progress) -> RunObserver:
-    from gefreg.runner import RunObserver
+    from gefreg.run.execute import RunObserver
 
     class Shown(RunObserver):
         """Steps as status lines; hashing of more than 64 MiB as a throttled byte count."""
@@ -134,12 +134,12 @@ def run_cmd(
       gefreg run netcdf-summary@1.0.0 -i netcdf=nc/ -o summary=out/ --timeout 10m
       gefreg run --image my/tool:dev --allow-untrusted -i in/ -o out/ -- --verbose
     """
-    from gefreg import ui
+    from gefreg.cli import ui
     from gefreg.engine import Engine
     from gefreg.errors import CheckFailed
-    from gefreg.ledger import CatalogLedger
-    from gefreg.runner import run_service
-    from gefreg.runplan import LimitOverrides, plan_run
+    from gefreg.release.ledger import CatalogLedger
+    from gefreg.run.execute import run_service
+    from gefreg.run.plan import LimitOverrides, plan_run
 
     if image_ref is not None and target is not None:
         args = (target, *args)  # with --image, every positional word is an argument
@@ -221,10 +221,10 @@ def reproduce(
       gefreg reproduce .gefreg/runs/20250131T120000Z-fixity-manifest-1a2b3c4d/run.json
       gefreg reproduce run.json --input collection=/mnt/copy --ignore 'manifest/*.log' --json
     """
-    from gefreg import ui
+    from gefreg.cli import ui
     from gefreg.engine import Engine
     from gefreg.errors import CheckFailed
-    from gefreg.reproduce import reproduce as run_reproduce
+    from gefreg.run.reproduce import reproduce as run_reproduce
 
     settings = _settings(catalog, registry, need_catalog=False)
     engine = Engine.connect()
@@ -287,13 +287,13 @@ def test_cmd(
       gefreg test fixity-manifest@1.0.0        # the published image, pulled by digest
       gefreg test catalog/fixity-manifest --update
     """
-    from gefreg import ui
-    from gefreg.catalog import base_names, load_entry, resolve
+    from gefreg.catalog.entries import base_names, load_entry, resolve
+    from gefreg.cli import ui
     from gefreg.engine import Engine
     from gefreg.errors import BadInput, CheckFailed
-    from gefreg.ledger import CatalogLedger
-    from gefreg.resolve import resolve_image, verify_image
-    from gefreg.servicetests import built_image, run_tests
+    from gefreg.release.ledger import CatalogLedger
+    from gefreg.run.image_choice import resolve_image, verify_image
+    from gefreg.run.service_tests import built_image, run_tests
 
     settings = _settings(catalog, registry, need_catalog=True)
     name, version = target, None

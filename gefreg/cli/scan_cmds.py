@@ -101,14 +101,14 @@ def scan(
     """
     import datetime as dt
 
-    from gefreg import ui
+    from gefreg.cli import ui
     from gefreg.errors import BadInput, CheckFailed
-    from gefreg.scan_format import OutputFormat, render
+    from gefreg.scan.formats import OutputFormat, render
 
     settings = load(catalog, registry)
     day = today.date() if isinstance(today, dt.datetime) else None
     if trivy_report is not None:
-        from gefreg.scan import evaluate_trivy_report
+        from gefreg.scan.image_scan import evaluate_trivy_report
 
         scanning = {
             "--db-repository": bool(db_repositories),
@@ -130,8 +130,8 @@ def scan(
     elif target is None:
         raise BadInput("nothing to scan", "name an image or entry, or pass --trivy-report FILE")
     else:
-        from gefreg.scan import scan as run_scan
-        from gefreg.trivy import TrivyOptions
+        from gefreg.scan.image_scan import scan as run_scan
+        from gefreg.scan.trivy import TrivyOptions
 
         options = TrivyOptions(
             cache_dir=cache_dir,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gefreg import bases
-from gefreg.catalog import load_base
+from gefreg.catalog.entries import load_base
 from gefreg.engine import Engine
+from gefreg.image import bases
 from gefreg.settings import Settings
 
 SHIPPED = Path(__file__).resolve().parents[2] / "catalog"

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gefreg import bases
-from gefreg.build import build_entry
-from gefreg.buildcache import read_record
-from gefreg.catalog import load_base, load_entry
+from gefreg.catalog.entries import load_base, load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, BuildFailed
-from gefreg.prepare import prepare
-from gefreg.render import label_text
+from gefreg.image import bases
+from gefreg.image.build import build_entry
+from gefreg.image.build_cache import read_record
+from gefreg.image.build_plan import prepare
+from gefreg.image.render import label_text
 from gefreg.settings import Settings
 from tests.helpers import busybox_entry, demo_entry, make_catalog
 from tests.integration.conftest import BuiltBase
@@ -148,7 +148,7 @@ def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: E
 
 
 def test_file_changed_between_render_and_build_is_detected(tmp_path: Path) -> None:
-    from gefreg.build import assemble_context
+    from gefreg.image.build import assemble_context
 
     catalog = static_catalog(tmp_path)
     settings = make_settings(catalog, tmp_path)

@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gefreg.cli import cli
-from gefreg.registry import RegistryClient
+from gefreg.registry.client import RegistryClient
 from tests.fake_http import Reply, serving
 from tests.integration.test_build import static_catalog
 from tests.registry_fixtures import LocalRegistry, free_port

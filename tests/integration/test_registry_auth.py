@@ -14,9 +14,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from gefreg.credentials import DockerCredentials
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry import OCI_MANIFEST, AuthRefused, RegistryClient
+from gefreg.registry.client import OCI_MANIFEST, AuthRefused, RegistryClient
+from gefreg.registry.credentials import DockerCredentials
 from tests.fake_http import FakeServer, Reply, Request, basic, serving
 from tests.registry_fixtures import sha256, tiny_image
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gefreg import regserver
 from gefreg.cli import cli
-from gefreg.registry import OCI_MANIFEST, RegistryClient
+from gefreg.registry import server as regserver
+from gefreg.registry.client import OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import LocalRegistry, free_port, tiny_image
 
 

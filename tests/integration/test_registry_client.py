@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry import (
+from gefreg.registry.client import (
     OCI_MANIFEST,
     RegistryClient,
     RegistryRejected,
@@ -257,7 +257,7 @@ def test_push_survives_a_registry_restart(fresh_registry: LocalRegistry, tmp_pat
 
 
 def test_a_blob_is_mounted_from_another_repository(registry) -> None:  # type: ignore[no-untyped-def]
-    from gefreg.registry import RegistryClient
+    from gefreg.registry.client import RegistryClient
 
     data = b"a layer both repositories share"
     import hashlib

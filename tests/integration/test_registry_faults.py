@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry import (
+from gefreg.registry.client import (
     OCI_INDEX,
     OCI_MANIFEST,
     DigestMismatch,

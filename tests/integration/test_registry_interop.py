@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gefreg.registry import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import LocalRegistry, TinyImage, tiny_image
 
 needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")

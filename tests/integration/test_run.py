@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gefreg.build import build_entry
-from gefreg.catalog import load_entry
+from gefreg.catalog.entries import load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
-from gefreg.runner import RUN_LABEL
-from gefreg.runrecord import STATUSES, read_run_record
+from gefreg.image.build import build_entry
+from gefreg.run.execute import RUN_LABEL
+from gefreg.run.record import STATUSES, read_run_record
 from gefreg.settings import Settings
 from tests.helpers import busybox_entry, make_catalog
 
@@ -584,10 +584,10 @@ def test_the_engine_saves_logs_only_into_new_files(
     services: Services, tmp_path: Path, engine: Engine
 ) -> None:
     from gefreg.errors import BadInput
-    from gefreg.interface import ServiceInterface
+    from gefreg.image.interface import ServiceInterface
     from gefreg.model import Resources
-    from gefreg.resolve import ResolvedImage
-    from gefreg.runner import RunRequest, container_spec
+    from gefreg.run.execute import RunRequest, container_spec
+    from gefreg.run.image_choice import ResolvedImage
 
     image_id = services.image_ids["copier"]
     image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
@@ -679,10 +679,10 @@ def test_inputs_are_bound_non_recursively(
     """Below the runner's checks: the engine binds inputs non-recursively (BindOptions.
     NonRecursive), so a mount that appears below an input after the checks is not writable —
     not even visible — in the container."""
-    from gefreg.interface import ServiceInterface
+    from gefreg.image.interface import ServiceInterface
     from gefreg.model import Port, Resources
-    from gefreg.resolve import ResolvedImage
-    from gefreg.runner import RunRequest, applied, container_spec, mismatches
+    from gefreg.run.execute import RunRequest, applied, container_spec, mismatches
+    from gefreg.run.image_choice import ResolvedImage
 
     folder = inputs(tmp_path)
     image_id = services.image_ids["copier"]

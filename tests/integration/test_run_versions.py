@@ -19,11 +19,10 @@ from click.testing import CliRunner
 
 from gefreg.cli import cli
 from gefreg.engine import Engine
-from gefreg.interface import ServiceInterface
-from gefreg.ledger import CatalogLedger
-from gefreg.resolve import Release
-from gefreg.runner import RUN_LABEL, run_service
-from gefreg.runplan import plan_run
+from gefreg.image.interface import ServiceInterface
+from gefreg.release.ledger import CatalogLedger, TrustedRelease
+from gefreg.run.execute import RUN_LABEL, run_service
+from gefreg.run.plan import plan_run
 from gefreg.settings import Settings
 from tests.helpers import build_tree, busybox_entry, make_catalog
 from tests.registry_fixtures import LocalRegistry
@@ -181,7 +180,7 @@ def test_the_ledgers_interface_wins(moved: Moved, tmp_path: Path, engine: Engine
     catalog = CatalogLedger(moved.settings)
 
     class WithInterface:
-        def lookup(self, name: str, version: str | None) -> Release | None:
+        def lookup(self, name: str, version: str | None) -> TrustedRelease | None:
             found = catalog.lookup(name, version)
             if found is None:
                 return None

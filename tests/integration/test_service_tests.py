@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gefreg.build import build_entry
-from gefreg.catalog import load_entry
+from gefreg.catalog.entries import load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
-from gefreg.runner import RUN_LABEL
-from gefreg.servicetests import run_tests
+from gefreg.image.build import build_entry
+from gefreg.run.execute import RUN_LABEL
+from gefreg.run.service_tests import run_tests
 from gefreg.settings import Settings
 
 pytestmark = pytest.mark.docker

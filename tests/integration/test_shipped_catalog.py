@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from gefreg.catalog import load_all
+from gefreg.catalog.entries import load_all
 from gefreg.cli import cli
 from gefreg.model import TEMPLATES
 

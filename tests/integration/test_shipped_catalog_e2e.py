@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gefreg.catalog import load_all
+from gefreg.catalog.entries import load_all
 from gefreg.cli import cli
 from tests.integration.conftest import ShippedCatalog
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from gefreg.compare import compare_outputs, matching_pattern
-from gefreg.manifest import FileEntry, Manifest
+from gefreg.run.compare import compare_outputs, matching_pattern
+from gefreg.run.tree_manifest import FileEntry, Manifest
 
 
 def entry(path: str, content: bytes) -> FileEntry:

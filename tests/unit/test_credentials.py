@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from gefreg.credentials import DockerCredentials
 from gefreg.errors import BadInput, EnvironmentFailure, ToolMissing
+from gefreg.registry.credentials import DockerCredentials
 
 
 def store(tmp_path: Path, config: dict[str, Any], **env: str) -> DockerCredentials:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gefreg import ledger
 from gefreg.errors import InvalidRecord
+from gefreg.release import ledger
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -68,7 +68,7 @@ def test_a_version_twice_is_refused(tmp_path: Path) -> None:
 
 def test_runs_only_trust_releases_in_the_configured_registry(tmp_path: Path) -> None:
     from gefreg.errors import CheckFailed
-    from gefreg.ledger import CatalogLedger, Release, append
+    from gefreg.release.ledger import CatalogLedger, Release, append
     from gefreg.settings import Settings
 
     folder = tmp_path / "catalog" / "tool"

@@ -10,7 +10,13 @@ import pytest
 
 from gefreg.errors import BadInput
 from gefreg.hashing import CHUNK, NotARegularFile, sha256_regular
-from gefreg.manifest import FileEntry, Manifest, manifest_root, tree_manifest, tree_manifests
+from gefreg.run.tree_manifest import (
+    FileEntry,
+    Manifest,
+    manifest_root,
+    tree_manifest,
+    tree_manifests,
+)
 from tests.helpers import build_tree
 
 

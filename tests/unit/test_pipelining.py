@@ -10,8 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from gefreg.pipelining import pipelined_heads
-from gefreg.registry import RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.pipelining import pipelined_heads
 from tests.fake_http import Reply, Request, serving
 from tests.integration.test_registry_auth import DIGEST as AUTH_DIGEST
 from tests.integration.test_registry_auth import BearerRegistry, auths, docker_config

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.interface import ServiceInterface, assign_ports
+from gefreg.image.interface import ServiceInterface, assign_ports
 from gefreg.model import Port, Resources
-from gefreg.runplan import LimitOverrides, apply_overrides
+from gefreg.run.plan import LimitOverrides, apply_overrides
 
 ONE = (Port("data", "/data/in"),)
 TWO = (Port("a", "/data/a"), Port("b", "/data/b"))

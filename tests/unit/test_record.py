@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gefreg.catalog import load_all, load_entry
+from gefreg.catalog.entries import load_all, load_entry
 from gefreg.errors import InvalidRecord
 from tests.helpers import build_tree, demo_entry, make_catalog, service_yaml
 
@@ -225,7 +225,7 @@ def test_a_near_miss_path_is_rejected_at_once(tmp_path: Path) -> None:
     """A path with one bad character at the end once made the pattern backtrack for minutes."""
     import time
 
-    from gefreg.checks import check_container_path
+    from gefreg.validators import check_container_path
 
     start = time.perf_counter()
     assert check_container_path("/data/collection_of_seismic_waveforms_and_more ") is not None

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.regauth import Challenge, parse_challenges
-from gefreg.registry import RegistryClient, parse_registry
+from gefreg.registry.auth import Challenge, parse_challenges
+from gefreg.registry.client import RegistryClient, parse_registry
 from gefreg.settings import load_settings
 
 

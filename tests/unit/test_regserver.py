@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gefreg import regserver
+from gefreg.registry import server as regserver
 
 
 def test_config_quotes_paths_and_binds_loopback(tmp_path: Path) -> None:

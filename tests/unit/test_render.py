@@ -12,14 +12,14 @@ from dockerfile_parse import DockerfileParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gefreg.catalog import load_entry
+from gefreg.catalog.entries import load_entry
 from gefreg.errors import BadInput
-from gefreg.labels import REQUIRED_LABELS, BaseImage, ports_from_labels
+from gefreg.image.build_plan import prepare
+from gefreg.image.labels import REQUIRED_LABELS, BaseImage, ports_from_labels
+from gefreg.image.render import label_text, render
+from gefreg.image.templates import load_template
 from gefreg.model import Entry, Port
-from gefreg.prepare import prepare
-from gefreg.render import label_text, render
 from gefreg.settings import load_settings
-from gefreg.templates import load_template
 from tests.helpers import FAKE_DIGEST, demo_entry, make_catalog
 
 BASE = BaseImage(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.reproduce import reproduce
-from gefreg.runrecord import write_record
+from gefreg.run.record import write_record
+from gefreg.run.reproduce import reproduce
 from gefreg.settings import Settings
 from tests.unit.test_runrecord import sample_record
 

@@ -10,8 +10,8 @@ import pytest
 
 from gefreg.engine import Engine, ImageInfo
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.resolve import (
-    Release,
+from gefreg.release.ledger import TrustedRelease
+from gefreg.run.image_choice import (
     ResolvedImage,
     Target,
     build_records,
@@ -127,8 +127,8 @@ def test_ledger_plugs_in(tmp_path: Path) -> None:
     settings = settings_with_build(tmp_path)
 
     class Ledger:
-        def lookup(self, name: str, version: str | None) -> Release | None:
-            return Release(name, "1.0.0", "reg:5000", "reg:5000/demo", DIGEST)
+        def lookup(self, name: str, version: str | None) -> TrustedRelease | None:
+            return TrustedRelease(name, "1.0.0", "reg:5000", "reg:5000/demo", DIGEST)
 
     engine = FakeEngine(info(ID_A, digests=(f"reg:5000/demo@{DIGEST}",)))
     got = resolve(settings, "demo@1.0.0", engine, ledger=Ledger())

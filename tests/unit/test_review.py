@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gefreg.ledger import Release
-from gefreg.review import review
+from gefreg.release.ledger import Release
+from gefreg.release.review import review
 from gefreg.settings import Settings
 from tests.helpers import demo_entry, make_catalog, service_yaml
 

@@ -9,21 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from gefreg import runner
 from gefreg.engine import BindMount, ContainerSpec, ContainerState
 from gefreg.errors import BadInput
-from gefreg.interface import ServiceInterface
+from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
-from gefreg.ownership import (
-    entry_ids,
-    first_open_to,
-    first_unreadable,
-    grant_write,
-    hand_back,
-    revoke,
-)
-from gefreg.resolve import ResolvedImage
-from gefreg.runner import (
+from gefreg.run import execute as runner
+from gefreg.run.execute import (
     RunRequest,
     applied,
     check_disjoint,
@@ -33,6 +24,15 @@ from gefreg.runner import (
     first_mount_point,
     mismatches,
     mount_points,
+)
+from gefreg.run.image_choice import ResolvedImage
+from gefreg.run.ownership import (
+    entry_ids,
+    first_open_to,
+    first_unreadable,
+    grant_write,
+    hand_back,
+    revoke,
 )
 
 ROOT = os.geteuid() == 0

@@ -10,10 +10,11 @@ import pytest
 
 from gefreg.engine import ImageInfo
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.interface import ServiceInterface
+from gefreg.image.interface import ServiceInterface
 from gefreg.model import DEFAULT_UID, Port, Resources
-from gefreg.resolve import Release, ResolvedImage
-from gefreg.runplan import choose_interface, interface_for, plan_run
+from gefreg.release.ledger import TrustedRelease
+from gefreg.run.image_choice import ResolvedImage
+from gefreg.run.plan import choose_interface, interface_for, plan_run
 from gefreg.settings import Settings
 from tests.helpers import demo_entry, make_catalog
 
@@ -105,10 +106,10 @@ class Ledger:
     def __init__(self, interface: dict[str, Any] | None) -> None:
         self.interface = interface
 
-    def lookup(self, name: str, version: str | None) -> Release | None:
+    def lookup(self, name: str, version: str | None) -> TrustedRelease | None:
         if version not in (None, "1.0.0"):
             return None
-        return Release(name, "1.0.0", "reg:5000", "reg:5000/demo", DIGEST, self.interface)
+        return TrustedRelease(name, "1.0.0", "reg:5000", "reg:5000/demo", DIGEST, self.interface)
 
 
 def test_interface_json_round_trip() -> None:
@@ -264,7 +265,7 @@ def test_untrusted_images_use_their_own_interface(tmp_path: Path) -> None:
 
 def test_ports_from_untrusted_labels_follow_the_record_rules() -> None:
     from gefreg.errors import BadInput
-    from gefreg.interface import ServiceInterface
+    from gefreg.image.interface import ServiceInterface
 
     good = {"eudat.gef.service.input.1.name": "in", "eudat.gef.service.input.1.path": "/data/in"}
     assert ServiceInterface.from_labels("img", good, ["true"]).inputs[0].path == "/data/in"

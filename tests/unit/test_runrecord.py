@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.interface import interface_from_record
-from gefreg.manifest import FileEntry, Manifest
-from gefreg.runrecord import (
+from gefreg.image.interface import interface_from_record
+from gefreg.run.record import (
     REQUIRED,
     SCHEMA,
     check_new_files,
@@ -25,6 +24,7 @@ from gefreg.runrecord import (
     to_create_action,
     write_record,
 )
+from gefreg.run.tree_manifest import FileEntry, Manifest
 
 
 def sample_record(**overrides: Any) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gefreg.catalog import load_entry
+from gefreg.catalog.entries import load_entry
+from gefreg.catalog.scaffold import new_entry
 from gefreg.cli import cli
 from gefreg.errors import BadInput
-from gefreg.scaffold import new_entry
 from tests.helpers import make_catalog
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolFailed
-from gefreg.findings import Finding, FindingClass, Severity
-from gefreg.scan_cache import (
+from gefreg.scan.cache import (
     RECORD,
     TRIVY_REPORT,
     CachedScan,
@@ -20,9 +19,9 @@ from gefreg.scan_cache import (
     cache_key,
     valid_until,
 )
-from gefreg.tool_version import tool_version
-from gefreg.tools import find_tool
-from gefreg.trivy import (
+from gefreg.scan.findings import Finding, FindingClass, Severity
+from gefreg.scan.tool_versions import tool_version
+from gefreg.scan.trivy import (
     DbInfo,
     ImageMeta,
     ScannerInfo,
@@ -34,6 +33,7 @@ from gefreg.trivy import (
     trivy_failure,
     trivy_version,
 )
+from gefreg.subprocesses import find_tool
 
 IMAGE = "sha256:" + "ab" * 32
 DB = DbInfo(2, "2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z", "2025-01-01T01:00:00Z")

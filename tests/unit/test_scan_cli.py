@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from gefreg.cli import cli
-from gefreg.scan import evaluate_trivy_report
-from gefreg.scan_format import FORMATTERS, OutputFormat, render
+from gefreg.scan.formats import FORMATTERS, OutputFormat, render
+from gefreg.scan.image_scan import evaluate_trivy_report
 from gefreg.settings import load_settings
 from tests.helpers import build_tree, demo_entry, make_catalog
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import InvalidRecord
-from gefreg.findings import Finding, FindingClass, Severity
-from gefreg.policy import DbUnavailable, Outcome, Policy, evaluate, load_policy
-from gefreg.trivy import load_report, parse_report
+from gefreg.scan.findings import Finding, FindingClass, Severity
+from gefreg.scan.policy import DbUnavailable, Outcome, Policy, evaluate, load_policy
+from gefreg.scan.trivy import load_report, parse_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"
 TODAY = date(2025, 3, 1)

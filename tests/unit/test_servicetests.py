@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gefreg.catalog import load_entry
-from gefreg.servicetests import check_files, update_expectations
+from gefreg.catalog.entries import load_entry
+from gefreg.run.service_tests import check_files, update_expectations
 from tests.helpers import make_catalog
 
 OLD = "sha256:" + "0" * 64

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import ToolFailed, ToolMissing
-from gefreg.tools import StartedTool
+from gefreg.subprocesses import StartedTool
 
 
 def test_input_given_later_reaches_the_program(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""gefreg.verify against an in-memory registry: what is reported, what repair does, and how
+"""gefreg.release.verify against an in-memory registry: what is reported, what repair does, and how
 many requests a large ledger costs."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from gefreg import ledger
-from gefreg.registry import OCI_MANIFEST, Manifest
-from gefreg.verify import UNKNOWN_TAG_HINT, verify
-from gefreg.versions import FLOATING, floating_targets
+from gefreg.registry.client import OCI_MANIFEST, Manifest
+from gefreg.release import ledger
+from gefreg.release.verify import UNKNOWN_TAG_HINT, verify
+from gefreg.release.versions import FLOATING, floating_targets
 
 REPO = "demo"
 

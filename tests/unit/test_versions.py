@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gefreg import versions
+from gefreg.release import versions
 
 
 def replayed(published: list[str], wanted: tuple[str, ...]) -> dict[str, str]:

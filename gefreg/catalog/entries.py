@@ -1,0 +1,180 @@
+"""Finding and loading catalog records; catalog-wide checks; the base lock.
+
+Layout: ``CATALOG/<name>/service.yaml`` per service, ``CATALOG/bases/<name>/base.yaml`` per
+curated base, and ``CATALOG/bases/lock.json`` mapping each base name to its image digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gefreg.errors import BadInput, InvalidRecord, Problem
+from gefreg.fsutil import write_json
+from gefreg.model import BASE_FILE, DIGEST_RE, RECORD_FILE, BaseEntry, Entry
+
+# The schemas (and ruamel.yaml behind them) are imported where records are loaded: finding
+# entries and ledgers (verify, review, the build cache) needs neither.
+BASES_DIR = "bases"
+LOCK_FILE = "lock.json"
+
+
+@dataclass(frozen=True)
+class BaseLock:
+    """Base name → image digest, as last built; committed so that renders are reproducible."""
+
+    path: Path
+    digests: tuple[tuple[str, str], ...]
+
+    def digest(self, name: str) -> str | None:
+        return dict(self.digests).get(name)
+
+
+def base_repository(registry: str, name: str) -> str:
+    """Where a base lives in the registry (service Dockerfiles say FROM this@digest)."""
+    return f"{registry}/{BASES_DIR}/{name}"
+
+
+def base_names(root: Path) -> set[str]:
+    bases = root / BASES_DIR
+    if not bases.is_dir():
+        return set()
+    return {p.parent.name for p in bases.glob(f"*/{BASE_FILE}")}
+
+
+def service_record_paths(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(f"*/{RECORD_FILE}") if p.parent.name != BASES_DIR)
+
+
+def load_entry(path: Path, known_bases: set[str] | None = None) -> Entry:
+    record = path / RECORD_FILE if path.is_dir() else path
+    if not record.is_file():
+        raise BadInput(f"{path}: no {RECORD_FILE} here", "pass a catalog entry folder or name")
+    from gefreg.catalog.service_record import parse_service
+    from gefreg.yamlio import load_yaml
+
+    spec = parse_service(record, load_yaml(record), known_bases)
+    return Entry(spec=spec, directory=record.parent.resolve(), record_path=record)
+
+
+def load_base(path: Path) -> BaseEntry:
+    record = path / BASE_FILE if path.is_dir() else path
+    if not record.is_file():
+        raise BadInput(f"{path}: no {BASE_FILE} here", "pass a base folder or name")
+    from gefreg.catalog.base_record import parse_base
+    from gefreg.yamlio import load_yaml
+
+    return BaseEntry(parse_base(record, load_yaml(record)), record.parent.resolve(), record)
+
+
+def load_lock(root: Path) -> BaseLock:
+    path = root / BASES_DIR / LOCK_FILE
+    if not path.exists():
+        return BaseLock(path, ())
+    try:
+        data = json.loads(path.read_text())
+        bases = data["bases"]
+        pairs = tuple(sorted((str(k), str(v["digest"])) for k, v in bases.items()))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidRecord(
+            [
+                Problem(
+                    path,
+                    None,
+                    None,
+                    "bases",
+                    f"unreadable lock file: {exc}",
+                    "rebuild it with `gefreg base build --all`",
+                )
+            ]
+        ) from None
+    for name, digest in pairs:
+        if not DIGEST_RE.match(digest):
+            raise InvalidRecord(
+                [
+                    Problem(
+                        path,
+                        None,
+                        None,
+                        f"bases.{name}.digest",
+                        f"expected sha256:<64 hex>, got {digest!r}",
+                    )
+                ]
+            )
+    return BaseLock(path, pairs)
+
+
+def load_all(root: Path) -> tuple[list[Entry], list[BaseEntry]]:
+    """Every record in the catalog; problems from all files are reported together."""
+    problems: list[Problem] = []
+    bases: list[BaseEntry] = []
+    for record in sorted((root / BASES_DIR).glob(f"*/{BASE_FILE}")):
+        try:
+            bases.append(load_base(record))
+        except InvalidRecord as exc:
+            problems += exc.problems
+    known = base_names(root)
+    entries: list[Entry] = []
+    for record in service_record_paths(root):
+        try:
+            entries.append(load_entry(record, known))
+        except InvalidRecord as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidRecord(problems)
+    return entries, bases
+
+
+def resolve(root: Path, targets: list[str]) -> list[Path]:
+    """Command-line targets → record folders. A target is a folder, a record file or a name."""
+    if not targets:
+        return [p.parent for p in service_record_paths(root)]
+    out = []
+    for target in targets:
+        path = Path(target)
+        named = root / target
+        if "/" not in target and (named / RECORD_FILE).is_file():
+            out.append(named)  # a catalog name wins over a folder of that name here
+        elif path.exists():
+            out.append(path.parent if path.is_file() else path)
+        else:
+            names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
+            raise BadInput(
+                f"no catalog entry {target!r} (neither a path nor a name in {root})",
+                f"entries: {names}",
+            )
+    return out
+
+
+def entry_path(root: Path, entry: Entry) -> str:
+    """The entry's path relative to the catalog (its name when it lives elsewhere)."""
+    try:
+        return entry.directory.relative_to(root).as_posix()
+    except ValueError:
+        return entry.directory.name
+
+
+def relative(path: Path) -> str:
+    """Paths in messages: relative to the working directory when that is shorter."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def write_lock(root: Path, name: str, digest: str) -> bool:
+    """Record ``name`` → ``digest`` in the base lock; True when that changed the file."""
+    lock = load_lock(root)
+    if lock.digest(name) == digest:
+        return False
+    digests = dict(lock.digests)
+    digests[name] = digest
+    data = {
+        "version": 1,
+        "comment": "Written by `gefreg base build`; commit it so renders are reproducible.",
+        "bases": {k: {"digest": v} for k, v in sorted(digests.items())},
+    }
+    write_json(lock.path, data)
+    return True

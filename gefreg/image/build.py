@@ -1,0 +1,211 @@
+"""Service image builds through the engine, with a content-addressed cache and build records.
+
+The cache key is the sha256 of the rendered Dockerfile: it embeds the fingerprint (record,
+shipped files, template, base digest, pip lock), the registry the base comes from and the
+gefreg version, so any change to an input changes the key. Unchanged files are not rehashed
+(the hash cache keys on size, mtime and inode), so a cache hit costs a render and one engine
+lookup.
+
+A build record is only written after the image was built and tagged; an interrupted build
+leaves no record and no tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gefreg import __version__
+from gefreg.catalog.entries import BaseLock, load_lock
+from gefreg.engine import BuildEvent, Engine
+from gefreg.errors import BadInput, EnvironmentFailure
+from gefreg.fsutil import write_json
+from gefreg.hashing import HashCache, hash_files, sha256_bytes
+from gefreg.image import bases
+from gefreg.image.build_cache import build_dir, record_path, snapshot
+from gefreg.image.build_plan import Plan, prepare
+from gefreg.image.fingerprint import shipped_files
+from gefreg.image.labels import CREATED, BaseImage
+from gefreg.image.render import CONTEXT_FILES
+from gefreg.image.templates import templates_dir
+from gefreg.model import Entry
+from gefreg.settings import Settings
+
+SCHEMA = "gefreg.build/1"
+LOCAL_REPOSITORY = "gefreg"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    record: dict[str, Any]
+    cached: bool
+    path: Path
+
+    @property
+    def image_id(self) -> str:
+        return str(self.record["image_id"])
+
+
+def local_tags(plan: Plan, key: str) -> list[tuple[str, str]]:
+    repo = f"{LOCAL_REPOSITORY}/{plan.entry.name}"
+    return [(repo, plan.entry.spec.version), (repo, "build-" + key.removeprefix("sha256:")[:12])]
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    write_json(path, data, durable=True)
+
+
+def input_paths(settings: Settings, plan: Plan) -> list[Path]:
+    """Every file whose change could change the rendered Dockerfile (see buildcache)."""
+    entry = plan.entry
+    paths = [entry.record_path, entry.directory / "pip.lock", load_lock(settings.catalog).path]
+    for src, _ in entry.spec.files:
+        top = entry.directory / src
+        paths.append(top)
+        if top.is_dir():
+            for dirpath, _dirs, files in os.walk(top):
+                paths.append(Path(dirpath))
+                paths += [Path(dirpath) / f for f in files]
+    folder = templates_dir()
+    paths += [folder / plan.template.filename, *folder.glob("_*.j2")]
+    return paths
+
+
+def _cache_hit(engine: Engine, settings: Settings, plan: Plan, key: str) -> BuildResult | None:
+    path = build_dir(settings, plan.entry.name) / "by-key" / (key.removeprefix("sha256:") + ".json")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    info = engine.image(record["image_id"])
+    if info is None or info.labels.get("org.gefreg.fingerprint") != plan.fingerprint.digest:
+        return None
+    for repo, tag in local_tags(plan, key):
+        if f"{repo}:{tag}" not in info.repo_tags:
+            engine.tag(info.id, repo, tag)
+    record["inputs"] = snapshot(input_paths(settings, plan))  # e.g. after a `touch`
+    _write_json(path, record)
+    _write_json(record_path(settings, plan.entry.name), record)
+    return BuildResult(record, cached=True, path=record_path(settings, plan.entry.name))
+
+
+def ensure_base(engine: Engine, settings: Settings, base: BaseImage) -> None:
+    """Make the pinned base available to the engine: local, else pulled, else pushed from the
+    layout built on this machine and then pulled."""
+    if base.digest is None or engine.image(base.ref) is not None:
+        return
+    try:
+        engine.pull(base.ref)
+        return
+    except EnvironmentFailure as pull_error:
+        local = bases.find_local(settings, base.name, base.digest)
+        if local is None:
+            raise EnvironmentFailure(
+                f"base {base.ref} is neither in the engine nor pullable: {pull_error.message}",
+                f"build and push it: gefreg base build {base.name} (with the registry running: "
+                f"gefreg registry serve)",
+            ) from None
+    bases.push(settings, local)
+    engine.pull(base.ref)
+
+
+def assemble_context(plan: Plan, context: Path) -> int:
+    """Copy exactly the declared files (plus wheels) into a fresh build context.
+
+    Every copied file is hashed again and compared with the fingerprint, so a file changed
+    between render and build is caught instead of silently built. Returns the context size.
+    """
+    if context.exists():
+        shutil.rmtree(context)
+    (context / CONTEXT_FILES).mkdir(parents=True)
+    (context / "Dockerfile").write_text(plan.dockerfile)
+    files = shipped_files(plan.entry)
+    copies = []
+    for f in files:
+        target = context / CONTEXT_FILES / f.relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f.path, target)
+        os.chmod(target, 0o755 if f.executable else 0o644)
+        copies.append(target)
+    expected = dict(plan.fingerprint.parts)
+    for f, digest in zip(files, hash_files(copies), strict=True):
+        if expected.get(f"files/{f.relpath}", "").split(" ")[0] != digest:
+            raise BadInput(
+                f"{plan.entry.directory / f.relpath} changed while gefreg was building",
+                "run the build again once the file is stable",
+            )
+    if plan.entry.spec.pip:
+        from gefreg.catalog.wheels import fetch
+
+        fetch(plan.entry, context / "wheels")
+    return sum(p.stat().st_size for p in context.rglob("*") if p.is_file())
+
+
+def build_entry(
+    settings: Settings,
+    entry: Entry,
+    *,
+    engine: Engine,
+    no_cache: bool = False,
+    lock: BaseLock | None = None,
+    on_event: Callable[[BuildEvent], None] | None = None,
+) -> BuildResult:
+    cache = HashCache(settings.hash_cache)
+    plan = prepare(
+        entry, settings, lock=lock if lock is not None else load_lock(settings.catalog), cache=cache
+    )
+    cache.save()
+    key = sha256_bytes(plan.dockerfile.encode())
+    if not no_cache:
+        hit = _cache_hit(engine, settings, plan, key)
+        if hit is not None:
+            return hit
+    ensure_base(engine, settings, plan.base)
+    folder = build_dir(settings, entry.name)
+    context = folder / f"context.{os.getpid()}"
+    log = folder / "build.log"
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    try:
+        size = assemble_context(plan, context)
+        created = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+        image_id = engine.build(
+            context, labels={CREATED: created}, no_cache=no_cache, on_event=on_event, log=log
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    tags = local_tags(plan, key)
+    for repo, tag in tags:
+        engine.tag(image_id, repo, tag)
+    record = {
+        "schema": SCHEMA,
+        "entry": entry.name,
+        "version": entry.spec.version,
+        "image_id": image_id,
+        "tags": [f"{repo}:{tag}" for repo, tag in tags],
+        "fingerprint": plan.fingerprint.digest,
+        "fingerprint_parts": dict(plan.fingerprint.parts),
+        "cache_key": key,
+        "base": {"name": plan.base.name, "ref": plan.base.ref, "digest": plan.base.digest},
+        "template": {"name": plan.template.name, "digest": plan.template.digest},
+        "registry": settings.registry,
+        "gefreg_version": __version__,
+        "engine": engine.facts(),
+        "started": created,
+        "duration_s": round(time.monotonic() - t0, 3),
+        "context_bytes": size,
+        "log": str(log),
+        "record": str(entry.record_path.resolve()),
+        "directory": str(entry.directory.resolve()),
+        "inputs": snapshot(input_paths(settings, plan)),
+    }
+    _write_json(folder / "by-key" / (key.removeprefix("sha256:") + ".json"), record)
+    _write_json(record_path(settings, entry.name), record)
+    return BuildResult(record, cached=False, path=record_path(settings, entry.name))

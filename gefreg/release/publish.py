@@ -1,0 +1,258 @@
+"""`gefreg publish`: put a built, scanned, tested image into the registry under rules that make
+every published version immutable, then append it to the release ledger.
+
+Order matters. Blobs and the manifest go up by digest first (nothing visible moves); then,
+under the entry's lock, the version tag is checked and put, read back, and only then is the
+ledger appended. A publish killed at any point leaves the ledger unchanged, and a rerun
+completes it (a tag already pointing at exactly our digest is our own earlier attempt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gefreg import __version__
+from gefreg.errors import CheckFailed
+from gefreg.hashing import sha256_bytes
+from gefreg.image.build_cache import read_record
+from gefreg.image.build_plan import Plan, prepare
+from gefreg.image.interface import ServiceInterface
+from gefreg.model import Entry
+from gefreg.registry.layer_cache import LayerCache
+from gefreg.release import ledger, versions
+from gefreg.release.image_push import PushedImage, push_image
+from gefreg.settings import Settings
+
+ARTIFACT_SBOM = "application/vnd.cyclonedx+json"
+ARTIFACT_SCAN = "application/vnd.gefreg.scan.v1+json"
+EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The evidence publish requires: a passing scan (and tests), with its artifacts."""
+
+    scan_summary: dict[str, Any]  # goes into the ledger line (with the tests' outcome)
+    scan_report: bytes | None = None
+    sbom: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    entry: str
+    version: str
+    repository: str
+    digest: str
+    status: str  # "published" | "unchanged"
+    floating: tuple[str, ...] = ()
+    artifacts: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry": self.entry,
+            "version": self.version,
+            "repository": self.repository,
+            "digest": self.digest,
+            "status": self.status,
+            "floating": list(self.floating),
+            "artifacts": dict(self.artifacts),
+        }
+
+
+def current_build(settings: Settings, entry: Entry, plan: Plan) -> dict[str, Any]:
+    """The build record, provided it was built from exactly the current record and files."""
+    record = read_record(settings, entry.name)
+    if record is None:
+        raise CheckFailed(f"{entry.name} has not been built", f"gefreg build {entry.name}")
+    if record.get("fingerprint") != plan.fingerprint.digest:
+        raise CheckFailed(
+            f"the last build of {entry.name} is not of the current record and files "
+            f"(fingerprint {record.get('fingerprint')} != {plan.fingerprint.digest})",
+            f"gefreg build {entry.name}",
+        )
+    return record
+
+
+def check_rules(entry: Entry, releases: list[ledger.Release], fingerprint: str) -> None:
+    """The version rules that need no registry; each broken rule is exit 1."""
+    version = entry.spec.version
+    existing = ledger.find(releases, version)
+    if existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise CheckFailed(
+                f"{entry.name} changed since {version} was published (fingerprint "
+                f"{existing.fingerprint} -> {fingerprint}) but its version was not bumped",
+                "bump the version in service.yaml",
+            )
+        return
+    blocker = versions.blocking_version(version, [r.version for r in releases])
+    if blocker is not None:
+        line = ".".join(map(str, versions.line_of(version)))
+        raise CheckFailed(
+            f"{entry.name} {version} is not higher than the published {blocker} of the {line} line",
+            "choose a higher version",
+        )
+
+
+def publish(
+    settings: Settings,
+    entry: Entry,
+    *,
+    engine: Any,
+    client: Any,
+    gate: Callable[[Plan, dict[str, Any]], Gate],
+    floating: tuple[str, ...] = versions.FLOATING,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_step: Callable[[str], None] = lambda _: None,
+) -> Published:
+    plan = prepare(entry, settings)
+    build = current_build(settings, entry, plan)
+    version = entry.spec.version
+    repo = entry.name  # services are REGISTRY/NAME, bases REGISTRY/bases/NAME
+    releases = ledger.read(entry.directory)
+    check_rules(entry, releases, plan.fingerprint.digest)
+    existing = ledger.find(releases, version)
+    if existing is not None:
+        return _republish(settings, entry, client, existing, build, repo, engine)
+    on_step("checking the scan policy and tests")
+    evidence = gate(plan, build)
+    on_step(f"uploading {entry.name} {version} to {settings.registry}/{repo}")
+    cache = LayerCache.of(settings.state_dir)
+    pushed = push_image(engine, client, build["image_id"], repo, cache)
+    with ledger.locked(entry.directory):
+        releases = ledger.read(entry.directory)  # another publisher may have won meanwhile
+        check_rules(entry, releases, plan.fingerprint.digest)
+        winner = ledger.find(releases, version)
+        if winner is not None:
+            return _republish(settings, entry, client, winner, build, repo, engine, pushed)
+        on_step(f"tagging {repo}:{version}")
+        current = client.head_manifest(repo, version)
+        if current is not None and current != pushed.digest:
+            raise CheckFailed(
+                f"{settings.registry}/{repo}:{version} already exists with digest {current}, "
+                f"not this build's {pushed.digest}; published versions never change",
+                "bump the version; `gefreg verify` reports tags pushed outside gefreg",
+            )
+        client.put_manifest(repo, version, pushed.manifest, _media_type())
+        after = client.head_manifest(repo, version)
+        if after != pushed.digest:
+            raise CheckFailed(
+                f"another publisher moved {repo}:{version} to {after} while we "
+                f"tagged {pushed.digest}; the ledger was not changed",
+                "run `gefreg verify` and repair",
+            )
+        artifacts = _push_artifacts(client, repo, pushed.digest, len(pushed.manifest), evidence)
+        moved = versions.floating_tags(version, [r.version for r in releases], floating)
+        for tag in moved:
+            client.put_manifest(repo, tag, pushed.manifest, _media_type())
+        release = ledger.Release(
+            version=version,
+            digest=pushed.digest,
+            repository=f"{settings.registry}/{repo}",
+            fingerprint=plan.fingerprint.digest,
+            base_digest=plan.base.digest,
+            image_id=pushed.image_id,
+            published=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            scan=evidence.scan_summary,
+            sbom_digest=dict(artifacts).get("sbom"),
+            gefreg_version=__version__,
+            floating=list(moved),
+            interface=ServiceInterface.from_spec(entry.spec).to_json(),
+        )
+        ledger.append(entry.directory, release)
+    return Published(
+        entry.name,
+        version,
+        f"{settings.registry}/{repo}",
+        pushed.digest,
+        "published",
+        tuple(moved),
+        tuple(artifacts),
+    )
+
+
+def _media_type() -> str:
+    from gefreg.image.oci import OCI_MANIFEST
+
+    return OCI_MANIFEST
+
+
+def _republish(
+    settings: Settings,
+    entry: Entry,
+    client: Any,
+    release: ledger.Release,
+    build: dict[str, Any],
+    repo: str,
+    engine: Any,
+    pushed: PushedImage | None = None,
+) -> Published:
+    """The version is in the ledger: a no-op for this very image, refused for any other.
+
+    ``pushed`` is this build as already uploaded (a publisher that lost the race), so the
+    image is not exported and uploaded a second time while the entry is locked."""
+    if release.image_id != build["image_id"]:
+        if pushed is None:
+            cache = LayerCache.of(settings.state_dir)
+            pushed = push_image(engine, client, build["image_id"], repo, cache)
+        if pushed.digest != release.digest:
+            raise CheckFailed(
+                f"{entry.name} {release.version} is published as {release.digest}; this build "
+                f"is {pushed.digest}. Published versions never change. (Same inputs, different "
+                "bytes: image builds are not bit-for-bit reproducible.)",
+                "nothing to do if you only rebuilt; bump the version to publish new content",
+            )
+    current = client.head_manifest(repo, release.version)
+    if current != release.digest:
+        where = "is gone from the registry" if current is None else f"points at {current}"
+        raise CheckFailed(
+            f"{repo}:{release.version} {where}, the ledger says {release.digest}",
+            f"gefreg verify --repair {entry.name}",
+        )
+    return Published(entry.name, release.version, release.repository, release.digest, "unchanged")
+
+
+def _push_artifacts(
+    client: Any, repo: str, subject: str, subject_size: int, gate: Gate
+) -> list[tuple[str, str]]:
+    """SBOM and scan report as OCI artifacts whose `subject` is the image; registries without
+    the referrers API find them through the `sha256-<hex>.<kind>` tag scheme."""
+    from gefreg.image import oci
+
+    out = []
+    empty = b"{}"
+    empty_digest = client_push_bytes(client, repo, empty)
+    for kind, media, data in (
+        ("sbom", ARTIFACT_SBOM, gate.sbom),
+        ("scan", ARTIFACT_SCAN, gate.scan_report),
+    ):
+        if not data:
+            continue
+        blob = client_push_bytes(client, repo, data)
+        manifest = oci.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.OCI_MANIFEST,
+                "artifactType": media,
+                "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": len(empty)},
+                "layers": [{"mediaType": media, "digest": blob, "size": len(data)}],
+                "subject": {
+                    "mediaType": oci.OCI_MANIFEST,
+                    "digest": subject,
+                    "size": subject_size,
+                },
+            }
+        )
+        tag = f"{subject.replace(':', '-')}.{kind}"
+        digest = client.put_manifest(repo, tag, manifest, oci.OCI_MANIFEST)
+        out.append((kind, digest))
+    return out
+
+
+def client_push_bytes(client: Any, repo: str, data: bytes) -> str:
+    digest = sha256_bytes(data)
+    client.push_blob(repo, digest, data)
+    return digest

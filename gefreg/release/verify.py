@@ -1,0 +1,213 @@
+"""`gefreg verify`: does the registry still hold exactly what the ledger says?
+
+For every entry: each ledger version's tag points at the ledger digest; no version-looking
+tag exists that the ledger does not know; floating tags point where the ledger says; the
+manifest and every blob it references are reachable. Requests run in parallel over kept-alive
+connections. ``repair`` puts drifted tags back on the ledger digest (the old manifest is
+still in the registry by digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from gefreg.release import ledger, versions
+from gefreg.validators import SEMVER_RE
+
+OK = "ok"
+# Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest
+# would remove every tag on that manifest, ledger versions included. So gefreg only reports.
+UNKNOWN_TAG_HINT = (
+    "if a `gefreg publish` of this version was cut off, run it again (it completes when the "
+    "tag holds the same build); otherwise delete the tag with the registry's own tools: "
+    "gefreg never adopts a version it did not publish, and the registry API cannot delete "
+    "one tag (it deletes a manifest with every tag on it)"
+)
+GONE_HINT = (
+    "the ledger's manifest is gone from the registry, so the tag cannot be put back: "
+    "restore the registry's storage from a backup"
+)
+
+
+@dataclass(frozen=True)
+class Issue:
+    entry: str
+    kind: str  # drift | missing | unknown-tag | floating | unreachable
+    tag: str
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    repaired: bool = False
+    hint: str | None = None  # what to do when --repair cannot fix it
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: tuple[str, ...]
+    checked_tags: int
+    issues: tuple[Issue, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(i.repaired for i in self.issues)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": list(self.entries),
+            "checked_tags": self.checked_tags,
+            "issues": [i.__dict__ for i in self.issues],
+        }
+
+
+def _repo(release: ledger.Release) -> str:
+    return release.repository.split("/", 1)[1]
+
+
+class Published(Protocol):
+    """What verify needs of an entry: its name and the folder holding its ledger. Records are
+    not loaded (nor validated) for this, which keeps a verify of many entries fast."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def directory(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class LedgerFolder:
+    name: str
+    directory: Path
+
+
+def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
+    """Where each floating tag must point: at the last release that moved it, as recorded;
+    for ledgers written before that was recorded, where the version rules would put it."""
+    if any(r.floating is None for r in releases):
+        return versions.floating_targets([r.version for r in releases], versions.FLOATING)
+    targets: dict[str, str] = {}
+    for release in releases:
+        for tag in release.floating or ():
+            targets[tag] = release.version
+    return targets
+
+
+def verify_entry(
+    entry: Published, client: Any, *, repair: bool = False, deep: bool = True
+) -> tuple[int, list[Issue]]:
+    releases = ledger.read(entry.directory)
+    # An entry never published is checked too: a version tag in its repository (the entry's
+    # name, as `gefreg publish` names it) was pushed outside gefreg, or is a cut-off publish.
+    repo = _repo(releases[-1]) if releases else entry.name
+    tags = set(client.list_tags(repo))
+    expected = {r.version: r.digest for r in releases}
+    by_version = {r.version: r for r in releases}
+    recorded = all(r.floating is not None for r in releases)
+    for tag, version in floating_targets(releases).items():
+        # Recorded floating tags must exist; for older ledgers only the ones present are known.
+        if recorded or tag in tags:
+            expected[tag] = by_version[version].digest
+    heads = client.head_manifests(repo, sorted(expected))
+    issues: list[Issue] = []
+    for tag, want in sorted(expected.items()):
+        got = heads.get(tag)
+        kind = "floating" if tag not in by_version else ("missing" if got is None else "drift")
+        if got == want:
+            continue
+        issue = Issue(
+            entry.name,
+            kind,
+            tag,
+            f"{repo}:{tag} is {'gone' if got is None else got}, the ledger says {want}",
+            want,
+            got,
+        )
+        if repair:
+            manifest = client.get_manifest(repo, want)
+            if manifest is not None:
+                client.put_manifest(repo, tag, manifest.body, manifest.media_type)
+                issue = dataclasses.replace(issue, repaired=True)
+            else:
+                issue = dataclasses.replace(issue, hint=GONE_HINT)
+        issues.append(issue)
+    for tag in sorted(tags - set(expected)):
+        if SEMVER_RE.match(tag):
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unknown-tag",
+                    tag,
+                    f"{repo}:{tag} looks like a version but is not in the ledger "
+                    "(pushed outside gefreg?)",
+                    hint=UNKNOWN_TAG_HINT,
+                )
+            )
+    if deep:
+        issues += _unreachable(entry, client, repo, releases)
+    return len(expected), issues
+
+
+def _unreachable(
+    entry: Published, client: Any, repo: str, releases: list[ledger.Release]
+) -> list[Issue]:
+    """Every blob of every ledger manifest must be present (checked in parallel). Each
+    distinct manifest is fetched once and each distinct blob checked once: releases often
+    share them (a rebuild-free version bump, a shared base layer)."""
+    issues: list[Issue] = []
+    blobs: dict[str, str] = {}
+    digests = list(dict.fromkeys(r.digest for r in releases))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        fetched = dict(
+            zip(digests, pool.map(lambda d: client.get_manifest(repo, d), digests), strict=True)
+        )
+    for release in releases:
+        if fetched[release.digest] is None:
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unreachable",
+                    release.version,
+                    f"{repo}@{release.digest} is gone from the registry",
+                )
+            )
+    versions_of = {r.digest: r.version for r in releases}  # a version that names the digest
+    for digest, manifest in fetched.items():
+        if manifest is None:
+            continue
+        body = json.loads(manifest.body)
+        for desc in [body.get("config", {}), *body.get("layers", [])]:
+            if desc.get("digest"):
+                blobs.setdefault(desc["digest"], versions_of[digest])
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        present = dict(
+            zip(blobs, pool.map(lambda d: client.blob_exists(repo, d), blobs), strict=True)
+        )
+    for digest, ok in present.items():
+        if not ok:
+            issues.append(
+                Issue(
+                    entry.name,
+                    "unreachable",
+                    blobs[digest],
+                    f"blob {digest} of {repo}:{blobs[digest]} is missing",
+                )
+            )
+    return issues
+
+
+def verify(
+    entries: Sequence[Published], client: Any, *, repair: bool = False, deep: bool = True
+) -> Verification:
+    checked, issues = 0, []
+    for entry in entries:
+        n, found = verify_entry(entry, client, repair=repair, deep=deep)
+        checked += n
+        issues += found
+    return Verification(tuple(e.name for e in entries), checked, tuple(issues))

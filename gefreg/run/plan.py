@@ -1,0 +1,175 @@
+"""From command-line words to a :class:`RunRequest`: resolve the image, find its interface,
+apply limit overrides, and map folders onto ports. Nothing runs here."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gefreg.catalog.entries import base_names, load_entry
+from gefreg.engine import Engine
+from gefreg.errors import BadInput, CheckFailed
+from gefreg.image.interface import (
+    MAX_CPUS,
+    MAX_MEMORY,
+    MAX_PIDS,
+    MAX_TIMEOUT,
+    MIN_CPUS,
+    MIN_MEMORY,
+    ServiceInterface,
+    assign_ports,
+)
+from gefreg.model import Resources
+from gefreg.run.execute import RunRequest
+from gefreg.run.image_choice import (
+    Ledger,
+    ResolvedImage,
+    resolve_image,
+    resolve_untrusted,
+    verify_image,
+)
+from gefreg.settings import Settings
+from gefreg.validators import parse_duration, parse_memory
+
+
+@dataclass(frozen=True)
+class LimitOverrides:
+    """Limits given on the command line (text as typed); None keeps the record's value."""
+
+    memory: str | None = None
+    cpus: float | None = None
+    timeout: str | None = None
+    pids: int | None = None
+
+
+def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, tuple[str, ...]]:
+    """``base`` with the command line's limits; each must be finite and within the bounds a
+    run record may carry (:mod:`gefreg.image.interface`), else BadInput naming the option."""
+    changes: dict[str, float | int] = {}
+    if over.memory is not None:
+        try:
+            memory = parse_memory(over.memory)
+        except (OverflowError, ValueError):
+            memory = None
+        if memory is None or not MIN_MEMORY <= memory <= MAX_MEMORY:
+            raise BadInput(
+                f"--memory {over.memory!r}: expected a size from 4m to 1024t like 512m or 2g"
+            )
+        changes["memory"] = memory
+    if over.cpus is not None:
+        cpus = float(over.cpus)
+        if not math.isfinite(cpus) or not MIN_CPUS <= cpus <= MAX_CPUS:
+            raise BadInput(
+                f"--cpus {over.cpus}: expected a number from {MIN_CPUS:g} to {MAX_CPUS:g} "
+                "like 0.5 or 2"
+            )
+        changes["cpus"] = cpus
+    if over.timeout is not None:
+        try:
+            seconds = parse_duration(over.timeout)
+        except (OverflowError, ValueError):
+            seconds = None
+        if not seconds or not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
+            raise BadInput(
+                f"--timeout {over.timeout!r}: expected a duration up to a year like 90s or 10m"
+            )
+        changes["timeout"] = seconds
+    if over.pids is not None:
+        if not 1 <= over.pids <= MAX_PIDS:
+            raise BadInput(f"--pids {over.pids}: expected a number from 1 to {MAX_PIDS}")
+        changes["pids"] = over.pids
+    return dataclasses.replace(base, **changes), tuple(changes)  # type: ignore[arg-type]
+
+
+def choose_interface(
+    settings: Settings, engine: Engine, image: ResolvedImage
+) -> tuple[ResolvedImage, ServiceInterface]:
+    """The interface to run ``image`` with, from the first source that describes it:
+
+    1. the ledger's stored interface, when the image is a ledger release that has one;
+    2. the catalog record, when its version is the image's;
+    3. the image itself (:meth:`ServiceInterface.from_image`: GEF labels, Entrypoint + Cmd,
+       User, default limits) — for untrusted images, and for a catalog image of another version
+       (by digest, an older build, a release published before the ledger stored interfaces).
+       The run record says so (``service.interface: image``).
+
+    Returns the image too: reading a ledger release's own config needs the image, which is
+    then pulled by digest from the trusted registry (as the runner would) and carries its ID.
+    """
+    if image.trusted:
+        if image.source == "ledger" and image.interface is not None:
+            face = ServiceInterface.from_json(
+                image.interface, f"the ledger's interface of {image.name}@{image.version}"
+            )
+            if (face.name, face.version) != (image.name, image.version):
+                raise CheckFailed(
+                    f"the ledger's interface of {image.name}@{image.version} describes "
+                    f"{face.name}@{face.version}",
+                    "the ledger was edited; check it with gefreg verify",
+                )
+            return image, face
+        entry = load_entry(settings.catalog / image.name, base_names(settings.catalog))
+        if entry.spec.version == image.version:
+            return image, ServiceInterface.from_spec(entry.spec)
+        if not image.image_id and image.manifest_digest and image.repository:
+            image = verify_image(engine, image)
+    config = engine.image_config(image.image_id) if image.image_id else None
+    if config is None:
+        raise BadInput(
+            f"the engine does not have the image of {image.name} ({image.image_id[:19]})",
+            f"build it again (gefreg build {image.name}) or load it",
+        )
+    return image, ServiceInterface.from_image(image.name, config)
+
+
+def interface_for(settings: Settings, engine: Engine, image: ResolvedImage) -> ServiceInterface:
+    """The interface :func:`choose_interface` picks for ``image``."""
+    return choose_interface(settings, engine, image)[1]
+
+
+def plan_run(
+    settings: Settings,
+    engine: Engine,
+    *,
+    target: str | None,
+    image_ref: str | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    args: Sequence[str] = (),
+    limits: LimitOverrides | None = None,
+    record: Path | None = None,
+    force: bool = False,
+    allow_untrusted: bool = False,
+    ledger: Ledger | None = None,
+) -> RunRequest:
+    """Everything ``gefreg run`` decides before it runs anything."""
+    if (target is None) == (image_ref is None):
+        raise BadInput("give a catalog NAME[@VERSION] or --image REF (exactly one)")
+    if image_ref is not None:
+        if not allow_untrusted:
+            raise BadInput(
+                f"--image {image_ref}: refusing an image that is not in the catalog",
+                "pass --allow-untrusted to run it anyway",
+            )
+        image = resolve_untrusted(engine, image_ref)
+    else:
+        assert target is not None
+        image = resolve_image(
+            settings, target, engine=engine, ledger=ledger, allow_untrusted=allow_untrusted
+        )
+    image, service = choose_interface(settings, engine, image)
+    resources, overridden = apply_overrides(service.resources, limits or LimitOverrides())
+    return RunRequest(
+        image=image,
+        service=service,
+        inputs=tuple(assign_ports("input", service.inputs, inputs).items()),
+        outputs=tuple(assign_ports("output", service.outputs, outputs).items()),
+        args=tuple(args),
+        limits=resources,
+        overridden=overridden,
+        record=record,
+        force=force,
+    )

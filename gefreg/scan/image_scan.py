@@ -1,0 +1,475 @@
+"""`gefreg scan`: scan an image (or an entry's built image), apply the policy, keep the report.
+
+An image is scanned by Trivy (vulnerabilities, secrets, misconfigurations) and, for an entry,
+the entry's rendered Dockerfile by hadolint. The findings go through the policy
+(:mod:`gefreg.scan.policy`) and the result is a :class:`ScanReport`: the verdict, every finding
+that blocked, what was suppressed and why, and what is needed to reproduce it (scanner and DB
+versions, policy sha256, image ID, SBOM). Scanner results are cached (:mod:`gefreg.scan.cache`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from gefreg import __version__
+from gefreg.errors import BadInput
+from gefreg.scan.cache import (
+    DOCKERFILE,
+    REPORT,
+    SBOM,
+    TRIVY_REPORT,
+    CachedScan,
+    ScanCache,
+    cache_key,
+    is_image_id,
+    valid_until,
+    write_json,
+)
+from gefreg.scan.findings import HADOLINT_SEVERITY, Finding, FindingClass
+from gefreg.scan.policy import POLICY_FILE, Policy, Verdict, evaluate, load_policy
+from gefreg.scan.trivy import (
+    ImageMeta,
+    ScannerInfo,
+    TrivyOptions,
+    VulnerabilityScan,
+    db_info,
+    image_meta,
+    load_report,
+    parse_report,
+    remember_trivy_version,
+    scan_image,
+    scanner_info,
+    start_sbom,
+    trivy_version,
+    write_sbom,
+)
+from gefreg.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """What `gefreg build` wrote about an entry's image."""
+
+    path: Path
+    image_id: str
+    tags: tuple[str, ...]
+    fingerprint: str | None
+
+
+def build_record(settings: Settings, name: str) -> BuildRecord:
+    """The built image of entry ``name``, from its build record (:func:`buildcache.read_record`)."""
+    from gefreg.image.build_cache import read_record, record_path
+
+    path = record_path(settings, name)
+    data = read_record(settings, name)
+    if data is None:
+        raise BadInput(
+            f"entry {name!r} has no built image yet (no readable {path})",
+            f"build it first: gefreg build {name}",
+        )
+    image_id = data.get("image_id")
+    if not isinstance(image_id, str) or not is_image_id(image_id):
+        raise BadInput(
+            f"{path}: image_id {image_id!r} is not sha256:<64 hex>",
+            f"rebuild the image: gefreg build {name}",
+        )
+    tags = tuple(str(t) for t in data.get("tags") or ())
+    fingerprint = str(data["fingerprint"]) if data.get("fingerprint") else None
+    return BuildRecord(path, image_id, tags, fingerprint)
+
+
+def find_entry(root: Path, target: str) -> Path | None:
+    """The entry folder ``target`` names (a folder, its service.yaml, or a catalog name)."""
+    path = Path(target)
+    by_name = root / target if not any(c in target for c in ":@/") else None
+    if not path.exists() and (by_name is None or not by_name.is_dir()):
+        return None  # an image reference: spares importing the record module
+    from gefreg.catalog.service_record import RECORD_FILE
+
+    if by_name is not None and (by_name / RECORD_FILE).is_file():
+        return by_name  # a catalog name wins over a folder of that name (as catalog.resolve)
+    if (path / RECORD_FILE).is_file():
+        return path
+    if path.name == RECORD_FILE and path.is_file():
+        return path.parent
+    return None
+
+
+def policy_files(settings: Settings, policy: Path | None, entry_dir: Path | None) -> list[Path]:
+    """``--policy FILE`` (else ``CATALOG/policy.yaml`` if present), then the entry's own."""
+    files = []
+    if policy is not None:
+        files.append(policy)
+    elif (settings.catalog / POLICY_FILE).is_file():
+        files.append(settings.catalog / POLICY_FILE)
+    if entry_dir is not None and (entry_dir / POLICY_FILE).is_file():
+        files.append(entry_dir / POLICY_FILE)
+    return files
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """Everything a scan found and decided, and what is needed to reproduce it."""
+
+    reference: str
+    entry: str | None
+    image: ImageMeta
+    scanner: ScannerInfo
+    hadolint: str | None
+    vulnerabilities: VulnerabilityScan
+    verdict: Verdict
+    scanned_at: datetime
+    cached: bool
+    folder: Path | None
+    trivy_report: Path | None
+    sbom: Path | None
+    dockerfile: Path | None
+    commands: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @property
+    def policy(self) -> Policy:
+        return self.verdict.policy
+
+    @property
+    def report_path(self) -> Path | None:
+        return self.folder / REPORT if self.folder else None
+
+    def location(self, finding: Finding) -> str | None:
+        """The file a finding points at: the saved Dockerfile for hadolint findings."""
+        if finding.kind is FindingClass.DOCKERFILE and self.dockerfile is not None:
+            return str(self.dockerfile)
+        return finding.path
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        subject = self.entry or self.reference
+        blocking = len(self.verdict.blocking)
+        text = f"scan {verdict}: {subject}: {blocking} blocking finding"
+        text += "" if blocking == 1 else "s"
+        if not self.vulnerabilities.evaluated:
+            text += ", vulnerabilities not evaluated (no vulnerability DB)"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        files = {
+            "report": self.report_path,
+            "trivy_report": self.trivy_report,
+            "sbom": self.sbom,
+            "dockerfile": self.dockerfile,
+        }
+        return {
+            "gefreg_scan": 1,
+            "gefreg_version": __version__,
+            "passed": self.passed,
+            "summary": self.summary(),
+            "reasons": self.verdict.reasons(),
+            "subject": {
+                "reference": self.reference,
+                "entry": self.entry,
+                **self.image.to_json(),
+            },
+            "scanners": {
+                "trivy": self.scanner.to_json(),
+                "hadolint": {"version": self.hadolint} if self.hadolint else None,
+            },
+            "vulnerabilities": {
+                **self.vulnerabilities.to_json(),
+                "when_unavailable": self.policy.db_unavailable.value,
+                "blocks": self.verdict.db_blocks,
+            },
+            "policy": self.policy.to_json(),
+            "verdict": self.verdict.to_json(),
+            "scanned_at": self.scanned_at.isoformat(),
+            "cached": self.cached,
+            "files": {k: str(v) if v else None for k, v in files.items()},
+            "commands": list(self.commands),
+            "notes": list(self.notes),
+        }
+
+
+def _hadolint_version(memo: Path) -> str:
+    from gefreg.scan.tool_versions import tool_version
+    from gefreg.subprocesses import find_tool
+
+    def parse(out: bytes) -> str:
+        return out.decode(errors="replace").strip().rsplit(" ", 1)[-1] or "unknown"
+
+    return tool_version(find_tool("hadolint"), ["--version"], parse, memo)
+
+
+def _lint_dockerfile(path: Path, entry: str) -> tuple[Finding, ...]:
+    from gefreg.scan.hadolint import run_hadolint
+
+    return tuple(
+        Finding(
+            kind=FindingClass.DOCKERFILE,
+            id=f.code,
+            severity=HADOLINT_SEVERITY.get(f.level, HADOLINT_SEVERITY["error"]),
+            title=f.message,
+            target=f"Dockerfile rendered from {entry}",
+            path=DOCKERFILE,
+            line=f.line or None,
+            url=f"https://github.com/hadolint/hadolint/wiki/{f.code}"
+            if f.code.startswith("DL")
+            else None,
+        )
+        for f in run_hadolint([path])
+    )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What to scan: an image reference, or an entry's built image (found without parsing)."""
+
+    reference: str
+    image_id: str | None
+    entry: str | None = None
+    entry_dir: Path | None = None
+    build: BuildRecord | None = None
+
+
+def _target(settings: Settings, target: str) -> _Target:
+    folder = find_entry(settings.catalog, target)
+    if folder is None:
+        return _Target(target, target if is_image_id(target) else None)
+    name = folder.resolve().name  # a record's name must equal its folder's (record.py)
+    record = build_record(settings, name)
+    reference = record.tags[0] if record.tags else record.image_id
+    return _Target(reference, record.image_id, name, folder, record)
+
+
+@dataclass(frozen=True)
+class _Dockerfile:
+    """An entry's rendered Dockerfile; ``identity`` keys its hadolint result in the cache."""
+
+    text: str
+    identity: str
+    notes: tuple[str, ...] = ()
+
+
+def _render(settings: Settings, subject: _Target) -> _Dockerfile:
+    """Render the entry now. When its fingerprint is the one in the build record, this is the
+    Dockerfile the image was built from, and the fingerprint identifies it."""
+    from gefreg.catalog.entries import base_names, load_entry
+    from gefreg.hashing import sha256_bytes
+    from gefreg.image.build_plan import prepare
+
+    assert subject.entry_dir is not None and subject.build is not None
+    plan = prepare(load_entry(subject.entry_dir, base_names(settings.catalog)), settings)
+    now, built = plan.fingerprint.digest, subject.build.fingerprint
+    if now == built:
+        return _Dockerfile(plan.dockerfile, now)
+    notes: tuple[str, ...] = ()
+    if built:
+        notes = (
+            f"{subject.entry} changed since its image was built (fingerprint {now[:19]} now, "
+            f"{built[:19]} when built): hadolint checked the current Dockerfile; rebuild with "
+            f"`gefreg build {subject.entry}`",
+        )
+    return _Dockerfile(plan.dockerfile, "rendered " + sha256_bytes(plan.dockerfile.encode()), notes)
+
+
+def scan(
+    settings: Settings,
+    target: str,
+    *,
+    policy_file: Path | None = None,
+    options: TrivyOptions | None = None,
+    today: date | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> ScanReport:
+    """Scan ``target`` (an image reference or ID in the local engine, or a catalog entry).
+
+    A cached result is looked for when the image ID is known without asking the engine (an
+    entry's build record, or an ID given as ``sha256:...``); a tag is always scanned, and its
+    result is cached under the image ID Trivy reports. For an entry, the result is reused while
+    the image and the fingerprint it was built from are unchanged.
+    """
+    options = (options or TrivyOptions()).resolved()
+    say = progress or (lambda _text: None)
+    subject = _target(settings, target)
+    policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
+    cache = ScanCache(settings.state_dir / "scans")
+    hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
+    dockerfile = None
+    if subject.build is not None and not subject.build.fingerprint:
+        dockerfile = _render(settings, subject)
+    cached = None
+    if use_cache and subject.image_id is not None:
+        identity = None
+        if subject.build is not None:
+            identity = dockerfile.identity if dockerfile else subject.build.fingerprint
+        info = scanner_info(options, trivy_version(cache.tools))
+        key = cache_key(subject.image_id, info, options.key(), identity, hadolint)
+        cached = cache.get(subject.image_id, key)
+    was_cached = cached is not None
+    notes: tuple[str, ...] = ()
+    if cached is None:
+        cached, notes = _run_scanners(settings, cache, subject, options, dockerfile, hadolint, say)
+    return _finish(cached, subject, policy, today or date.today(), was_cached, notes)
+
+
+def _run_scanners(
+    settings: Settings,
+    cache: ScanCache,
+    subject: _Target,
+    options: TrivyOptions,
+    dockerfile: _Dockerfile | None,
+    hadolint: str | None,
+    say: Progress,
+) -> tuple[CachedScan, tuple[str, ...]]:
+    workspace = cache.workspace()
+    try:
+        scanned_at = datetime.now(UTC)
+        say(f"scanning {subject.reference} with Trivy")
+        ref = subject.image_id or subject.reference
+        findings: tuple[Finding, ...] = ()
+        with start_sbom(workspace / SBOM) as converter, ThreadPoolExecutor(1) as pool:
+            # Trivy runs in the background while the entry's Dockerfile is rendered and linted.
+            scanning = pool.submit(
+                scan_image,
+                ref,
+                options,
+                workspace / TRIVY_REPORT,
+                db_in_cache=db_info(options) is not None,
+            )
+            if subject.entry is not None:
+                if dockerfile is None:
+                    say(f"rendering the Dockerfile of {subject.entry}")
+                    dockerfile = _render(settings, subject)
+                say("checking the Dockerfile with hadolint")
+                (workspace / DOCKERFILE).write_text(dockerfile.text)
+                findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
+            result = scanning.result()
+            say("writing the CycloneDX SBOM")
+            write_sbom(workspace / TRIVY_REPORT, converter)
+        findings += result.findings
+        remember_trivy_version(cache.tools, result.version)
+        info = scanner_info(options, result.version)  # Trivy may just have fetched a DB
+        image = result.image
+        if image.image_id is None:
+            image = ImageMeta(image.name, subject.image_id, image.repo_digests, image.repo_tags)
+        identity = dockerfile.identity if dockerfile is not None else None
+        key = cache_key(
+            image.image_id or subject.reference, info, options.key(), identity, hadolint
+        )
+        record = CachedScan(
+            key=key,
+            folder=workspace,
+            scanned_at=scanned_at,
+            valid_until=valid_until(
+                scanned_at, info, result.vulnerabilities, options.skip_db_update
+            ),
+            image=image,
+            scanner=info,
+            hadolint=hadolint,
+            vulnerabilities=result.vulnerabilities,
+            findings=findings,
+            commands=result.commands,
+        )
+        return cache.put(workspace, record), dockerfile.notes if dockerfile else ()
+    except BaseException:
+        shutil.rmtree(workspace, ignore_errors=True)
+        raise
+
+
+def _finish(
+    cached: CachedScan,
+    subject: _Target,
+    policy: Policy,
+    today: date,
+    was_cached: bool,
+    notes: tuple[str, ...],
+) -> ScanReport:
+    verdict = evaluate(
+        cached.findings,
+        policy,
+        today=today,
+        vulnerabilities_evaluated=cached.vulnerabilities.evaluated,
+    )
+    dockerfile = cached.folder / DOCKERFILE
+    report = ScanReport(
+        reference=subject.reference,
+        entry=subject.entry,
+        image=cached.image,
+        scanner=cached.scanner,
+        hadolint=cached.hadolint,
+        vulnerabilities=cached.vulnerabilities,
+        verdict=verdict,
+        scanned_at=cached.scanned_at,
+        cached=was_cached,
+        folder=cached.folder,
+        trivy_report=cached.trivy_report,
+        sbom=cached.sbom,
+        dockerfile=dockerfile if dockerfile.is_file() else None,
+        commands=cached.commands,
+        notes=notes,
+    )
+    write_json(cached.folder / REPORT, report.to_json())
+    return report
+
+
+def evaluate_trivy_report(
+    settings: Settings,
+    path: Path,
+    *,
+    entry: str | None = None,
+    policy_file: Path | None = None,
+    today: date | None = None,
+) -> ScanReport:
+    """Apply the policy to a Trivy JSON report made elsewhere (no scanner runs).
+
+    The report is taken to include the vulnerability scan (Trivy's default). ``entry`` selects
+    an entry's own policy on top of the catalog's.
+    """
+    entry_dir = None
+    if entry is not None:
+        entry_dir = find_entry(settings.catalog, entry)
+        if entry_dir is None:
+            raise BadInput(
+                f"no catalog entry {entry!r} in {settings.catalog}",
+                "name an entry folder or name, or leave it out",
+            )
+    policy = load_policy(policy_files(settings, policy_file, entry_dir))
+    data = load_report(path)
+    image = image_meta(data)
+    verdict = evaluate(parse_report(data), policy, today=today or date.today())
+    version = str((data.get("Trivy") or {}).get("Version") or "unknown")
+    created = data.get("CreatedAt")
+    try:
+        scanned_at = datetime.fromisoformat(str(created))
+    except ValueError:
+        scanned_at = datetime.now(UTC)
+    return ScanReport(
+        reference=image.name or str(path),
+        entry=entry_dir.resolve().name if entry_dir else None,
+        image=image,
+        scanner=ScannerInfo(version, None),
+        hadolint=None,
+        vulnerabilities=VulnerabilityScan(True),
+        verdict=verdict,
+        scanned_at=scanned_at,
+        cached=False,
+        folder=None,
+        trivy_report=path,
+        sbom=None,
+        dockerfile=None,
+        notes=(
+            f"evaluated {path} (a Trivy report made elsewhere); the vulnerability scan is "
+            "taken to be part of it",
+        ),
+    )
