@@ -1,4 +1,5 @@
-"""Domain values as frozen dataclasses. No I/O here: loading and validation live in catalog.py."""
+"""Domain values as frozen dataclasses. No I/O here: loading and validation live in
+gefreg.catalog (service_record, base_record, entries)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Shared syntax rules. The same patterns guard validation (catalog.py) and rendering (render.py),
+# Shared syntax rules. The same patterns guard validation (catalog/) and rendering (image/render),
 # so a value that reaches a Dockerfile instruction outside a quoted label has passed one of these.
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -30,7 +30,7 @@ from gefreg.fsutil import write_json
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
 from gefreg.image import bases
 from gefreg.image.build_cache import build_dir, record_path, snapshot
-from gefreg.image.build_plan import Plan, prepare
+from gefreg.image.build_plan import BuildPlan, prepare
 from gefreg.image.fingerprint import shipped_files
 from gefreg.image.labels import CREATED, BaseImage
 from gefreg.image.render import CONTEXT_FILES
@@ -53,7 +53,7 @@ class BuildResult:
         return str(self.record["image_id"])
 
 
-def local_tags(plan: Plan, key: str) -> list[tuple[str, str]]:
+def local_tags(plan: BuildPlan, key: str) -> list[tuple[str, str]]:
     repo = f"{LOCAL_REPOSITORY}/{plan.entry.name}"
     return [(repo, plan.entry.spec.version), (repo, "build-" + key.removeprefix("sha256:")[:12])]
 
@@ -62,7 +62,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_json(path, data, durable=True)
 
 
-def input_paths(settings: Settings, plan: Plan) -> list[Path]:
+def input_paths(settings: Settings, plan: BuildPlan) -> list[Path]:
     """Every file whose change could change the rendered Dockerfile (see buildcache)."""
     entry = plan.entry
     paths = [entry.record_path, entry.directory / "pip.lock", load_lock(settings.catalog).path]
@@ -78,7 +78,7 @@ def input_paths(settings: Settings, plan: Plan) -> list[Path]:
     return paths
 
 
-def _cache_hit(engine: Engine, settings: Settings, plan: Plan, key: str) -> BuildResult | None:
+def _cache_hit(engine: Engine, settings: Settings, plan: BuildPlan, key: str) -> BuildResult | None:
     path = build_dir(settings, plan.entry.name) / "by-key" / (key.removeprefix("sha256:") + ".json")
     try:
         record = json.loads(path.read_text())
@@ -116,7 +116,7 @@ def ensure_base(engine: Engine, settings: Settings, base: BaseImage) -> None:
     engine.pull(base.ref)
 
 
-def assemble_context(plan: Plan, context: Path) -> int:
+def assemble_context(plan: BuildPlan, context: Path) -> int:
     """Copy exactly the declared files (plus wheels) into a fresh build context.
 
     Every copied file is hashed again and compared with the fingerprint, so a file changed

@@ -23,7 +23,7 @@ from gefreg.settings import Settings
 
 
 @dataclass(frozen=True)
-class Plan:
+class BuildPlan:
     entry: Entry
     template: Template
     base: BaseImage
@@ -54,7 +54,7 @@ def prepare(
     *,
     lock: BaseLock | None = None,
     cache: HashCache | None = None,
-) -> Plan:
+) -> BuildPlan:
     lock = lock if lock is not None else load_lock(settings.catalog)
     template = load_template(entry.spec.template)
     base = resolve_base(settings, lock, entry.spec.base)
@@ -72,4 +72,4 @@ def prepare(
         fingerprint=fingerprint.digest,
         entry_path=entry_path(settings.catalog, entry),
     )
-    return Plan(entry, template, base, fingerprint, rendered)
+    return BuildPlan(entry, template, base, fingerprint, rendered)

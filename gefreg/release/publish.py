@@ -18,7 +18,7 @@ from gefreg import __version__
 from gefreg.errors import CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.image.build_cache import read_record
-from gefreg.image.build_plan import Plan, prepare
+from gefreg.image.build_plan import BuildPlan, prepare
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry
 from gefreg.registry.layer_cache import LayerCache
@@ -32,7 +32,7 @@ EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 
 
 @dataclass(frozen=True)
-class Gate:
+class PublishEvidence:
     """The evidence publish requires: a passing scan (and tests), with its artifacts."""
 
     scan_summary: dict[str, Any]  # goes into the ledger line (with the tests' outcome)
@@ -62,7 +62,7 @@ class Published:
         }
 
 
-def current_build(settings: Settings, entry: Entry, plan: Plan) -> dict[str, Any]:
+def current_build(settings: Settings, entry: Entry, plan: BuildPlan) -> dict[str, Any]:
     """The build record, provided it was built from exactly the current record and files."""
     record = read_record(settings, entry.name)
     if record is None:
@@ -103,7 +103,7 @@ def publish(
     *,
     engine: Any,
     client: Any,
-    gate: Callable[[Plan, dict[str, Any]], Gate],
+    gate: Callable[[BuildPlan, dict[str, Any]], PublishEvidence],
     floating: tuple[str, ...] = versions.FLOATING,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_step: Callable[[str], None] = lambda _: None,
@@ -216,7 +216,7 @@ def _republish(
 
 
 def _push_artifacts(
-    client: Any, repo: str, subject: str, subject_size: int, gate: Gate
+    client: Any, repo: str, subject: str, subject_size: int, gate: PublishEvidence
 ) -> list[tuple[str, str]]:
     """SBOM and scan report as OCI artifacts whose `subject` is the image; registries without
     the referrers API find them through the `sha256-<hex>.<kind>` tag scheme."""

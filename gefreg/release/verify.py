@@ -70,7 +70,7 @@ def _repo(release: ledger.Release) -> str:
     return release.repository.split("/", 1)[1]
 
 
-class Published(Protocol):
+class LedgerOwner(Protocol):
     """What verify needs of an entry: its name and the folder holding its ledger. Records are
     not loaded (nor validated) for this, which keeps a verify of many entries fast."""
 
@@ -100,7 +100,7 @@ def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
 
 
 def verify_entry(
-    entry: Published, client: Any, *, repair: bool = False, deep: bool = True
+    entry: LedgerOwner, client: Any, *, repair: bool = False, deep: bool = True
 ) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
     # An entry never published is checked too: a version tag in its repository (the entry's
@@ -155,7 +155,7 @@ def verify_entry(
 
 
 def _unreachable(
-    entry: Published, client: Any, repo: str, releases: list[ledger.Release]
+    entry: LedgerOwner, client: Any, repo: str, releases: list[ledger.Release]
 ) -> list[Issue]:
     """Every blob of every ledger manifest must be present (checked in parallel). Each
     distinct manifest is fetched once and each distinct blob checked once: releases often
@@ -203,7 +203,7 @@ def _unreachable(
 
 
 def verify(
-    entries: Sequence[Published], client: Any, *, repair: bool = False, deep: bool = True
+    entries: Sequence[LedgerOwner], client: Any, *, repair: bool = False, deep: bool = True
 ) -> Verification:
     checked, issues = 0, []
     for entry in entries:

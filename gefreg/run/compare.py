@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from gefreg.run.tree_manifest import FileEntry, Manifest
+from gefreg.run.tree_manifest import FileEntry, TreeManifest
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ def matching_pattern(path: str, patterns: Iterable[str]) -> str | None:
     return None
 
 
-def _named(manifests: Mapping[str, Manifest]) -> dict[str, FileEntry]:
+def _named(manifests: Mapping[str, TreeManifest]) -> dict[str, FileEntry]:
     return {f"{port}/{f.path}": f for port, m in manifests.items() for f in m.files}
 
 
 def compare_outputs(
-    expected: Mapping[str, Manifest],
-    actual: Mapping[str, Manifest],
+    expected: Mapping[str, TreeManifest],
+    actual: Mapping[str, TreeManifest],
     ignore: Iterable[str],
 ) -> Comparison:
     """Differences from ``expected`` to ``actual``, with ``ignore`` patterns set aside."""

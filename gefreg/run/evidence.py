@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.errors import CheckFailed
-from gefreg.image.build_plan import Plan
-from gefreg.release.publish import Gate
+from gefreg.image.build_plan import BuildPlan
+from gefreg.release.publish import PublishEvidence
 from gefreg.settings import Settings
 
 
@@ -24,10 +24,10 @@ def publish_gate(
     policy_file: Path | None = None,
     scan_options: Any = None,
     on_step: Callable[[str], None] = lambda _: None,
-) -> Callable[[Plan, dict[str, Any]], Gate]:
+) -> Callable[[BuildPlan, dict[str, Any]], PublishEvidence]:
     """A gate for :func:`gefreg.release.publish.publish`: scan with the policy, run the tests."""
 
-    def gate(plan: Plan, build: dict[str, Any]) -> Gate:
+    def gate(plan: BuildPlan, build: dict[str, Any]) -> PublishEvidence:
         from gefreg.run.service_tests import built_image, run_tests
         from gefreg.scan.image_scan import scan
 
@@ -68,7 +68,7 @@ def publish_gate(
             "tests": tests,
         }
         sbom = report.sbom.read_bytes() if report.sbom and report.sbom.is_file() else None
-        return Gate(
+        return PublishEvidence(
             scan_summary=summary,
             scan_report=json.dumps(report_json, indent=2, default=str).encode(),
             sbom=sbom,

@@ -77,7 +77,7 @@ from gefreg.run.record import (
     timestamp,
     write_record,
 )
-from gefreg.run.tree_manifest import Manifest, tree_manifests
+from gefreg.run.tree_manifest import TreeManifest, tree_manifests
 from gefreg.settings import Settings
 
 RUN_LABEL = "org.gefreg.run"
@@ -122,7 +122,7 @@ class RunRequest:
     overridden: tuple[str, ...] = ()
     record: Path | None = None
     force: bool = False
-    expect_inputs: tuple[tuple[str, Manifest], ...] = ()
+    expect_inputs: tuple[tuple[str, TreeManifest], ...] = ()
     reproduces: str | None = None
     run_id: str | None = None
 
@@ -132,8 +132,8 @@ class RunResult:
     status: str
     record_path: Path
     record: dict[str, Any]
-    inputs: Mapping[str, Manifest] = field(default_factory=dict)
-    outputs: Mapping[str, Manifest] = field(default_factory=dict)
+    inputs: Mapping[str, TreeManifest] = field(default_factory=dict)
+    outputs: Mapping[str, TreeManifest] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -732,7 +732,9 @@ def described_by_image(image: ResolvedImage, service: ServiceInterface) -> bool:
     return image.trusted and service.origin == "image"
 
 
-def _check_expected_inputs(seen: Mapping[str, Manifest], expected: Mapping[str, Manifest]) -> None:
+def _check_expected_inputs(
+    seen: Mapping[str, TreeManifest], expected: Mapping[str, TreeManifest]
+) -> None:
     if not expected:
         return
     comparison = compare_outputs(expected, seen, ())

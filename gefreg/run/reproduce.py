@@ -24,7 +24,7 @@ from gefreg.run.compare import Comparison, compare_outputs
 from gefreg.run.execute import RunObserver, RunRequest, RunResult, run_service
 from gefreg.run.image_choice import IMAGE_ID_RE, ResolvedImage
 from gefreg.run.record import default_record_path, new_run_id, now, read_run_record
-from gefreg.run.tree_manifest import Manifest
+from gefreg.run.tree_manifest import TreeManifest
 from gefreg.settings import Settings
 
 
@@ -88,7 +88,7 @@ def recorded_image(record: dict[str, Any], where: str) -> ResolvedImage:
 
 def recorded_ports(
     record: dict[str, Any], side: str, ports: Sequence[str], where: str
-) -> dict[str, tuple[str, Manifest]]:
+) -> dict[str, tuple[str, TreeManifest]]:
     """``{port: (path, manifest)}`` of the record's ``inputs`` or ``outputs``, which must name
     exactly the ports of its mounts; every field checked."""
     f = Fields(where)
@@ -100,7 +100,10 @@ def recorded_ports(
         name = f"{side}.{port}"
         entry = f.mapping(data[port], name)
         path = f.text(f.get(entry, "path", name), f"{name}.path")
-        out[port] = (path, Manifest.from_json(f.get(entry, "manifest", name), f"{where}: {name}"))
+        out[port] = (
+            path,
+            TreeManifest.from_json(f.get(entry, "manifest", name), f"{where}: {name}"),
+        )
     return out
 
 

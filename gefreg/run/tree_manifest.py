@@ -97,14 +97,14 @@ def manifest_root(files: Iterable[FileEntry]) -> str:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class TreeManifest:
     """The entries of one tree, sorted bytewise by path, and their root hash."""
 
     files: tuple[FileEntry, ...]
     root: str
 
     @classmethod
-    def of(cls, files: Iterable[FileEntry]) -> Manifest:
+    def of(cls, files: Iterable[FileEntry]) -> TreeManifest:
         ordered = tuple(sorted(files, key=_sort_key))
         return cls(ordered, manifest_root(ordered))
 
@@ -128,7 +128,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "manifest") -> Manifest:
+    def from_json(cls, data: Mapping[str, Any], where: str = "manifest") -> TreeManifest:
         """Read a manifest back; its root must match its files (a corrupt record is refused)."""
         try:
             manifest = cls.of(FileEntry.from_json(f) for f in data["files"])
@@ -286,7 +286,7 @@ def tree_manifests(
     *,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Manifest]:
+) -> dict[str, TreeManifest]:
     """Manifests of several trees (e.g. one per port), hashed on one shared thread pool.
 
     ``progress(done_bytes, total_bytes)`` is called as chunks are hashed, from worker threads.
@@ -301,7 +301,7 @@ def tree_manifests(
     out: dict[str, list[FileEntry]] = {name: list(others) for name, (_, others) in scans.items()}
     for (name, _), entry in zip(tagged, hashed, strict=True):
         out[name].append(entry)
-    return {name: Manifest.of(entries) for name, entries in out.items()}
+    return {name: TreeManifest.of(entries) for name, entries in out.items()}
 
 
 def tree_manifest(
@@ -309,6 +309,6 @@ def tree_manifest(
     *,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Manifest:
+) -> TreeManifest:
     """The manifest of one folder tree."""
     return tree_manifests({"": root}, workers=workers, progress=progress)[""]

@@ -18,7 +18,7 @@ from gefreg.catalog.pip_lock import lock_problems
 from gefreg.errors import BadInput, InvalidRecord
 from gefreg.fsutil import atomic_write
 from gefreg.hashing import HashCache
-from gefreg.image.build_plan import Plan, prepare
+from gefreg.image.build_plan import BuildPlan, prepare
 from gefreg.image.labels import REQUIRED_LABELS, ports_from_labels
 from gefreg.model import SCRATCH, Entry
 from gefreg.scan.hadolint import Hadolint
@@ -30,7 +30,7 @@ SEVERITY = {"error": 3, "warning": 2, "info": 1, "style": 0}
 
 
 @dataclass(frozen=True)
-class Finding:
+class LintFinding:
     entry: str
     file: str
     line: int | None
@@ -46,7 +46,7 @@ class Finding:
 @dataclass(frozen=True)
 class LintReport:
     entries: tuple[str, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[LintFinding, ...]
     threshold: str = ERROR
 
     @property
@@ -63,7 +63,7 @@ class LintReport:
         }
 
 
-def project_rules(plan: Plan) -> list[tuple[int | None, str, str]]:
+def project_rules(plan: BuildPlan) -> list[tuple[int | None, str, str]]:
     """gefreg's own rules on a rendered Dockerfile: (line, rule, message) for each violation."""
     from dockerfile_parse import DockerfileParser
 
@@ -121,7 +121,7 @@ def lint(
     known = base_names(root)
     lock = load_lock(root)
     cache = HashCache(settings.hash_cache)
-    findings: list[Finding] = []
+    findings: list[LintFinding] = []
     names: list[str] = []
     rendered: dict[Path, Entry] = {}
     out_dir = settings.state_dir / "lint"
@@ -137,7 +137,7 @@ def lint(
             plan = prepare(entry, settings, lock=lock, cache=cache)
         except InvalidRecord as exc:
             findings += [
-                Finding(
+                LintFinding(
                     label,
                     str(p.path),
                     p.line,
@@ -151,17 +151,17 @@ def lint(
             continue
         except BadInput as exc:
             hint = f" (fix: {exc.hint})" if exc.hint else ""
-            findings.append(Finding(label, record, None, "render", ERROR, exc.message + hint))
+            findings.append(LintFinding(label, record, None, "render", ERROR, exc.message + hint))
             continue
         if progress:
             progress(label)
         for line, rule, message in project_rules(plan):
-            findings.append(Finding(label, record, line, rule, ERROR, message))
+            findings.append(LintFinding(label, record, line, rule, ERROR, message))
         for message in lock_problems(entry):
-            findings.append(Finding(label, record, None, "GR107", ERROR, message))
+            findings.append(LintFinding(label, record, None, "GR107", ERROR, message))
         if not entry.spec.tests:
             findings.append(
-                Finding(
+                LintFinding(
                     label,
                     record,
                     None,
@@ -180,7 +180,9 @@ def lint(
     if linter is not None:
         for f in linter.results():
             entry = rendered[f.file]
-            findings.append(Finding(entry.name, str(f.file), f.line, f.code, f.level, f.message))
+            findings.append(
+                LintFinding(entry.name, str(f.file), f.line, f.code, f.level, f.message)
+            )
     return LintReport(tuple(names), tuple(findings), threshold)
 
 

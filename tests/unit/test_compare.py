@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 
 from gefreg.run.compare import compare_outputs, matching_pattern
-from gefreg.run.tree_manifest import FileEntry, Manifest
+from gefreg.run.tree_manifest import FileEntry, TreeManifest
 
 
 def entry(path: str, content: bytes) -> FileEntry:
     return FileEntry(path, len(content), "sha256:" + hashlib.sha256(content).hexdigest())
 
 
-def manifests(**ports: dict[str, bytes]) -> dict[str, Manifest]:
+def manifests(**ports: dict[str, bytes]) -> dict[str, TreeManifest]:
     return {
-        port: Manifest.of(entry(p, c) for p, c in files.items()) for port, files in ports.items()
+        port: TreeManifest.of(entry(p, c) for p, c in files.items())
+        for port, files in ports.items()
     }
 
 

@@ -24,12 +24,12 @@ from gefreg.run.record import (
     to_create_action,
     write_record,
 )
-from gefreg.run.tree_manifest import FileEntry, Manifest
+from gefreg.run.tree_manifest import FileEntry, TreeManifest
 
 
 def sample_record(**overrides: Any) -> dict[str, Any]:
-    inputs = Manifest.of([FileEntry("a.csv", 3, "sha256:" + "1" * 64)])
-    outputs = Manifest.of([FileEntry("r.txt", 5, "sha256:" + "2" * 64)])
+    inputs = TreeManifest.of([FileEntry("a.csv", 3, "sha256:" + "1" * 64)])
+    outputs = TreeManifest.of([FileEntry("r.txt", 5, "sha256:" + "2" * 64)])
     record: dict[str, Any] = {
         "schema": SCHEMA,
         "id": "urn:uuid:00000000-0000-4000-8000-000000000000",

@@ -12,7 +12,7 @@ from gefreg.errors import BadInput
 from gefreg.hashing import CHUNK, NotARegularFile, sha256_regular
 from gefreg.run.tree_manifest import (
     FileEntry,
-    Manifest,
+    TreeManifest,
     manifest_root,
     tree_manifest,
     tree_manifests,
@@ -121,7 +121,7 @@ def test_non_utf8_names_survive_json(tmp_path: Path) -> None:
     m = tree_manifest(tmp_path)
     import json
 
-    again = Manifest.from_json(json.loads(json.dumps(m.to_json())))
+    again = TreeManifest.from_json(json.loads(json.dumps(m.to_json())))
     assert again == m and again.files[0].line().startswith(b"caf\xe9.txt\0")
 
 
@@ -130,9 +130,9 @@ def test_from_json_refuses_a_tampered_manifest(tmp_path: Path) -> None:
     data = tree_manifest(tmp_path).to_json()
     data["files"][0]["sha256"] = sha(b"2")
     with pytest.raises(BadInput, match="does not match its files"):
-        Manifest.from_json(data)
+        TreeManifest.from_json(data)
     with pytest.raises(BadInput, match="not a manifest"):
-        Manifest.from_json({"files": [{"path": "a"}], "root": "x"})
+        TreeManifest.from_json({"files": [{"path": "a"}], "root": "x"})
 
 
 def test_unreadable_file_is_bad_input(tmp_path: Path) -> None:
