@@ -128,9 +128,19 @@ def load_all(root: Path) -> tuple[list[Entry], list[BaseEntry]]:
 
 
 def resolve(root: Path, targets: list[str]) -> list[Path]:
-    """Command-line targets → record folders. A target is a folder, a record file or a name."""
+    """Command-line targets → record folders. A target is a folder, a record file or a name.
+
+    No targets means the whole catalog, which must hold at least one record: a CI job pointed
+    at the wrong folder must not pass by checking nothing."""
     if not targets:
-        return [p.parent for p in service_record_paths(root)]
+        found = [p.parent for p in service_record_paths(root)]
+        if not found:
+            raise BadInput(
+                f"no service records under {root}",
+                "add one with `gefreg new NAME`, or point --catalog (GEFREG_CATALOG) at the "
+                "folder that holds NAME/service.yaml",
+            )
+        return found
     out = []
     for target in targets:
         path = Path(target)

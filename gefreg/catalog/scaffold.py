@@ -3,12 +3,17 @@
 The scaffold is a working service (a small script that summarises its input folder), a
 commented record, and a sample input for its golden test; the maintainer replaces the script
 and the sample and runs `gefreg test --update`.
+
+What only the maintainer can say (license, maintainers, description) is written as a marked
+placeholder. It builds and tests, but :func:`placeholders` finds it, and lint and publish
+refuse it: a placeholder must never become a permanent label of a published image.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +23,23 @@ from gefreg.errors import BadInput
 from gefreg.model import NAME_RE, SCRATCH, TEMPLATES
 
 DEFAULT_BASE = {"debian": "debian-bookworm", "python": "python-bookworm", "static": SCRATCH}
+# The comment that marks a placeholder line, and the values `new` writes when not told.
+PLACEHOLDER = "# placeholder: "
+PLACEHOLDER_MAINTAINER = "Your Name <you@example.org>"
+PLACEHOLDER_LICENSE = "MIT"
+PLACEHOLDER_DESCRIPTION = "What {name} does, in one sentence."
+_KEY_RE = re.compile(r"^([a-z_]+):")
 
 RECORD = """\
 # {name}: one record drives the Dockerfile, the labels, the runner and the tests.
-# Reference: README.md, "Record reference". Check it with `gefreg lint {name}`.
+# Reference: gefreg's README, "Record reference". Check it with `gefreg lint {name}`.
+# Lines marked "placeholder" are refused by lint and publish until you set them and
+# delete the marker.
 name: {name}
 version: 0.1.0                      # SemVer; bump it whenever anything in the image changes
 description: {description}
-license: MIT                        # an SPDX expression
-maintainers: [{maintainer}]
+license: {license}
+maintainers: {maintainers}
 # source: https://example.org/{name}
 base: {base}
 template: {template}
@@ -78,11 +91,69 @@ if __name__ == "__main__":
 '''
 
 
+PACKAGES = {
+    "debian": "packages:\n  apt: []                           # Debian packages, e.g. [nco, jq]\n",
+    "python": (
+        "packages:\n"
+        "  apt: []                           # Debian packages, e.g. [libgeos-c1v5]\n"
+        "  pip: []                           # exact pins, e.g. [obspy==1.4.2]; then run\n"
+        "                                    # `gefreg lock {name}` (locks every dependency)\n"
+    ),
+    "static": "",
+}
+
+
 @dataclass(frozen=True)
 class Scaffold:
     directory: Path
     files: tuple[Path, ...]
     notes: tuple[str, ...]
+    next_steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    line: int
+    field: str
+    message: str
+
+
+def _marked(value: str, what: str) -> str:
+    return f"{value}  {PLACEHOLDER}{what}"
+
+
+def placeholders(record: Path) -> list[Placeholder]:
+    """Placeholders `gefreg new` wrote that are still in the record (line, field, message).
+
+    A line still carrying the placeholder marker counts, and so does the placeholder
+    maintainer or description even when the marker was deleted without editing the value."""
+    try:
+        lines = record.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []  # the record's own validation reports that
+    name = record.parent.name
+    found = []
+    for number, line in enumerate(lines, start=1):
+        key = _KEY_RE.match(line)
+        field = key.group(1) if key else "record"
+        if PLACEHOLDER in line:
+            found.append(
+                Placeholder(
+                    number,
+                    field,
+                    "still the placeholder from `gefreg new`: set it, then delete the "
+                    "'# placeholder' comment",
+                )
+            )
+        elif PLACEHOLDER_MAINTAINER in line or (
+            field == "description" and PLACEHOLDER_DESCRIPTION.format(name=name) in line
+        ):
+            found.append(
+                Placeholder(
+                    number, field, "still the placeholder value from `gefreg new`: set your own"
+                )
+            )
+    return found
 
 
 def new_entry(
@@ -93,6 +164,7 @@ def new_entry(
     base: str | None = None,
     description: str | None = None,
     maintainer: str | None = None,
+    license: str | None = None,
 ) -> Scaffold:
     if not NAME_RE.match(name):
         raise BadInput(
@@ -128,20 +200,31 @@ def new_entry(
                 f"put a static busybox at {folder}/bin/busybox (apt-get install "
                 "busybox-static) or replace it with your own static binary"
             )
-    packages = (
-        "packages:\n  apt: []                           # Debian packages\n"
-        if (template != "static")
-        else ""
-    )
     files[RECORD_FILE] = RECORD.format(
         name=name,
         template=template,
         base=base,
-        packages=packages,
+        packages=PACKAGES[template].format(name=name),
         files=shipped,
         command=command,
-        description=json.dumps(description or f"What {name} does, in one sentence."),
-        maintainer=json.dumps(maintainer or "Your Name <you@example.org>"),
+        description=(
+            json.dumps(description)
+            if description
+            else _marked(
+                json.dumps(PLACEHOLDER_DESCRIPTION.format(name=name)),
+                "one sentence on what it does",
+            )
+        ),
+        license=(
+            json.dumps(license)
+            if license
+            else _marked(PLACEHOLDER_LICENSE, "your SPDX license, e.g. Apache-2.0")
+        ),
+        maintainers=(
+            f"[{json.dumps(maintainer)}]"
+            if maintainer
+            else _marked(f"[{json.dumps(PLACEHOLDER_MAINTAINER)}]", "who maintains it")
+        ),
     )
     files["tests/input/sample.txt"] = "Sample input: replace with a small real example.\n"
     written = []
@@ -154,5 +237,22 @@ def new_entry(
         else:
             path.write_text(content)
         written.append(path)
-    notes.append(f"next: gefreg lint {name} && gefreg build {name} && gefreg test {name} --update")
-    return Scaffold(folder, tuple(written), tuple(notes))
+    return Scaffold(folder, tuple(written), tuple(notes), next_steps(name, template))
+
+
+def next_steps(name: str, template: str) -> tuple[str, ...]:
+    """What to do after `gefreg new`, in order: each a command and what it is for."""
+    steps = [
+        (f"$EDITOR catalog/{name}/service.yaml", "set the placeholders, files, command, ports"),
+        (f"gefreg lint {name}", "every problem at once, with file:line:column"),
+    ]
+    if template == "python":
+        steps.append((f"gefreg lock {name}", "after filling packages.pip: pins every wheel"))
+    steps += [
+        (f"gefreg build {name}", "cached by fingerprint"),
+        (f"gefreg test {name} --update", "records the expected output hashes"),
+        (f"gefreg scan {name}", "the policy gate, as publish will run it"),
+        (f"git add catalog/{name} && git commit", "then open a pull request"),
+    ]
+    width = max(len(command) for command, _ in steps) + 2
+    return tuple(f"{command:<{width}}# {why}" for command, why in steps)

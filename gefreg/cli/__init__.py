@@ -14,6 +14,8 @@ from gefreg.errors import EXIT_ENVIRONMENT, GefregError
 
 EXIT_INTERRUPTED = 130
 ORDER = (
+    "init",
+    "new",
     "lint",
     "render",
     "lock",
@@ -65,9 +67,11 @@ def cli() -> None:
 
     \b
     The workflow, one command per step:
+      gefreg init [DIR]        start a catalog repository of your own
       gefreg new NAME          scaffold a catalog entry that builds and tests at once
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
+      gefreg lock ENTRY        pin the wheels of an entry's pip packages by hash
       gefreg base build --all  build the curated base images (reproducible digests)
       gefreg build ENTRY       build the image (cached by fingerprint)
       gefreg scan ENTRY        scan the built image and gate it with the policy

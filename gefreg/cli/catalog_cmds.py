@@ -1,12 +1,51 @@
-"""Commands that work on catalog records alone: render, lint."""
+"""Commands that work on catalog records alone: init, new, render, lint, lock."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from gefreg.cli import cli
 from gefreg.cli.options import json_option, load, settings_options
 from gefreg.errors import CheckFailed
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Start a catalog repository of your own in DIRECTORY (default: here).
+
+    Writes catalog/ with the two curated bases (debian-bookworm, python-bookworm) and an
+    empty base lock, catalog/policy.yaml with the production scan policy, a README for the
+    catalog, a .gitignore for gefreg's state, and the CI workflows (review of pull requests,
+    publishing of main) that install this gefreg version from the package index. Nothing is
+    overwritten: an existing README or .gitignore is kept, and an existing catalog/ stops it.
+
+    \b
+    Example:
+      gefreg init our-catalog && cd our-catalog && git init
+      gefreg registry serve && gefreg base build --all
+      gefreg new my-tool --template python
+    """
+    from gefreg.catalog.entries import relative
+    from gefreg.catalog.new_catalog import init_catalog
+
+    made = init_catalog(directory)
+    for path in made.files:
+        click.echo(f"created {relative(path)}")
+    for path in made.kept:
+        click.echo(f"kept your {relative(path)}", err=True)
+    here = relative(made.directory)
+    steps = [] if here == "." else [f"cd {here}"]
+    if not (made.directory / ".git").exists():
+        steps.append("git init")
+    steps += [
+        "gefreg registry serve          # or set GEFREG_REGISTRY to your registry",
+        "gefreg base build --all        # the curated bases; writes catalog/bases/lock.json",
+        "gefreg new my-tool             # your first service",
+    ]
+    click.echo("next:\n" + "\n".join(f"  {step}" for step in steps), err=True)
 
 
 @cli.command()
@@ -77,8 +116,9 @@ def lint(
     Every record problem is reported with file:line:column at once. Rendered Dockerfiles are
     checked by hadolint (one call for many files) and by gefreg's own rules: base pinned by
     digest (GR101), no `latest` (GR102), final USER not root (GR103), no ADD of URLs (GR104),
-    labels complete (GR105), GEF ports match the record (GR106), pip packages locked (GR107); a
-    warning when no golden tests are declared (GR108).
+    labels complete (GR105), GEF ports match the record (GR106), pip packages locked (GR107),
+    no placeholder left from `gefreg new` (GR109); a warning when no golden tests are declared
+    (GR108).
 
     Exits 1 when a finding at or above --failure-threshold remains, 2 when a record is invalid.
     """
@@ -96,7 +136,8 @@ def lint(
             click.echo(str(finding))
         verdict = "failed" if report.failed else "passed"
         click.echo(
-            f"lint {verdict}: {len(report.entries)} entries, {len(report.findings)} findings",
+            f"lint {verdict}: {ui.count(len(report.entries), 'entry')}, "
+            f"{ui.count(len(report.findings), 'finding')}",
             err=True,
         )
     if report.failed:
@@ -139,6 +180,7 @@ def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None
 @click.option("--base", help="Curated base [default: the template's usual base].")
 @click.option("--description", help="One sentence saying what the service does.")
 @click.option("--maintainer", metavar="'NAME <EMAIL>'", help="Who maintains it.")
+@click.option("--license", "license_", metavar="SPDX", help="Its license, e.g. Apache-2.0.")
 @settings_options
 def new(
     name: str,
@@ -146,27 +188,39 @@ def new(
     base: str | None,
     description: str | None,
     maintainer: str | None,
+    license_: str | None,
     catalog: str | None,
     registry: str | None,
 ) -> None:
-    """Scaffold a new catalog entry NAME that lints, builds and tests right away.
+    """Scaffold a new catalog entry NAME that builds and tests right away.
 
     Writes CATALOG/NAME/service.yaml (commented), a small working service script and a
     sample input for its golden test. Replace the script and the sample with your own, then
-    run `gefreg test NAME --update` to record the expected output hashes.
+    run `gefreg test NAME --update` to record the expected output hashes. What you did not
+    give as options (description, license, maintainer) is written as a marked placeholder:
+    lint and publish refuse it until you have set it.
 
     \b
-    Example:
-      gefreg new spectrogram --template python --maintainer 'Ada <ada@example.org>'
+    Examples:
+      gefreg new spectrogram --template python
+      gefreg new fixity --template static --license MIT --maintainer 'Ada <ada@example.org>' \\
+          --description 'A SHA-256 manifest of a data collection.'
     """
     from gefreg.catalog.entries import relative
     from gefreg.catalog.scaffold import new_entry
 
     settings = load(catalog, registry)
     made = new_entry(
-        settings.catalog, name, template, base=base, description=description, maintainer=maintainer
+        settings.catalog,
+        name,
+        template,
+        base=base,
+        description=description,
+        maintainer=maintainer,
+        license=license_,
     )
     for path in made.files:
         click.echo(f"created {relative(path)}")
     for note in made.notes:
         click.echo(note, err=True)
+    click.echo("next:\n" + "\n".join(f"  {step}" for step in made.next_steps), err=True)

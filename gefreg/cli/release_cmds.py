@@ -186,8 +186,10 @@ def verify(
             if issue.hint and not issue.repaired:
                 click.echo(f"  hint: {issue.hint}")
         click.echo(
-            f"verify {'passed' if result.ok else 'FAILED'}: {len(result.entries)} entries, "
-            f"{result.checked_tags} tags checked, {len(result.issues)} issues",
+            f"verify {'passed' if result.ok else 'FAILED'}: "
+            f"{ui.count(len(result.entries), 'entry')}, "
+            f"{ui.count(result.checked_tags, 'tag')} checked, "
+            f"{ui.count(len(result.issues), 'issue')}",
             err=True,
         )
     if not result.ok:
@@ -249,7 +251,7 @@ def review(
             for problem in entry.problems:
                 click.echo(f"     {problem}")
         click.echo(
-            f"review against {base_rev}: {len(report.entries)} changed entries, "
+            f"review against {base_rev}: {ui.count(len(report.entries), 'changed entry')}, "
             f"build: {' '.join(report.to_build) or 'none'}",
             err=True,
         )

@@ -18,6 +18,15 @@ def error(exc: GefregError) -> None:
         click.echo(f"  hint: {exc.hint}", err=True)
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 entry', '2 entries', '0 findings'."""
+    if number == 1:
+        return f"1 {noun}"
+    if plural is None:
+        plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{number} {plural}"
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 

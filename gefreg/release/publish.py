@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gefreg import __version__
+from gefreg.catalog.scaffold import placeholders
 from gefreg.errors import CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.image.build_cache import read_record
@@ -76,6 +77,19 @@ def current_build(settings: Settings, entry: Entry, plan: BuildPlan) -> dict[str
     return record
 
 
+def check_no_placeholders(entry: Entry) -> None:
+    """A placeholder from `gefreg new` must never become a permanent label."""
+    spots = placeholders(entry.record_path)
+    if spots:
+        fields = ", ".join(f"{s.field} (line {s.line})" for s in spots)
+        raise CheckFailed(
+            f"{entry.name}: {entry.record_path} still holds placeholders from `gefreg new`: "
+            f"{fields}; a published version keeps its labels for ever",
+            f"set them and delete the '# placeholder' comments; `gefreg lint {entry.name}` "
+            "lists them",
+        )
+
+
 def check_rules(entry: Entry, releases: list[ledger.Release], fingerprint: str) -> None:
     """The version rules that need no registry; each broken rule is exit 1."""
     version = entry.spec.version
@@ -108,6 +122,7 @@ def publish(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Published:
+    check_no_placeholders(entry)
     plan = prepare(entry, settings)
     build = current_build(settings, entry, plan)
     version = entry.spec.version

@@ -3,7 +3,8 @@
 gefreg's rules (IDs GR1xx) check what a curated registry needs beyond hadolint:
 GR101 base pinned by digest · GR102 no `latest` · GR103 final USER not root ·
 GR104 no ADD of URLs · GR105 labels complete · GR106 GEF ports match the record ·
-GR107 pip packages locked with hashes · GR108 (warning) golden tests declared.
+GR107 pip packages locked with hashes · GR108 (warning) golden tests declared ·
+GR109 no placeholder left from `gefreg new`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from gefreg.catalog.entries import base_names, load_entry, load_lock, resolve
 from gefreg.catalog.pip_lock import lock_problems
+from gefreg.catalog.scaffold import placeholders
 from gefreg.errors import BadInput, InvalidRecord
 from gefreg.fsutil import atomic_write
 from gefreg.hashing import HashCache
@@ -37,9 +39,11 @@ class LintFinding:
     rule: str
     level: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
+        where += f":{self.column}" if self.line and self.column else ""
         return f"{where}: {self.level}: {self.rule}: {self.message}"
 
 
@@ -132,6 +136,9 @@ def lint(
         label = folder.name
         names.append(label)
         record = str(folder / "service.yaml")
+        for spot in placeholders(folder / "service.yaml"):
+            message = f"{spot.field}: {spot.message}"
+            findings.append(Finding(label, record, spot.line, "GR109", ERROR, message))
         try:
             entry = load_entry(folder, known)
             plan = prepare(entry, settings, lock=lock, cache=cache)
@@ -145,6 +152,7 @@ def lint(
                     ERROR,
                     f"{p.field + ': ' if p.field else ''}{p.message}"
                     + (f" (fix: {p.hint})" if p.hint else ""),
+                    p.column,
                 )
                 for p in exc.problems
             ]

@@ -72,8 +72,19 @@ def test_lint_passes_a_clean_catalog(catalog: Path) -> None:
 
 def test_lint_of_invalid_record_exits_2(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path / "catalog", demo_entry(license="Nope"))
-    code, out, _ = run("lint", "--catalog", str(catalog))
+    code, out, err = run("lint", "--catalog", str(catalog))
     assert code == 2 and "license: not a valid SPDX license expression" in out
+    # file:line:column, as the README promises (the record is JSON-style YAML, one key a line)
+    record = catalog / "demo-service" / "service.yaml"
+    assert f"{record}:4:10: error: record: license:" in out
+    assert "lint failed: 1 entry, 1 finding" in err
+
+
+def test_counts_read_as_english() -> None:
+    from gefreg.cli.ui import count
+
+    assert [count(n, "entry") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
+    assert count(3, "tag") == "3 tags" and count(1, "changed entry") == "1 changed entry"
 
 
 def test_lint_threshold_turns_warnings_into_failures(tmp_path: Path) -> None:

@@ -1,0 +1,108 @@
+"""gefreg init: a catalog repository of one's own, from an installed gefreg."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from gefreg import __version__
+from gefreg.catalog.entries import load_all, load_lock
+from gefreg.catalog.new_catalog import CURATED_BASES, init_catalog
+from gefreg.cli import cli
+from gefreg.errors import BadInput
+from gefreg.scan.policy import Policy, load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def invoke(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_init_writes_a_catalog_that_gefreg_reads(tmp_path: Path) -> None:
+    result = invoke("init", str(tmp_path / "ours"))
+    assert result.exit_code == 0
+    root = tmp_path / "ours"
+    written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert written == [
+        ".github/workflows/catalog-publish.yml",
+        ".github/workflows/catalog-review.yml",
+        ".gitignore",
+        "README.md",
+        "catalog/bases/debian-bookworm/base.yaml",
+        "catalog/bases/lock.json",
+        "catalog/bases/python-bookworm/base.yaml",
+        "catalog/policy.yaml",
+    ]
+    entries, bases = load_all(root / "catalog")
+    assert entries == [] and sorted(b.name for b in bases) == sorted(CURATED_BASES)
+    # The curated bases are the shipped ones, byte for byte; the lock starts empty.
+    for name in CURATED_BASES:
+        path = f"catalog/bases/{name}/base.yaml"
+        assert (root / path).read_bytes() == (ROOT / path).read_bytes()
+    assert load_lock(root / "catalog").digests == ()
+    assert ".gefreg/" in (root / ".gitignore").read_text().splitlines()
+    assert "next:" in result.stderr and "gefreg base build --all" in result.stderr
+
+
+def test_the_policy_has_the_production_defaults(tmp_path: Path) -> None:
+    root = init_catalog(tmp_path).catalog
+    policy = load_policy([root / "policy.yaml"])
+    # gefreg's own defaults, spelled out: the same rules as no policy file at all.
+    assert policy.rules_json() == Policy().rules_json()
+    assert policy.rules_json()["vulnerability-db-unavailable"] == "block"
+
+
+def _run_lines(workflow: Path) -> list[str]:
+    doc = YAML(typ="safe").load(workflow.read_text())
+    steps = [step for job in doc["jobs"].values() for step in job["steps"]]
+    return [line for step in steps for line in str(step.get("run", "")).splitlines()]
+
+
+def test_workflows_install_this_gefreg_pinned_and_call_real_commands(tmp_path: Path) -> None:
+    init_catalog(tmp_path)
+    known = set(cli.commands)
+    for workflow in sorted((tmp_path / ".github" / "workflows").glob("*.yml")):
+        doc = YAML(typ="safe").load(workflow.read_text())
+        assert doc["env"]["GEFREG_VERSION"] == __version__
+        lines = _run_lines(workflow)
+        assert 'python -m pip install "gefreg==${GEFREG_VERSION}"' in " ".join(lines)
+        assert not any("make setup" in line or ".venv/" in line for line in lines)
+        used = {m.group(1) for line in lines for m in re.finditer(r"\bgefreg (\w[\w-]*)", line)}
+        assert used and used <= known, used - known
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "mine.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["init", str(tmp_path)])
+    assert result.exit_code == 2 and "already holds catalog/" in result.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["catalog", "mine.txt"]
+    with pytest.raises(BadInput, match="is a file"):
+        init_catalog(tmp_path / "catalog" / "mine.txt")
+
+
+def test_init_keeps_an_existing_readme_and_gitignore(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# Ours\n")
+    (tmp_path / ".gitignore").write_text("*.tmp\n")
+    made = init_catalog(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "# Ours\n"
+    assert (tmp_path / ".gitignore").read_text() == "*.tmp\n"
+    assert {p.name for p in made.kept} == {"README.md", ".gitignore"}
+    assert json.loads((tmp_path / "catalog/bases/lock.json").read_text())["bases"] == {}
+
+
+def test_an_empty_catalog_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    init_catalog(tmp_path)
+    result = CliRunner().invoke(cli, ["lint", "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 2
+    assert f"no service records under {tmp_path / 'catalog'}" in result.stderr
+    for command in (["verify"], ["publish", "--pending"]):
+        again = CliRunner().invoke(cli, [*command, "--catalog", str(tmp_path / "catalog")])
+        assert again.exit_code == 2 and "no service records under" in again.stderr, command
