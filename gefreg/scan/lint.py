@@ -138,7 +138,7 @@ def lint(
         record = str(folder / "service.yaml")
         for spot in placeholders(folder / "service.yaml"):
             message = f"{spot.field}: {spot.message}"
-            findings.append(Finding(label, record, spot.line, "GR109", ERROR, message))
+            findings.append(LintFinding(label, record, spot.line, "GR109", ERROR, message))
         try:
             entry = load_entry(folder, known)
             plan = prepare(entry, settings, lock=lock, cache=cache)
