@@ -29,6 +29,7 @@ ORDER = (
     "review",
     "run",
     "reproduce",
+    "export",
 )
 
 EPILOG = """\b
@@ -82,6 +83,7 @@ def cli() -> None:
       gefreg review --base R   check a catalog pull request (what CI runs)
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
+      gefreg export cwl NAME@VERSION  the release as CWL for cwltool, Toil, Slurm
 
     Every command finds the catalog through --catalog DIR, else $GEFREG_CATALOG,
     else ./catalog. Add --json where offered for machine-readable output.
@@ -107,4 +109,5 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     run_cmds,
     registry_cmds,
     release_cmds,
+    export_cmds,
 )

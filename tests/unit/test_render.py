@@ -122,6 +122,35 @@ def test_static_and_python_templates(tmp_path: Path) -> None:
     assert "python3-numpy" in py.dockerfile
 
 
+def test_static_template_makes_a_shipped_busybox_the_shell(tmp_path: Path) -> None:
+    """CWL runners (Toil) run commands through sh: a shipped /bin/busybox is also /bin/sh."""
+    files = {"run.sh": "/opt/run.sh", "busybox": "/bin/busybox"}
+    catalog = make_catalog(
+        tmp_path / "catalog",
+        {
+            **demo_entry(name="bb", base="scratch", template="static", files=files),
+            **demo_entry(
+                name="own", base="scratch", template="static", files={**files, "sh": "/bin/sh"}
+            ),
+            **demo_entry(name="none", base="scratch", template="static"),
+        },
+    )
+    for name in ("bb", "own"):
+        (catalog / name / "busybox").write_bytes(b"\x7fELF")
+    (catalog / "own" / "sh").write_bytes(b"\x7fELF")
+    copies = {
+        name: [
+            line
+            for line in plan_for(catalog, name).dockerfile.splitlines()
+            if line.startswith("COPY") and line.endswith('"/bin/sh"]')
+        ]
+        for name in ("bb", "own", "none")
+    }
+    assert copies["bb"] == ['COPY ["files/busybox", "/bin/sh"]']
+    assert copies["own"] == ['COPY ["files/sh", "/bin/sh"]']
+    assert copies["none"] == []
+
+
 # --- injection: values are data ------------------------------------------------------------
 
 NASTY = [
