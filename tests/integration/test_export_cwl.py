@@ -1,0 +1,215 @@
+"""gefreg export cwl on real releases: the exported tool runs under cwltool and under Toil
+(single-machine batch system) and its outputs are byte-identical to `gefreg run` of the same
+release on the same inputs (compared as gefreg tree manifests).
+
+One module-scoped registry and catalog: the shipped `fixity-manifest` (static template,
+busybox) published once, plus `cx-noshell`, a busybox service that ships no /bin/sh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gefreg.cli import cli
+from gefreg.run.tree_manifest import tree_manifest
+from tests.helpers import build_tree, busybox_entry
+from tests.registry_fixtures import LocalRegistry
+
+pytestmark = pytest.mark.docker
+
+SHIPPED = Path(__file__).resolve().parents[2] / "catalog"
+VENV_BIN = Path(sys.executable).parent
+NAME = "fixity-manifest"
+
+
+@dataclass(frozen=True)
+class Published:
+    catalog: Path
+    registry: LocalRegistry
+    env: dict[str, str]
+    digest: str
+
+    def opts(self) -> list[str]:
+        return ["--catalog", str(self.catalog), "--registry", self.registry.address]
+
+    def gefreg(self, *args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=self.env)
+        return result.exit_code, result.stdout, result.stderr
+
+
+def tool_env() -> dict[str, str]:
+    """cwltool and Toil from this virtualenv (Toil needs cwl-docker-extract on PATH)."""
+    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
+    root = tmp_path_factory.mktemp("export-cwl")
+    registry = LocalRegistry(root / "registry")
+    registry.root.mkdir()
+    registry.start()
+    catalog = root / "catalog"
+    catalog.mkdir()
+    shutil.copytree(SHIPPED / NAME, catalog / NAME)
+    shutil.copy(SHIPPED / "policy.yaml", catalog / "policy.yaml")
+    noshell = busybox_entry(
+        "cx-noshell",
+        'echo "$(ls /data/in | wc -l) files" > /data/out/count.txt\n',
+        files={"busybox": "/opt/bb", "run.sh": "/opt/run.sh"},
+        command=["/opt/bb", "sh", "/opt/run.sh"],
+        inputs=[{"name": "data", "path": "/data/in"}],
+        outputs=[{"name": "result", "path": "/data/out"}],
+    )
+    build_tree(catalog, {"bases": {"lock.json": '{"version": 1, "bases": {}}'}, **noshell})
+    os.chmod(catalog / "cx-noshell" / "busybox", 0o755)
+    env = {"GEFREG_STATE": str(root / "state")}
+    pub = Published(catalog, registry, env, "")
+    for name in (NAME, "cx-noshell"):
+        code, _, err = pub.gefreg("publish", "--build", *pub.opts(), name)
+        assert code == 0, err
+    line = json.loads((catalog / NAME / "releases.jsonl").read_text().splitlines()[0])
+    try:
+        yield Published(catalog, registry, env, line["digest"])
+    finally:
+        registry.kill()
+        _remove_images(registry.address)
+
+
+def _remove_images(address: str) -> None:
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    ids = sorted({i for r, i in (ln.split() for ln in listed) if r.startswith(address + "/")})
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *ids], capture_output=True, check=False)
+
+
+def sample_input(root: Path) -> Path:
+    return build_tree(
+        root,
+        {
+            "a.txt": "alpha\n",
+            "with space.dat": b"\x00\x01binary\xff",
+            "sub": {"deeper": {"b.txt": "beta\n" * 1000}},
+        },
+    )
+
+
+def export(pub: Published, tmp_path: Path, *extra: str) -> Path:
+    path = tmp_path / ("scatter.cwl" if "--scatter" in extra else "tool.cwl")
+    code, _, err = pub.gefreg(
+        "export", "cwl", *pub.opts(), f"{NAME}@1.0.0", "-o", str(path), *extra
+    )
+    assert code == 0, err
+    return path
+
+
+def job(pub: Published, tmp_path: Path, *folders: Path, scatter: bool = False) -> Path:
+    path = tmp_path / "job.json"
+    args = ["export", "job", "--port", "collection", *map(str, folders), "-o", str(path)]
+    code, _, err = pub.gefreg(*args, *(["--scatter"] if scatter else []))
+    assert code == 0, err
+    return path
+
+
+def run_engine(argv: list[str], cwd: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        argv, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return dict(json.loads(result.stdout))
+
+
+def gefreg_run_root(pub: Published, tmp_path: Path, data: Path) -> str:
+    record = tmp_path / "run.json"
+    code, _, err = pub.gefreg(
+        "run", *pub.opts(), f"{NAME}@1.0.0", "-i", str(data), "-o", str(tmp_path / "gefreg-out"),
+        "--record", str(record),
+    )  # fmt: skip
+    assert code == 0, err
+    return str(json.loads(record.read_text())["outputs"]["manifest"]["manifest"]["root"])
+
+
+def test_the_tool_pins_the_release_and_validates(published: Published, tmp_path: Path) -> None:
+    text = export(published, tmp_path).read_text()
+    assert f"dockerPull: {published.registry.address}/{NAME}@{published.digest}" in text
+    assert f"{NAME}/releases.jsonl#L1" in text
+    result = subprocess.run(
+        [str(VENV_BIN / "cwltool"), "--validate", str(tmp_path / "tool.cwl")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code, stdout, _ = published.gefreg("export", "cwl", *published.opts(), f"{NAME}@1.0.0")
+    assert code == 0 and stdout == text  # standard output without --output
+
+
+def test_cwltool_and_toil_outputs_are_byte_identical_to_gefreg_run(
+    published: Published, tmp_path: Path
+) -> None:
+    data = sample_input(tmp_path / "data")
+    expected = gefreg_run_root(published, tmp_path, data)
+    tool, job_file = export(published, tmp_path), job(published, tmp_path, data)
+    out = run_engine(
+        [str(VENV_BIN / "cwltool"), "--quiet", "--outdir", str(tmp_path / "cwltool"),
+         str(tool), str(job_file)],
+        tmp_path,
+    )  # fmt: skip
+    assert tree_manifest(Path(out["manifest"]["path"])).root == expected
+    out = run_engine(
+        [str(VENV_BIN / "toil-cwl-runner"), "--batchSystem", "single_machine",
+         "--jobStore", f"file:{tmp_path / 'jobstore'}", "--workDir", str(tmp_path),
+         "--outdir", str(tmp_path / "toil"), "--logLevel", "WARNING", str(tool), str(job_file)],
+        tmp_path,
+    )  # fmt: skip
+    assert Path(out["manifest"]["path"]).parent == tmp_path / "toil"
+    assert tree_manifest(Path(out["manifest"]["path"])).root == expected
+
+
+def test_exports_are_refused_like_runs(published: Published, tmp_path: Path) -> None:
+    # not published: only a build exists
+    build_tree(published.catalog, busybox_entry("cx-unpublished", "true\n"))
+    os.chmod(published.catalog / "cx-unpublished" / "busybox", 0o755)
+    code, _, err = published.gefreg("build", *published.opts(), "cx-unpublished")
+    assert code == 0, err
+    code, _, err = published.gefreg("export", "cwl", *published.opts(), "cx-unpublished@1.0.0")
+    assert code == 2 and "not published" in err
+    # a version the ledger does not have, a name outside the catalog, a bare digest
+    for target, words in (
+        (f"{NAME}@9.9.9", "not built or published"),
+        ("nowhere@1.0.0", "not a catalog entry"),
+        (f"{NAME}@{published.digest}", "NAME@VERSION"),
+    ):
+        code, _, err = published.gefreg("export", "cwl", *published.opts(), target)
+        assert code == 2 and words in err, err
+    # the ledger names a registry other than the configured one: refused as run refuses it
+    other = ["--catalog", str(published.catalog), "--registry", "127.0.0.1:9"]
+    code, _, err = published.gefreg("export", "cwl", *other, f"{NAME}@1.0.0")
+    assert code == 1 and "gefreg trusts 127.0.0.1:9" in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_an_image_without_a_shell_is_refused_and_the_static_template_ships_one(
+    published: Published,
+) -> None:
+    code, _, err = published.gefreg("export", "cwl", *published.opts(), "cx-noshell@1.0.0")
+    assert code == 1 and "has no /bin/sh" in err and "busybox" in err
+    listed = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "/bin/sh",
+         f"{published.registry.address}/{NAME}@{published.digest}", "-c", "echo shell"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert listed.stdout == "shell\n", listed.stderr
