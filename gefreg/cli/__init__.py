@@ -30,6 +30,9 @@ ORDER = (
     "run",
     "reproduce",
     "export",
+    "serve",
+    "token",
+    "site",
 )
 
 EPILOG = """\b
@@ -84,6 +87,7 @@ def cli() -> None:
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
       gefreg export cwl NAME@VERSION  the release as CWL for cwltool, Toil, Slurm
+      gefreg serve             the GEF instance: GA4GH TES API and web catalog
 
     Every command finds the catalog through --catalog DIR, else $GEFREG_CATALOG,
     else ./catalog. Add --json where offered for machine-readable output.
@@ -110,4 +114,5 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     registry_cmds,
     release_cmds,
     export_cmds,
+    serve_cmds,
 )

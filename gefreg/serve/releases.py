@@ -1,0 +1,100 @@
+"""Which image a TES executor may name: a release in the ledger of the configured registry, and
+nothing else.
+
+``NAME@VERSION`` or ``REGISTRY/NAME@sha256:DIGEST``; the second must be the configured
+registry and a digest the ledger of NAME lists. Either way the decision is made by the one
+path ``gefreg run NAME@VERSION`` takes (:func:`gefreg.run.image_choice.resolve_image` with the
+catalog's ledger), and only an answer that came from the ledger counts: a local build is not a
+release. The server asks again right before each run, so a release yanked or a ledger changed
+after submission is noticed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gefreg.engine import Engine
+from gefreg.errors import BadInput, CheckFailed
+from gefreg.image.interface import ServiceInterface
+from gefreg.model import DIGEST_RE, NAME_RE
+from gefreg.release import ledger
+from gefreg.run.image_choice import ResolvedImage, in_catalog, resolve_image
+from gefreg.run.plan import choose_interface
+from gefreg.settings import Settings
+
+VERSION_RE = re.compile(r"^[0-9A-Za-z.+-]{1,128}$")
+HINT = "name a catalog release: NAME@VERSION or REGISTRY/NAME@sha256:DIGEST (see the web catalog)"
+
+
+class NotARelease(BadInput):
+    """The image is not a release of this catalog (HTTP 400 with the reason)."""
+
+
+def _version_of_digest(settings: Settings, text: str) -> tuple[str, str]:
+    """``REGISTRY/NAME@sha256:…`` → (NAME, VERSION) from the ledger."""
+    reference, _, digest = text.partition("@")
+    registry, _, name = reference.rpartition("/")
+    if not DIGEST_RE.match(digest):
+        raise NotARelease(f"image {text!r}: expected sha256:<64 hex digits> after '@'", HINT)
+    if registry != settings.registry:
+        raise NotARelease(
+            f"image {text!r}: this instance runs releases of {settings.registry} only",
+            HINT,
+        )
+    if not NAME_RE.match(name) or not in_catalog(settings, name):
+        raise NotARelease(f"image {text!r}: {name!r} is not a catalog entry", HINT)
+    for release in ledger.read(settings.catalog / name):
+        if release.digest == digest and release.repository == f"{settings.registry}/{name}":
+            return name, release.version
+    raise NotARelease(f"image {text!r}: no release of {name} has the digest {digest}", HINT)
+
+
+def parse_release(settings: Settings, text: str) -> tuple[str, str]:
+    """(NAME, VERSION) that ``text`` names, or NotARelease saying why it is none."""
+    if "@" not in text:
+        raise NotARelease(
+            f"image {text!r}: not a pinned catalog release (tags and bare names never run here)",
+            HINT,
+        )
+    if "/" in text:
+        return _version_of_digest(settings, text)
+    name, _, version = text.partition("@")
+    if version.startswith("sha256:"):
+        raise NotARelease(
+            f"image {text!r}: a digest needs its registry: REGISTRY/NAME@sha256:…", HINT
+        )
+    if not NAME_RE.match(name) or not in_catalog(settings, name):
+        raise NotARelease(f"image {text!r}: {name!r} is not a catalog entry", HINT)
+    if not VERSION_RE.match(version):
+        raise NotARelease(f"image {text!r}: {version!r} is not a version", HINT)
+    return name, version
+
+
+def trusted_release(
+    settings: Settings, engine: Engine, text: str
+) -> tuple[ResolvedImage, ServiceInterface]:
+    """The release ``text`` names and the interface it runs with; NotARelease otherwise."""
+    name, version = parse_release(settings, text)
+    published = [r.version for r in ledger.read(settings.catalog / name)]
+    if version not in published:
+        raise NotARelease(
+            f"image {text!r}: {name} {version} is not a published release "
+            f"(published: {', '.join(published) or 'none'})",
+            HINT,
+        )
+    try:
+        image = resolve_image(
+            settings, f"{name}@{version}", engine=engine, ledger=ledger.CatalogLedger(settings)
+        )
+    except (BadInput, CheckFailed) as exc:
+        raise NotARelease(f"image {text!r}: {exc.message}", exc.hint) from None
+    if image.source != "ledger" or not image.trusted:
+        raise NotARelease(
+            f"image {text!r}: {name} {version} is not published (a local build never runs here)",
+            HINT,
+        )
+    try:
+        image, interface = choose_interface(settings, engine, image)
+    except (BadInput, CheckFailed) as exc:
+        raise NotARelease(f"image {text!r}: {exc.message}", exc.hint) from None
+    return image, interface

@@ -1,0 +1,88 @@
+"""A stored task as TES shows it: MINIMAL (id and state), BASIC (everything but executor
+stdout/stderr, input ``content`` and system logs) or FULL.
+
+Executor logs are read from the run's log files when asked for (FULL), capped like the
+runner's own: the first :data:`LOG_CAP` bytes of each stream, then a line saying how much was
+left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gefreg.serve.store import TaskRow
+from gefreg.serve.tes_models import TesView
+
+API_PREFIX = "/ga4gh/tes/v1"
+LOG_CAP = 10 * 1024**2
+
+
+def read_log(path: str | None, cap: int = LOG_CAP) -> str | None:
+    """A log file's text (UTF-8, undecodable bytes replaced), at most ``cap`` bytes of it."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+            size = Path(path).stat().st_size
+    except OSError:
+        return None
+    text = data[:cap].decode("utf-8", "replace")
+    if size > cap:
+        text += f"\n[gefreg: {size - cap} more bytes not shown; the run's log file has them all]\n"
+    return text
+
+
+def executor_log(entry: dict[str, Any], full: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"exit_code": entry.get("exit_code", -1)}
+    if entry.get("exit_code") is None:
+        out["exit_code"] = -1
+    for key in ("start_time", "end_time"):
+        if entry.get(key):
+            out[key] = entry[key]
+    if full:
+        for key in ("stdout", "stderr"):
+            text = read_log(entry.get(f"{key}_log"))
+            if text is not None:
+                out[key] = text
+    return out
+
+
+def metadata(row: TaskRow) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for number, entry in enumerate(row.log.get("executors") or []):
+        meta[f"release.{number}"] = str(entry.get("release", ""))
+        if entry.get("record"):
+            meta[f"run_record.{number}"] = f"{API_PREFIX}/tasks/{row.id}/record?executor={number}"
+    return meta
+
+
+def task_log(row: TaskRow, full: bool) -> dict[str, Any] | None:
+    log = row.log
+    if not log:
+        return None
+    out: dict[str, Any] = {
+        "logs": [executor_log(e, full) for e in log.get("executors") or [] if e.get("started")],
+        "outputs": list(log.get("outputs") or []),
+        "metadata": metadata(row),
+    }
+    for key in ("start_time", "end_time"):
+        if log.get(key):
+            out[key] = log[key]
+    if full:
+        out["system_logs"] = list(log.get("system_logs") or [])
+    return out
+
+
+def task_view(row: TaskRow, view: TesView) -> dict[str, Any]:
+    if view is TesView.MINIMAL:
+        return {"id": row.id, "state": row.state.value}
+    doc = dict(row.document)
+    doc.update(id=row.id, state=row.state.value, creation_time=row.created)
+    if view is not TesView.FULL and doc.get("inputs"):
+        doc["inputs"] = [{k: v for k, v in i.items() if k != "content"} for i in doc["inputs"]]
+    log = task_log(row, view is TesView.FULL)
+    if log is not None:
+        doc["logs"] = [log]
+    return doc

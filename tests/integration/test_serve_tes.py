@@ -1,0 +1,299 @@
+"""The GEF instance for real: `gefreg serve` as its own process, the independent py-tes client,
+releases published to the session's real registry, containers in the real engine.
+
+`fixity-manifest` (shipped) and `tes-sleeper` (sleeps, then writes a file) are built and
+published once for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import tes
+from click.testing import CliRunner
+
+from gefreg.cli import cli
+from gefreg.engine import Engine
+from gefreg.run.execute import RUN_LABEL
+from tests.helpers import build_tree, busybox_entry, make_catalog
+from tests.serve_helpers import ServerProcess, tokens
+
+pytestmark = pytest.mark.docker
+
+SHIPPED = Path(__file__).resolve().parents[2] / "catalog"
+SLEEPER = 'sleep "${1:-60}"\necho done > /data/out/done.txt\n'
+FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
+
+
+def gefreg(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@dataclass
+class Instance:
+    root: Path
+    catalog: Path
+    registry: str
+    env: dict[str, str]
+    data: Path
+    token_file: Path
+    tokens: dict[str, str]
+    digests: dict[str, str]
+
+    def server(self, name: str, workers: int = 2) -> ServerProcess:
+        home = self.root / f"home-{name}"
+        args = [
+            "--tokens", str(self.token_file), "--data-root", str(self.data),
+            "--workers", str(workers), "--home", str(home),
+            "--catalog", str(self.catalog), "--registry", self.registry,
+        ]  # fmt: skip
+        return ServerProcess(args, self.env, self.root / f"serve-{name}.log")
+
+    def client(self, server: ServerProcess, who: str = "writer") -> tes.HTTPClient:
+        return tes.HTTPClient(server.url, token=self.tokens[who], timeout=30)
+
+
+def _open(path: Path) -> None:
+    for current, _dirs, files in os.walk(path):
+        os.chmod(current, 0o755)
+        for name in files:
+            os.chmod(os.path.join(current, name), 0o644)
+
+
+@pytest.fixture(scope="module")
+def instance(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    root = tmp_path_factory.mktemp("tes")
+    os.chmod(root, 0o755)
+    catalog = make_catalog(
+        root / "catalog",
+        busybox_entry(
+            "tes-sleeper",
+            SLEEPER,
+            inputs=[{"name": "data", "path": "/data/in"}],
+            outputs=[{"name": "out", "path": "/data/out"}],
+            resources={"memory": "64m", "timeout": "5m"},
+        ),
+    )
+    os.chmod(catalog / "tes-sleeper" / "busybox", 0o755)
+    shutil.copytree(SHIPPED / "fixity-manifest", catalog / "fixity-manifest")
+    (catalog / "policy.yaml").write_text("vulnerability-db-unavailable: warn\n")
+    env = {"GEFREG_STATE": str(root / "state")}
+    opts = ["--catalog", str(catalog), "--registry", registry.address]
+    digests = {}
+    for name in ("fixity-manifest", "tes-sleeper"):
+        code, out, err = gefreg(env, "build", *opts, name, "--json")
+        assert code == 0, err
+        code, out, err = gefreg(env, "publish", *opts, name, "--json")
+        assert code == 0, err
+        published = json.loads(out)
+        digests[name] = (published[0] if isinstance(published, list) else published)["digest"]
+    data = build_tree(
+        root / "data", {"collection": {"a.txt": "alpha\n", "sub": {"b.txt": "beta\n"}}}
+    )
+    _open(data)
+    token_file = root / "tokens.jsonl"
+    made = tokens(token_file, writer={}, reader={"read_only": True})
+    yield Instance(root, catalog, registry.address, env, data, token_file, made, digests)
+    engine = Engine.connect()
+    for container in engine.container_ids(RUN_LABEL):
+        labels = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Labels}}", container],
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        if "tes-sleeper" in labels or "fixity-manifest" in labels:
+            engine.remove_container(container)
+
+
+@pytest.fixture(scope="module")
+def server(instance: Instance) -> Iterator[ServerProcess]:
+    proc = instance.server("main")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def fixity_task(instance: Instance, out: str, name: str = "fixity") -> tes.Task:
+    return tes.Task(
+        name=name,
+        inputs=[
+            tes.Input(
+                url=(instance.data / "collection").as_uri(),
+                path="/data/collection",
+                type="DIRECTORY",
+            )
+        ],
+        outputs=[
+            tes.Output(
+                url=(instance.data / out).as_uri(), path="/data/manifest", type="DIRECTORY"
+            )
+        ],
+        executors=[
+            tes.Executor(
+                image="fixity-manifest@1.0.0",
+                command=["/bin/busybox", "sh", "/opt/fixity/fixity.sh", "/data/collection",
+                         "/data/manifest"],
+            )
+        ],
+    )  # fmt: skip
+
+
+def sleeper_task(seconds: int) -> tes.Task:
+    return tes.Task(
+        name="sleeper",
+        executors=[
+            tes.Executor(
+                image="tes-sleeper@1.0.0",
+                command=["/bin/busybox", "sh", "/opt/run.sh", str(seconds)],
+            )
+        ],
+    )
+
+
+def wait_state(client: tes.HTTPClient, task_id: str, states: set[str], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get_task(task_id, "MINIMAL").state
+        if state in states:
+            return str(state)
+        assert time.monotonic() < deadline, f"{task_id} still {state}"
+        time.sleep(0.2)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def fetch_records(server: ServerProcess, token: str, task_id: str) -> list[dict[str, Any]]:
+    r = requests.get(
+        f"{server.url}/ga4gh/tes/v1/tasks/{task_id}/record",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    records: list[dict[str, Any]] = r.json()
+    return records
+
+
+def test_py_tes_runs_a_release_and_its_outputs_equal_gefreg_runs(
+    instance: Instance, server: ServerProcess
+) -> None:
+    client = instance.client(server)
+    info = client.get_service_info()
+    assert info.type["artifact"] == "tes" and info.type["version"] == "1.1.0"
+    task_id = client.create_task(fixity_task(instance, "manifest-tes"))
+    assert wait_state(client, task_id, FINAL) == "COMPLETE", client.get_task(task_id, "FULL")
+    full = client.get_task(task_id, "FULL")
+    log = full.logs[0]
+    assert [e.exit_code for e in log.logs] == [0]
+    delivered = {o.path: int(o.size_bytes) for o in log.outputs}
+    assert "/data/manifest/manifest-sha256.txt" in delivered
+
+    code, _out, err = gefreg(
+        instance.env,
+        "run", "fixity-manifest@1.0.0", "--catalog", str(instance.catalog),
+        "--registry", instance.registry,
+        "-i", str(instance.data / "collection"), "-o", str(instance.root / "manifest-cli"),
+        "--record", str(instance.root / "cli-run.json"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert files(instance.data / "manifest-tes") == files(instance.root / "manifest-cli")
+    assert files(instance.data / "manifest-tes")  # not two empty folders
+
+    [record] = fetch_records(server, instance.tokens["writer"], task_id)
+    assert record["status"] == "succeeded"
+    assert record["image"]["manifest_digest"] == instance.digests["fixity-manifest"]
+    assert record["hardening"]["network"] == "none"
+    assert log.metadata["run_record.0"].endswith(f"/tasks/{task_id}/record?executor=0")
+    # the same inputs, the same image: the run records agree on what went in
+    cli = json.loads((instance.root / "cli-run.json").read_text())
+    assert (
+        record["inputs"]["collection"]["manifest"]["root"]
+        == (cli["inputs"]["collection"]["manifest"]["root"])
+    )
+
+
+def test_cancel_stops_the_container(instance: Instance, server: ServerProcess) -> None:
+    client = instance.client(server)
+    task_id = client.create_task(sleeper_task(120))
+    wait_state(client, task_id, {"RUNNING"})
+    deadline = time.monotonic() + 30
+    while not (records := fetch_records(server, instance.tokens["writer"], task_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run_id = records[0]["id"]
+    engine = Engine.connect()
+    while not engine.container_ids(f"{RUN_LABEL}={run_id}"):
+        assert time.monotonic() < deadline, "the container never appeared"
+        time.sleep(0.1)
+    started = time.monotonic()
+    client.cancel_task(task_id)
+    assert wait_state(client, task_id, FINAL, timeout=60) == "CANCELED"
+    assert time.monotonic() - started < 30  # not the 120 s the service wanted
+    assert engine.container_ids(f"{RUN_LABEL}={run_id}") == []
+
+
+def test_refusals_through_py_tes(instance: Instance, server: ServerProcess) -> None:
+    client = instance.client(server)
+    outsider = tes.Task(executors=[tes.Executor(image="busybox:latest", command=["true"])])
+    with pytest.raises(requests.HTTPError) as caught:
+        client.create_task(outsider)
+    assert caught.value.response.status_code == 400
+    assert "not a pinned catalog release" in caught.value.response.json()["msg"]
+    etc = fixity_task(instance, "never")
+    etc.inputs[0].url = "file:///etc"
+    with pytest.raises(requests.HTTPError) as caught:
+        client.create_task(etc)
+    assert caught.value.response.status_code == 403
+    anonymous = tes.HTTPClient(server.url, timeout=10)
+    with pytest.raises(requests.HTTPError) as caught:
+        anonymous.create_task(fixity_task(instance, "never"))
+    assert caught.value.response.status_code == 401
+    with pytest.raises(requests.HTTPError) as caught:
+        instance.client(server, "reader").create_task(fixity_task(instance, "never"))
+    assert caught.value.response.status_code == 403
+    assert not (instance.data / "never").exists()
+    assert instance.client(server, "reader").list_tasks().tasks is not None
+
+
+def test_a_server_killed_mid_task_recovers(instance: Instance) -> None:
+    proc = instance.server("crash", workers=1)
+    proc.start()
+    try:
+        client = instance.client(proc)
+        sleeping = client.create_task(sleeper_task(300))
+        queued = [client.create_task(fixity_task(instance, f"after-crash-{i}")) for i in range(2)]
+        wait_state(client, sleeping, {"RUNNING"})
+        deadline = time.monotonic() + 30
+        while not (records := fetch_records(proc, instance.tokens["writer"], sleeping)):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        run_id = records[0]["id"]
+        engine = Engine.connect()
+        while not engine.container_ids(f"{RUN_LABEL}={run_id}"):
+            assert time.monotonic() < deadline, "the container never appeared"
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        assert engine.container_ids(f"{RUN_LABEL}={run_id}")  # the orphan is still there
+        proc.start()
+        full = client.get_task(sleeping, "FULL")
+        assert full.state == "SYSTEM_ERROR"
+        assert any("server stopped" in line for line in full.logs[0].system_logs)
+        assert engine.container_ids(f"{RUN_LABEL}={run_id}") == []
+        for task_id in queued:
+            assert wait_state(client, task_id, FINAL) == "COMPLETE"
+        assert files(instance.data / "after-crash-0") == files(instance.data / "after-crash-1")
+    finally:
+        proc.stop()

@@ -1,0 +1,141 @@
+"""The GEF instance's parts that need no server: tokens, URLs, the content cache, delivery."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gefreg.cli import cli
+from gefreg.errors import BadInput, CheckFailed, InvalidRecord
+from gefreg.serve import urls
+from gefreg.serve.admission import OutputPlan
+from gefreg.serve.content_cache import ContentCache, SizeLimit
+from gefreg.serve.delivery import deliver, open_new
+from gefreg.serve.tokens import TokenFile, new_token, read_tokens, token_hash
+
+
+def test_token_new_prints_the_token_last_and_stores_its_hash(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.jsonl"
+    result = CliRunner().invoke(cli, ["token", "new", "--tokens", str(path), "--read-only"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    [entry] = read_tokens(path)
+    assert entry.read_only and entry.sha256 == token_hash(token)
+    assert token not in path.read_text()
+    again = CliRunner().invoke(cli, ["token", "new", "--tokens", str(path), "--owner", "alice"])
+    assert again.exit_code == 0
+    assert [e.owner for e in read_tokens(path)][1] == "alice"
+
+
+def test_a_running_server_sees_new_and_deleted_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.jsonl"
+    first, _ = new_token(path)
+    tokens = TokenFile(path)
+    assert tokens.find(first) is not None
+    second, entry = new_token(path)
+    assert tokens.find(second) == entry
+    path.write_text(path.read_text().splitlines()[1] + "\n")  # revoke the first
+    assert tokens.find(first) is None and tokens.find(second) is not None
+    assert tokens.find("gefreg_guess") is None and tokens.find("") is None
+
+
+def test_a_broken_token_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.jsonl"
+    new_token(path)
+    with open(path, "a") as fh:
+        fh.write('{"id": "x", "sha256": "nothex"}\n')
+    with pytest.raises(InvalidRecord) as caught:
+        read_tokens(path)
+    assert f"{path}:2" in caught.value.message
+    with pytest.raises(BadInput):
+        new_token(path, owner="no spaces please")
+
+
+def test_urls_are_classified_and_checksums_read_from_the_fragment() -> None:
+    b2 = frozenset({"https://b2share.example.org"})
+    assert urls.classify("file:///srv/data/x").target == "/srv/data/x"
+    assert urls.classify("/srv/data/with%20space").target == "/srv/data/with%20space"
+    assert urls.classify("file:///srv/a%20b").target == "/srv/a b"
+    src = urls.classify("https://example.org/f.nc#sha256=" + "A" * 64)
+    assert (src.kind, src.target, src.checksum) == (
+        "http",
+        "https://example.org/f.nc",
+        "sha256:" + "a" * 64,
+    )
+    assert urls.classify("https://doi.org/10.1234/abc").kind == "doi"
+    assert urls.classify("doi:10.1234/abc").target == "10.1234/abc"
+    assert urls.classify("hdl:21.T1/xyz").kind == "hdl"
+    record = urls.classify("https://b2share.example.org/records/abc123", b2)
+    assert (record.kind, record.record) == ("b2share", "abc123")
+    assert urls.classify("https://elsewhere.org/records/abc123", b2).kind == "http"
+    for bad in ("s3://bucket/x", "ftp://h/x", "https://example.org/x#md5=zz", "file://h/x"):
+        with pytest.raises(BadInput):
+            urls.classify(bad)
+
+
+def test_private_addresses_need_the_operators_permission() -> None:
+    for url in (
+        "http://127.0.0.1/x",
+        "http://localhost:8080/x",
+        "http://[::1]/x",
+        "http://10.1.2.3/",
+    ):
+        with pytest.raises(urls.Forbidden):
+            urls.check_host(url, frozenset())
+    urls.check_host("http://127.0.0.1:9/x", frozenset({"127.0.0.1"}))
+    with pytest.raises(urls.Forbidden):
+        urls.check_host("http://169.254.169.254/latest/meta-data", frozenset({"127.0.0.1"}))
+
+
+def test_the_content_cache_checks_and_reuses(tmp_path: Path) -> None:
+    cache = ContentCache(tmp_path / "cache")
+    first = cache.add([b"hello ", b"world"], limit=100, what="x")
+    assert not first.hit and first.size == 11 and oct(first.path.stat().st_mode & 0o777) == "0o444"
+    hit = cache.find(f"md5:{first.md5}", 11)
+    assert hit is not None and hit.path == first.path and hit.hit
+    assert cache.find(f"sha256:{first.sha256}", 12) is None  # the record's size must match too
+    with pytest.raises(CheckFailed, match="checksum mismatch"):
+        cache.add([b"other"], expect=f"sha256:{first.sha256}", limit=100, what="x")
+    with pytest.raises(SizeLimit):
+        cache.add([b"x" * 50, b"x" * 60], limit=100, what="x")
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_delivery_never_overwrites_nor_follows_a_containers_links(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    (run / "sub" / "a.txt").write_text("a")
+    (run / "b.csv").write_text("b")
+    (run / "link").symlink_to("/etc/passwd")
+    (run / "evil").symlink_to(tmp_path)
+
+    def plan(
+        index: int, path: str, dest: Path, kind: str, rel: str, prefix: str | None = None
+    ) -> OutputPlan:
+        return OutputPlan(index, dest.as_uri(), str(dest), path, kind, "/out", 0, rel, prefix)
+
+    outputs = (
+        plan(0, "/out", root / "all", "DIRECTORY", ""),
+        plan(1, "/out/b.csv", root / "one.csv", "FILE", "b.csv"),
+        plan(2, "/out/*/*.txt", root / "globbed", "DIRECTORY", "*/*.txt", "/out"),
+    )
+    done = deliver(outputs, {0: {"/out": run}}, (root,))
+    paths = sorted(f["path"] for f in done.files)
+    assert paths == ["/out/b.csv", "/out/b.csv", "/out/sub/a.txt", "/out/sub/a.txt"]
+    assert (root / "globbed" / "sub" / "a.txt").read_text() == "a"
+    assert not (root / "all" / "link").exists() and any("link" in s for s in done.skipped)
+    with pytest.raises(CheckFailed, match="never overwrite"):
+        deliver(outputs[1:2], {0: {"/out": run}}, (root,))
+    with pytest.raises(CheckFailed):
+        os.close(open_new(run, "evil/planted.txt"))
+    assert not (tmp_path / "planted.txt").exists()
+    fd = open_new(run, "new/dir/file.txt")
+    os.close(fd)
+    assert (run / "new" / "dir" / "file.txt").is_file()
+    assert json.dumps(done.files)  # TES tesOutputFileLog objects
