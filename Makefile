@@ -1,8 +1,12 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both set up first.
-.PHONY: setup demo test unit lint-code bench clean
+.PHONY: setup demo test unit lint-code bench slurm clean
 
 setup:
 	@bash scripts/setup.sh
+
+# A one-node Slurm cluster on this machine (root; idempotent) for exported CWL under Toil.
+slurm:
+	@bash scripts/slurm.sh
 
 demo: setup
 	@bash scripts/demo.sh

@@ -213,3 +213,73 @@ def test_an_image_without_a_shell_is_refused_and_the_static_template_ships_one(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert listed.stdout == "shell\n", listed.stderr
+
+
+# ----------------------------------------------------------------------------- on Slurm
+
+SLURM_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    """The one-node cluster of `make slurm` (started here when it is not running; root only)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but not root: scripts/slurm.sh needs root", pytrace=False)
+        pytest.skip("a local Slurm cluster needs root (make slurm)")
+    result = subprocess.run(
+        ["bash", str(SLURM_SCRIPT)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def slurm_job_ids() -> set[int]:
+    shown = subprocess.run(
+        ["scontrol", "show", "jobs", "--oneliner"], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        int(line.split()[0].removeprefix("JobId="))
+        for line in shown.splitlines()
+        if line.startswith("JobId=") and "JobName=toil_job_" in line
+    }
+
+
+def bagit(folder: Path) -> dict[str, str]:
+    """What fixity-manifest writes for ``folder``, computed here independently."""
+    import hashlib
+
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: str(p).encode())
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  data/{p.relative_to(folder)}\n"
+        for p in files
+    ]
+    size = sum(p.stat().st_size for p in files)
+    return {
+        "manifest-sha256.txt": "".join(lines),
+        "bag-info.txt": f"Payload-Oxum: {size}.{len(files)}\n",
+    }
+
+
+def test_scatter_over_8_folders_on_slurm(published: Published, slurm: None, tmp_path: Path) -> None:
+    folders = [
+        build_tree(tmp_path / "in" / f"station-{i}", {f"s{i}.dat": f"{i}\n" * (i + 1), "x": {}})
+        for i in range(8)
+    ]
+    for i, folder in enumerate(folders):
+        (folder / "x" / "n.txt").write_text(f"nested {i}\n")
+    before = slurm_job_ids()
+    flow = export(published, tmp_path, "--scatter")
+    jobs = job(published, tmp_path, *folders, scatter=True)
+    out = run_engine(
+        [str(VENV_BIN / "toil-cwl-runner"), "--batchSystem", "slurm",
+         "--jobStore", f"file:{tmp_path / 'jobstore'}", "--workDir", str(tmp_path),
+         "--outdir", str(tmp_path / "results"), "--logLevel", "WARNING",
+         str(flow), str(jobs)],
+        tmp_path,
+    )  # fmt: skip
+    results = out["manifest"]
+    assert len(results) == 8
+    for folder, result in zip(folders, results, strict=True):  # outputs in input order
+        made = Path(result["path"])
+        assert {p.name: p.read_text() for p in made.iterdir()} == bagit(folder), folder
+    assert len(slurm_job_ids() - before) >= 8  # every tool run was a Slurm job
