@@ -63,7 +63,9 @@ def publish(
     
       - a published version never changes: the same image again is a no-op (exit 0),
         another image under that version is refused (exit 1) with both digests;
-      - a new version must be higher than every published one of its major.minor line;
+      - a new version continues a published major.minor line above its releases (a
+        backport such as 1.2.5 after 1.3.0 is fine), or opens a new line above the
+        highest release (0.0.9 after 0.1.0 is refused);
       - changed content (fingerprint) under a published version is refused: bump it;
       - floating tags 1, 1.2 and latest only move forward; pre-releases never get them.
 

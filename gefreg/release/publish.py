@@ -102,13 +102,9 @@ def check_rules(entry: Entry, releases: list[ledger.Release], fingerprint: str) 
                 "bump the version in service.yaml",
             )
         return
-    blocker = versions.blocking_version(version, [r.version for r in releases])
-    if blocker is not None:
-        line = ".".join(map(str, versions.line_of(version)))
-        raise CheckFailed(
-            f"{entry.name} {version} is not higher than the published {blocker} of the {line} line",
-            "choose a higher version",
-        )
+    broken = versions.check_new_version(version, [r.version for r in releases])
+    if broken is not None:
+        raise CheckFailed(f"{entry.name} {broken.message}", broken.hint)
 
 
 def publish(

@@ -1,9 +1,10 @@
 """`gefreg review --base REV`: the check CI runs on a pull request to the catalog.
 
 Compared with REV: changed records are valid; ledgers were only appended to (never edited or
-shortened); an entry whose fingerprint changed got a higher version; versions only move up;
-published entries are not deleted. It lists the entries whose image changed, so CI builds and
-scans only those.
+shortened); an entry whose fingerprint changed got a new version; a version not yet published
+passes the version rule (:func:`gefreg.release.versions.check_new_version`, the rule publish
+applies); published entries are not deleted. It lists the entries whose image changed, so CI
+builds and scans only those.
 """
 
 from __future__ import annotations
@@ -273,9 +274,7 @@ def _review_entry(
         changed = _fingerprint(old, old_lock, None).changed_parts(now)
         image_changed = bool(changed)
         status = "changed" if image_changed else "unchanged-image"
-        if versions.parse(version) < versions.parse(old_version):
-            problems.append(f"{name}: version went down from {old_version} to {version}")
-        elif image_changed and version == old_version:
+        if image_changed and version == old_version:
             problems.append(
                 f"{name}: the image changed ({', '.join(changed)}) but the version is still "
                 f"{version}: bump it"
@@ -285,9 +284,7 @@ def _review_entry(
         problems.append(
             f"{name} {version} is already published with another fingerprint: bump the version"
         )
-    blocker = versions.blocking_version(
-        version, [r.version for r in releases if r.version != version]
-    )
-    if published is None and blocker is not None:
-        problems.append(f"{name} {version} is lower than the published {blocker}")
+    broken = versions.check_new_version(version, [r.version for r in releases])
+    if published is None and broken is not None:
+        problems.append(f"{name} {broken.message} (fix: {broken.hint})")
     return EntryReview(name, status, version, old_version, image_changed, tuple(problems))

@@ -1,8 +1,16 @@
-"""Version rules for publishing: SemVer 2.0 order, release lines, floating tags."""
+"""Version rules for publishing: SemVer 2.0 order, release lines, floating tags.
+
+THE version rule (:func:`check_new_version`, used by ``publish`` and ``review`` alike): a
+release may continue any major.minor line that already has a release, if it is higher than
+every release of that line (a backport such as 1.2.5 after 1.3.0 is fine); it may open a new
+major.minor line only above the highest release published so far (0.0.9 after 0.1.0 is not).
+Yanked releases count: a version never disappears, so it is never reused or undercut.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import semver
 
@@ -27,11 +35,49 @@ def highest(versions: Iterable[str]) -> str | None:
     return ordered[-1] if ordered else None
 
 
-def blocking_version(new: str, published: Iterable[str]) -> str | None:
-    """A published version of the same major.minor line that is not lower than ``new``."""
+@dataclass(frozen=True)
+class RuleBroken:
+    """Why a version may not be published, and what would be allowed instead."""
+
+    message: str
+    hint: str
+
+
+def _line_text(line: tuple[int, int]) -> str:
+    return f"{line[0]}.{line[1]}"
+
+
+def check_new_version(new: str, published: Iterable[str]) -> RuleBroken | None:
+    """The one version rule (see the module docstring); None when ``new`` may be published.
+
+    ``published`` are the versions in the ledger (yanked ones included); ``new`` itself among
+    them is not a new version and is left to the immutability checks."""
+    others = list(published)
+    if not others or new in others:
+        return None
     line = line_of(new)
-    same_line = [v for v in published if line_of(v) == line and parse(v) >= parse(new)]
-    return highest(same_line)
+    top = highest(others)
+    assert top is not None
+    same_line = [p for p in others if line_of(p) == line]
+    if same_line:
+        line_top = highest(same_line)
+        assert line_top is not None
+        if parse(new) > parse(line_top):
+            return None
+        return RuleBroken(
+            f"{new} is not higher than {line_top}, the highest release of the "
+            f"{_line_text(line)} line",
+            f"continue the line above it ({parse(line_top).bump_patch()}) or open a new "
+            f"line above {top} ({parse(top).bump_minor()})",
+        )
+    if line > line_of(top):
+        return None
+    return RuleBroken(
+        f"{new} would open the new line {_line_text(line)} below {top}, the highest release: "
+        "a new major.minor line may only be opened above every published release",
+        f"open a line above {top} ({parse(top).bump_minor()}) or continue a published line "
+        f"(e.g. {parse(top).bump_patch()})",
+    )
 
 
 def floating_tags(version: str, published: Iterable[str], wanted: Iterable[str]) -> list[str]:

@@ -247,8 +247,14 @@ def test_version_rules_bump_lower_and_prerelease(tmp_path: Path, registry: Local
     pub.build()
     lower = pub.publish()
     assert lower.exit_code == 1
-    assert "1.0.1 is not higher than the published 1.0.2 of the 1.0 line" in lower.stderr
+    assert "1.0.1 is not higher than 1.0.2, the highest release of the 1.0 line" in lower.stderr
     assert pub.remote("1.0.1") is None and len(pub.releases()) == 2
+
+    pub.set_version("0.9.0")  # a new line below the highest release: refused, never permanent
+    pub.build()
+    below = pub.publish()
+    assert below.exit_code == 1 and "would open the new line 0.9 below 1.0.2" in below.stderr
+    assert pub.remote("0.9.0") is None and len(pub.releases()) == 2
 
     pub.set_version("2.0.0-rc.1")
     pub.build()
@@ -258,6 +264,12 @@ def test_version_rules_bump_lower_and_prerelease(tmp_path: Path, registry: Local
     assert pub.remote("2.0.0-rc.1") == json.loads(pre.stdout)["digest"]
     assert pub.remote("latest") == v102 and pub.remote("1") == v102
     assert pub.remote("2") is None and pub.remote("2.0") is None
+
+    pub.set_version("1.0.3")  # a backport to the 1.0 line after 2.0.0-rc.1: allowed
+    pub.build()
+    backport = pub.publish("--json")
+    assert backport.exit_code == 0, backport.stderr
+    assert json.loads(backport.stdout)["floating"] == ["1", "1.0", "latest"]
     assert pub.verify().exit_code == 0
 
 

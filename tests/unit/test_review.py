@@ -37,11 +37,13 @@ def settings_for(repo: Path) -> Settings:
     )
 
 
-def release_line(version: str, fingerprint: str = "sha256:" + "1" * 64) -> str:
+def release_line(
+    version: str, fingerprint: str = "sha256:" + "1" * 64, repository: str = "r/one"
+) -> str:
     return Release(
         version=version,
         digest="sha256:" + "2" * 64,
-        repository="r/one",
+        repository=repository,
         fingerprint=fingerprint,
         base_digest=None,
         image_id="sha256:" + "3" * 64,
@@ -71,12 +73,32 @@ def test_file_change_with_bump_passes_and_is_listed_for_build(repo: Path) -> Non
     assert report.ok and report.to_build == ["one"]
 
 
-def test_version_going_down_is_refused(repo: Path) -> None:
-    (repo / "catalog" / "two" / "service.yaml").write_text(
-        service_yaml(name="two", version="0.9.0")
-    )
+def publish_line(repo: Path, name: str, *versions: str) -> None:
+    ledger_file = repo / "catalog" / name / "releases.jsonl"
+    ledger_file.write_text("".join(release_line(v, repository=f"r/{name}") for v in versions))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+
+
+def test_review_applies_the_version_rule_of_publish(repo: Path) -> None:
+    from gefreg.release.versions import check_new_version
+
+    publish_line(repo, "two", "0.1.0", "1.0.0")
+    record = repo / "catalog" / "two" / "service.yaml"
+    record.write_text(service_yaml(name="two", version="0.0.9"))
     [entry] = review(settings_for(repo), "HEAD").entries
-    assert "version went down from 1.0.0 to 0.9.0" in entry.problems[0]
+    broken = check_new_version("0.0.9", ["0.1.0", "1.0.0"])
+    assert broken is not None
+    assert entry.problems == (f"two {broken.message} (fix: {broken.hint})",)
+    # A backport continues a published line: fine, even though 1.0.0 is higher.
+    record.write_text(service_yaml(name="two", version="0.1.1"))
+    assert review(settings_for(repo), "HEAD").ok
+    # A record version going down where nothing was published is no problem.
+    (repo / "catalog" / "one" / "service.yaml").write_text(
+        service_yaml(name="one", version="0.9.0")
+    )
+    report = review(settings_for(repo), "HEAD")
+    assert report.ok and {e.name for e in report.entries} == {"one", "two"}
 
 
 def test_change_outside_the_image_needs_no_bump(repo: Path) -> None:
