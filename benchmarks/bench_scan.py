@@ -130,7 +130,7 @@ class Bench:
 def entry_catalog(tmp: Path, image_id: str) -> tuple[Path, Path]:
     """A catalog with one entry whose build record (as `gefreg build` will write it: with the
     entry's fingerprint) points at ``image_id``."""
-    from tests.helpers import demo_entry, make_catalog
+    from tests.helpers import demo_entry, make_catalog, write_build
 
     catalog = make_catalog(tmp / "entry-catalog", demo_entry())
     (catalog / "policy.yaml").write_text(POLICY)
@@ -141,10 +141,7 @@ def entry_catalog(tmp: Path, image_id: str) -> tuple[Path, Path]:
     )
     fingerprint = json.loads(rendered.stdout)["fingerprint"]
     state = tmp / "entry-state"
-    record = state / "builds" / "demo-service" / "build.json"
-    record.parent.mkdir(parents=True)
-    build = {"image_id": image_id, "tags": [], "fingerprint": fingerprint}
-    record.write_text(json.dumps(build))
+    write_build(state, "demo-service", image_id, fingerprint=fingerprint)
     return catalog, state
 
 

@@ -17,7 +17,17 @@ ENTRY_PATH_RE = re.compile(r"^(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+/?$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")
 PIP_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The one digest pattern: image IDs, manifest digests, fingerprints and cache keys are all
+# sha256 digests. (The registry client also accepts OCI's general ``algorithm:encoded`` form,
+# since a registry may answer with another algorithm.)
+SHA256_DIGEST = r"sha256:[0-9a-f]{64}"
+DIGEST_RE = re.compile(rf"^{SHA256_DIGEST}$")
+
+
+def is_digest(text: object) -> bool:
+    """True for ``sha256:<64 lowercase hex>``."""
+    return isinstance(text, str) and DIGEST_RE.match(text) is not None
+
 
 RECORD_FILE = "service.yaml"
 BASE_FILE = "base.yaml"

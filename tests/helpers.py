@@ -97,3 +97,28 @@ def busybox_entry(name: str, script: str, **fields: Any) -> dict[str, Any]:
     tree[name]["busybox"] = BUSYBOX.read_bytes()
     tree[name]["run.sh"] = script
     return tree
+
+
+def write_build(
+    state: Path,
+    name: str,
+    image_id: str,
+    *,
+    version: str = "1.0.0",
+    fingerprint: str = FAKE_DIGEST,
+    tags: tuple[str, ...] = (),
+    cache_key: str | None = None,
+) -> Path:
+    """A build record as `gefreg build` writes it (through the same writer), for tests that
+    need an entry to look built. With ``cache_key`` it is an earlier build: only in by-key."""
+    from gefreg.image.build_record import BuildRecord, by_key_path, save_build
+    from gefreg.settings import Settings
+
+    settings = Settings(state / "unused-catalog", "127.0.0.1:1", state)
+    record = BuildRecord(name, version, image_id, tags, fingerprint, cache_key=cache_key)
+    if cache_key is not None:
+        path = by_key_path(settings, name, cache_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record.to_json()))
+        return path
+    return save_build(settings, record)

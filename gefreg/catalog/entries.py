@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gefreg.errors import BadInput, InvalidRecord, Problem
 from gefreg.fsutil import write_json
-from gefreg.model import BASE_FILE, DIGEST_RE, RECORD_FILE, BaseEntry, Entry
+from gefreg.model import BASE_FILE, DIGEST_RE, NAME_RE, RECORD_FILE, BaseEntry, Entry
 
 # The schemas (and ruamel.yaml behind them) are imported where records are loaded: finding
 # entries and ledgers (verify, review, the build cache) needs neither.
@@ -127,8 +127,27 @@ def load_all(root: Path) -> tuple[list[Entry], list[BaseEntry]]:
     return entries, bases
 
 
+def named_entry(root: Path, name: str) -> Path | None:
+    """The folder of the catalog entry called ``name``, if there is one."""
+    folder = root / name
+    return folder if NAME_RE.match(name) and (folder / RECORD_FILE).is_file() else None
+
+
+def find_entry(root: Path, target: str) -> Path | None:
+    """The entry folder a command-line target names, without loading the record; None when it
+    names none. The one rule every command uses: a name in the catalog, else a folder holding
+    a service.yaml, else a service.yaml file. A name wins over a local folder of that name."""
+    named = named_entry(root, target)
+    if named is not None:
+        return named
+    path = Path(target)
+    if path.name == RECORD_FILE and path.is_file():
+        return path.parent
+    return path if (path / RECORD_FILE).is_file() else None
+
+
 def resolve(root: Path, targets: list[str]) -> list[Path]:
-    """Command-line targets → record folders. A target is a folder, a record file or a name.
+    """Command-line targets → entry folders (:func:`find_entry`).
 
     No targets means the whole catalog, which must hold at least one record: a CI job pointed
     at the wrong folder must not pass by checking nothing."""
@@ -143,18 +162,15 @@ def resolve(root: Path, targets: list[str]) -> list[Path]:
         return found
     out = []
     for target in targets:
-        path = Path(target)
-        named = root / target
-        if "/" not in target and (named / RECORD_FILE).is_file():
-            out.append(named)  # a catalog name wins over a folder of that name here
-        elif path.exists():
-            out.append(path.parent if path.is_file() else path)
-        else:
+        folder = find_entry(root, target)
+        if folder is None:
             names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
             raise BadInput(
-                f"no catalog entry {target!r} (neither a path nor a name in {root})",
+                f"no catalog entry {target!r}: neither an entry name in {root} nor a folder "
+                f"with a {RECORD_FILE}",
                 f"entries: {names}",
             )
+        out.append(folder)
     return out
 
 

@@ -182,44 +182,35 @@ def build(
             result = build_entry(
                 settings, entry, engine=engine, no_cache=no_cache, lock=lock, on_event=on_event
             )
-            state = "cache hit" if result.cached else f"built in {result.record['duration_s']} s"
+            state = "cache hit" if result.cached else f"built in {result.record.duration_s} s"
             progress.done(f"{name} {entry.spec.version}: {state} {result.image_id[:19]}")
-            results.append({**result.record, "cached": result.cached})
+            results.append({**result.record.to_json(), "cached": result.cached})
     if as_json:
         ui.print_json(results if len(results) != 1 else results[0])
 
 
 def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
-    """A cache hit answered from file metadata and one engine request (see buildcache)."""
-    from pathlib import Path
-
+    """A cache hit answered from file metadata and one engine request (see build_record)."""
+    from gefreg.catalog.entries import find_entry
     from gefreg.engine import QuickInspectUnavailable, quick_inspect
-    from gefreg.image.build_cache import quick_hit
-    from gefreg.model import RECORD_FILE
+    from gefreg.image.build_record import quick_hit
 
-    # The same folder `resolve` would pick (a name in the catalog wins over a local folder).
-    path = Path(target)
-    in_catalog = settings.catalog / target
-    folder = in_catalog if (in_catalog / RECORD_FILE).is_file() else path
-    if folder.is_file():
-        folder = folder.parent
-    if not (folder / RECORD_FILE).is_file():
-        return None
-    record = quick_hit(settings, folder)
+    folder = find_entry(settings.catalog, target)
+    record = quick_hit(settings, folder) if folder is not None else None
     if record is None:
         return None
     try:
-        info = quick_inspect(record["image_id"])
+        info = quick_inspect(record.image_id)
     except QuickInspectUnavailable:
         return None
     if info is None:
         return None
     labels = (info.get("Config") or {}).get("Labels") or {}
-    if labels.get("org.gefreg.fingerprint") != record["fingerprint"]:
+    if labels.get("org.gefreg.fingerprint") != record.fingerprint:
         return None
-    if not set(record["tags"]) <= set(info.get("RepoTags") or ()):
+    if not set(record.tags) <= set(info.get("RepoTags") or ()):
         return None
-    return {**record, "cached": True}
+    return {**record.to_json(), "cached": True}
 
 
 def _report(results: list[dict[str, Any]], as_json: bool) -> None:

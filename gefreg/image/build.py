@@ -12,7 +12,7 @@ leaves no record and no tag.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import time
@@ -20,17 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gefreg import __version__
 from gefreg.catalog.entries import BaseLock, load_lock
 from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, EnvironmentFailure
-from gefreg.fsutil import write_json
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
 from gefreg.image import bases
-from gefreg.image.build_cache import build_dir, record_path, snapshot
 from gefreg.image.build_plan import BuildPlan, prepare
+from gefreg.image.build_record import (
+    BuildRecord,
+    build_dir,
+    cached_build,
+    save_build,
+    snapshot,
+)
 from gefreg.image.fingerprint import shipped_files
 from gefreg.image.labels import CREATED, BaseImage
 from gefreg.image.render import CONTEXT_FILES
@@ -38,19 +42,18 @@ from gefreg.image.templates import templates_dir
 from gefreg.model import Entry
 from gefreg.settings import Settings
 
-SCHEMA = "gefreg.build/1"
 LOCAL_REPOSITORY = "gefreg"
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    record: dict[str, Any]
+    record: BuildRecord
     cached: bool
     path: Path
 
     @property
     def image_id(self) -> str:
-        return str(self.record["image_id"])
+        return self.record.image_id
 
 
 def local_tags(plan: BuildPlan, key: str) -> list[tuple[str, str]]:
@@ -58,12 +61,8 @@ def local_tags(plan: BuildPlan, key: str) -> list[tuple[str, str]]:
     return [(repo, plan.entry.spec.version), (repo, "build-" + key.removeprefix("sha256:")[:12])]
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_json(path, data, durable=True)
-
-
 def input_paths(settings: Settings, plan: BuildPlan) -> list[Path]:
-    """Every file whose change could change the rendered Dockerfile (see buildcache)."""
+    """Every file whose change could change the rendered Dockerfile (see build_record)."""
     entry = plan.entry
     paths = [entry.record_path, entry.directory / "pip.lock", load_lock(settings.catalog).path]
     for src, _ in entry.spec.files:
@@ -79,21 +78,18 @@ def input_paths(settings: Settings, plan: BuildPlan) -> list[Path]:
 
 
 def _cache_hit(engine: Engine, settings: Settings, plan: BuildPlan, key: str) -> BuildResult | None:
-    path = build_dir(settings, plan.entry.name) / "by-key" / (key.removeprefix("sha256:") + ".json")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    record = cached_build(settings, plan.entry.name, key)
+    if record is None:
         return None
-    info = engine.image(record["image_id"])
+    info = engine.image(record.image_id)
     if info is None or info.labels.get("org.gefreg.fingerprint") != plan.fingerprint.digest:
         return None
     for repo, tag in local_tags(plan, key):
         if f"{repo}:{tag}" not in info.repo_tags:
             engine.tag(info.id, repo, tag)
-    record["inputs"] = snapshot(input_paths(settings, plan))  # e.g. after a `touch`
-    _write_json(path, record)
-    _write_json(record_path(settings, plan.entry.name), record)
-    return BuildResult(record, cached=True, path=record_path(settings, plan.entry.name))
+    # the inputs' file metadata again, e.g. after a `touch`
+    record = dataclasses.replace(record, inputs=snapshot(input_paths(settings, plan)))
+    return BuildResult(record, cached=True, path=save_build(settings, record))
 
 
 def ensure_base(engine: Engine, settings: Settings, base: BaseImage) -> None:
@@ -184,28 +180,25 @@ def build_entry(
     tags = local_tags(plan, key)
     for repo, tag in tags:
         engine.tag(image_id, repo, tag)
-    record = {
-        "schema": SCHEMA,
-        "entry": entry.name,
-        "version": entry.spec.version,
-        "image_id": image_id,
-        "tags": [f"{repo}:{tag}" for repo, tag in tags],
-        "fingerprint": plan.fingerprint.digest,
-        "fingerprint_parts": dict(plan.fingerprint.parts),
-        "cache_key": key,
-        "base": {"name": plan.base.name, "ref": plan.base.ref, "digest": plan.base.digest},
-        "template": {"name": plan.template.name, "digest": plan.template.digest},
-        "registry": settings.registry,
-        "gefreg_version": __version__,
-        "engine": engine.facts(),
-        "started": created,
-        "duration_s": round(time.monotonic() - t0, 3),
-        "context_bytes": size,
-        "log": str(log),
-        "record": str(entry.record_path.resolve()),
-        "directory": str(entry.directory.resolve()),
-        "inputs": snapshot(input_paths(settings, plan)),
-    }
-    _write_json(folder / "by-key" / (key.removeprefix("sha256:") + ".json"), record)
-    _write_json(record_path(settings, entry.name), record)
-    return BuildResult(record, cached=False, path=record_path(settings, entry.name))
+    record = BuildRecord(
+        entry=entry.name,
+        version=entry.spec.version,
+        image_id=image_id,
+        tags=tuple(f"{repo}:{tag}" for repo, tag in tags),
+        fingerprint=plan.fingerprint.digest,
+        fingerprint_parts=dict(plan.fingerprint.parts),
+        cache_key=key,
+        base={"name": plan.base.name, "ref": plan.base.ref, "digest": plan.base.digest},
+        template={"name": plan.template.name, "digest": plan.template.digest},
+        registry=settings.registry,
+        gefreg_version=__version__,
+        engine=engine.facts(),
+        started=created,
+        duration_s=round(time.monotonic() - t0, 3),
+        context_bytes=size,
+        log=str(log),
+        record=str(entry.record_path.resolve()),
+        directory=str(entry.directory.resolve()),
+        inputs=snapshot(input_paths(settings, plan)),
+    )
+    return BuildResult(record, cached=False, path=save_build(settings, record))

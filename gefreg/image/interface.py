@@ -18,7 +18,6 @@ Where an interface comes from (``origin``, written into the run record as
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -26,6 +25,7 @@ from typing import Any
 
 from gefreg.errors import BadInput
 from gefreg.image.labels import ports_from_labels
+from gefreg.jsonfields import JsonFields
 from gefreg.model import DEFAULT_UID, PORT_NAME_RE, Port, Resources, ServiceSpec
 from gefreg.validators import check_port_path
 
@@ -192,70 +192,8 @@ MIN_MEMORY = 4 * 1024**2
 MIN_CPUS = 0.01
 
 
-class Fields:
-    """Reads fields of untrusted JSON (a run record, a ledger line) and raises BadInput naming
-    the field, e.g. ``limits.cpus``, instead of a KeyError or TypeError."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, name: str, expected: str, value: Any) -> BadInput:
-        field_name = name or "the top level"
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        return BadInput(
-            f"{self.where}: field {field_name}: expected {expected}, found {shown}",
-            "the record was edited or damaged; use the original",
-        )
-
-    def get(self, data: Mapping[str, Any], name: str, prefix: str = "") -> Any:
-        full = f"{prefix}.{name}" if prefix else name
-        if name not in data:
-            raise BadInput(
-                f"{self.where}: field {full} is missing",
-                "the record was edited or damaged; use the original",
-            )
-        return data[name]
-
-    def mapping(self, value: Any, name: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(name, "an object", value)
-        return value
-
-    def sequence(self, value: Any, name: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(name, "a list", value)
-        return value
-
-    def text(self, value: Any, name: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(name, "a non-empty string", value)
-        return value
-
-    def optional_text(self, value: Any, name: str) -> str | None:
-        return None if value is None else self.text(value, name)
-
-    def strings(self, value: Any, name: str) -> tuple[str, ...]:
-        items = self.sequence(value, name)
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise self.fail(f"{name}[{i}]", "a string", item)
-        return tuple(items)
-
-    def number(self, value: Any, name: str, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(name, "a number", value)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise self.fail(name, f"a number from {low:g} to {high:g}", value)
-        return float(value)
-
-    def integer(self, value: Any, name: str, low: int, high: int) -> int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(name, f"an integer from {low} to {high}", value)
-        return value
+class Fields(JsonFields):
+    """:class:`gefreg.jsonfields.JsonFields` plus the parts of a service interface."""
 
     def uid(self, value: Any, name: str) -> int:
         return self.integer(value, name, 1, 65534)

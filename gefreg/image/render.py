@@ -19,13 +19,13 @@ from typing import Any
 from gefreg.errors import BadInput
 from gefreg.image.labels import BaseImage, image_labels
 from gefreg.image.templates import Template
-from gefreg.model import APT_PACKAGE_RE, ENV_KEY_RE, NAME_RE, SCRATCH, Entry
+from gefreg.model import APT_PACKAGE_RE, ENV_KEY_RE, NAME_RE, SCRATCH, SHA256_DIGEST, Entry
 from gefreg.validators import check_container_path, check_entry_path
 
 # A FROM reference: scratch, or registry/repository[:tag][@sha256:digest] in safe characters.
 BASE_REF_RE = re.compile(
     r"^(?:scratch|[a-z0-9.:-]+(?:/[a-z0-9._-]+)+(?::[A-Za-z0-9._-]+)?"
-    r"(?:@sha256:[0-9a-f]{64})?)$"
+    rf"(?:@{SHA256_DIGEST})?)$"
 )
 CONTEXT_FILES = "files"
 PYTHON_PATH = "/opt/gefreg/python"

@@ -39,6 +39,7 @@ from requests.structures import CaseInsensitiveDict
 from gefreg import __version__
 from gefreg.errors import BadInput
 from gefreg.hashing import sha256_bytes
+from gefreg.model import is_digest
 from gefreg.registry.auth import Authenticator
 from gefreg.registry.credentials import CredentialSource, DockerCredentials
 from gefreg.registry.errors import (
@@ -88,7 +89,6 @@ _REPO = re.compile(
     r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
 )
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _UPLOAD_LOST = frozenset({"BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"})
 
 
@@ -158,12 +158,12 @@ def _check_repo(repo: str) -> None:
 
 
 def _check_digest(digest: str) -> None:
-    if not _DIGEST.fullmatch(digest):
+    if not is_digest(digest):
         raise BadInput(f"not a valid digest: {digest!r}", "expected sha256:<64 hex digits>")
 
 
 def _check_reference(reference: str) -> None:
-    if not (_TAG.fullmatch(reference) or _DIGEST.fullmatch(reference)):
+    if not (_TAG.fullmatch(reference) or is_digest(reference)):
         raise BadInput(f"not a valid tag or digest: {reference!r}")
 
 
@@ -333,7 +333,7 @@ class RegistryClient:
         if resp.status_code != 200:
             raise self._rejected(resp, f"GET blob {digest} from {repo}")
         body = resp.content
-        if digest.startswith("sha256:") and sha256_bytes(body) != digest:
+        if sha256_bytes(body) != digest:
             raise DigestMismatch(
                 f"{self.endpoint} sent blob {digest} of {repo} with content "
                 f"hashing to {sha256_bytes(body)}"
@@ -385,9 +385,7 @@ class RegistryClient:
             return None
         body = resp.content
         digest = sha256_bytes(body)
-        claimed = (
-            reference if _DIGEST.fullmatch(reference) else resp.headers.get("Docker-Content-Digest")
-        )
+        claimed = reference if is_digest(reference) else resp.headers.get("Docker-Content-Digest")
         if claimed and claimed.startswith("sha256:") and claimed != digest:
             raise DigestMismatch(
                 f"{self.endpoint} sent manifest {repo}:{reference} as {claimed}"

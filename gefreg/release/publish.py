@@ -18,8 +18,8 @@ from gefreg import __version__
 from gefreg.catalog.scaffold import placeholders
 from gefreg.errors import CheckFailed
 from gefreg.hashing import sha256_bytes
-from gefreg.image.build_cache import read_record
 from gefreg.image.build_plan import BuildPlan, prepare
+from gefreg.image.build_record import BuildRecord, read_build
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry
 from gefreg.registry.layer_cache import LayerCache
@@ -63,15 +63,15 @@ class Published:
         }
 
 
-def current_build(settings: Settings, entry: Entry, plan: BuildPlan) -> dict[str, Any]:
+def current_build(settings: Settings, entry: Entry, plan: BuildPlan) -> BuildRecord:
     """The build record, provided it was built from exactly the current record and files."""
-    record = read_record(settings, entry.name)
+    record = read_build(settings, entry.name)
     if record is None:
         raise CheckFailed(f"{entry.name} has not been built", f"gefreg build {entry.name}")
-    if record.get("fingerprint") != plan.fingerprint.digest:
+    if record.fingerprint != plan.fingerprint.digest:
         raise CheckFailed(
             f"the last build of {entry.name} is not of the current record and files "
-            f"(fingerprint {record.get('fingerprint')} != {plan.fingerprint.digest})",
+            f"(fingerprint {record.fingerprint} != {plan.fingerprint.digest})",
             f"gefreg build {entry.name}",
         )
     return record
@@ -113,7 +113,7 @@ def publish(
     *,
     engine: Any,
     client: Any,
-    gate: Callable[[BuildPlan, dict[str, Any]], PublishEvidence],
+    gate: Callable[[BuildPlan, BuildRecord], PublishEvidence],
     floating: tuple[str, ...] = versions.FLOATING,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_step: Callable[[str], None] = lambda _: None,
@@ -132,7 +132,7 @@ def publish(
     evidence = gate(plan, build)
     on_step(f"uploading {entry.name} {version} to {settings.registry}/{repo}")
     cache = LayerCache.of(settings.state_dir)
-    pushed = push_image(engine, client, build["image_id"], repo, cache)
+    pushed = push_image(engine, client, build.image_id, repo, cache)
     with ledger.locked(entry.directory):
         releases = ledger.read(entry.directory)  # another publisher may have won meanwhile
         check_rules(entry, releases, plan.fingerprint.digest)
@@ -196,7 +196,7 @@ def _republish(
     entry: Entry,
     client: Any,
     release: ledger.Release,
-    build: dict[str, Any],
+    build: BuildRecord,
     repo: str,
     engine: Any,
     pushed: PushedImage | None = None,
@@ -205,10 +205,10 @@ def _republish(
 
     ``pushed`` is this build as already uploaded (a publisher that lost the race), so the
     image is not exported and uploaded a second time while the entry is locked."""
-    if release.image_id != build["image_id"]:
+    if release.image_id != build.image_id:
         if pushed is None:
             cache = LayerCache.of(settings.state_dir)
-            pushed = push_image(engine, client, build["image_id"], repo, cache)
+            pushed = push_image(engine, client, build.image_id, repo, cache)
         if pushed.digest != release.digest:
             raise CheckFailed(
                 f"{entry.name} {release.version} is published as {release.digest}; this build "

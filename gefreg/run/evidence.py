@@ -13,6 +13,7 @@ from typing import Any
 
 from gefreg.errors import CheckFailed
 from gefreg.image.build_plan import BuildPlan
+from gefreg.image.build_record import BuildRecord
 from gefreg.release.publish import PublishEvidence
 from gefreg.settings import Settings
 
@@ -24,10 +25,10 @@ def publish_gate(
     policy_file: Path | None = None,
     scan_options: Any = None,
     on_step: Callable[[str], None] = lambda _: None,
-) -> Callable[[BuildPlan, dict[str, Any]], PublishEvidence]:
+) -> Callable[[BuildPlan, BuildRecord], PublishEvidence]:
     """A gate for :func:`gefreg.release.publish.publish`: scan with the policy, run the tests."""
 
-    def gate(plan: BuildPlan, build: dict[str, Any]) -> PublishEvidence:
+    def gate(plan: BuildPlan, build: BuildRecord) -> PublishEvidence:
         from gefreg.run.service_tests import built_image, run_tests
         from gefreg.scan.image_scan import scan
 

@@ -29,21 +29,17 @@ runner starts the container by image ID, so nothing can move a tag in between.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gefreg.catalog.service_record import RECORD_FILE
+from gefreg.catalog.entries import named_entry
 from gefreg.engine import Engine, ImageInfo
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.image.build_cache import build_dir, read_record
-from gefreg.model import DIGEST_RE, NAME_RE
+from gefreg.image.build_record import BuildRecord, all_builds, read_build
+from gefreg.model import is_digest
 from gefreg.release.ledger import TrustedRelease
 from gefreg.settings import Settings
-
-IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +71,23 @@ class ResolvedImage:
             "trusted": self.trusted,
             "source": self.source,
         }
+
+    @classmethod
+    def of_build(
+        cls, record: BuildRecord, ref: str, manifest_digest: str | None = None, **kw: Any
+    ) -> ResolvedImage:
+        """The image of a build record: trusted, since gefreg built it from the catalog."""
+        return cls(
+            name=record.entry,
+            version=record.version,
+            image_id=record.image_id,
+            manifest_digest=manifest_digest,
+            registry=None,
+            ref=ref,
+            trusted=True,
+            source="build-record",
+            **kw,
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResolvedImage:
@@ -111,14 +124,10 @@ def parse_target(text: str) -> Target:
     if sep and not pin:
         raise BadInput(f"{text!r}: nothing after '@'", "use NAME@VERSION or NAME@sha256:DIGEST")
     if pin.startswith("sha256:"):
-        if not DIGEST_RE.match(pin):
+        if not is_digest(pin):
             raise BadInput(f"{text!r}: expected sha256:<64 hex digits> after '@'")
         return Target(name, None, pin)
     return Target(name, pin or None, None)
-
-
-def in_catalog(settings: Settings, name: str) -> bool:
-    return bool(NAME_RE.match(name)) and (settings.catalog / name / RECORD_FILE).is_file()
 
 
 def resolve_image(
@@ -131,7 +140,7 @@ def resolve_image(
 ) -> ResolvedImage:
     """Resolve a command-line target to one pinned image (see the module docstring)."""
     t = parse_target(target)
-    if not t.name or not in_catalog(settings, t.name):
+    if not t.name or named_entry(settings.catalog, t.name) is None:
         if not allow_untrusted:
             what = f"{t.name!r} is not a catalog entry" if t.name else "a bare digest"
             raise BadInput(
@@ -157,67 +166,19 @@ def resolve_image(
                 repository=release.repository,
                 interface=release.interface,
             )
-    record, _ = build_records(settings, t.name)
+    record = read_build(settings, t.name)
     if record is None:
         raise BadInput(
             f"{t.name} is not built or published",
             f"build it first: gefreg build {t.name}",
         )
-    if t.version is not None and record.get("version") != t.version:
+    if t.version is not None and record.version != t.version:
         raise BadInput(
             f"{t.name}@{t.version} is not built or published "
-            f"(the build of {t.name} is version {record.get('version')})",
-            f"run {t.name}@{record.get('version')}, or build that version",
+            f"(the build of {t.name} is version {record.version})",
+            f"run {t.name}@{record.version}, or build that version",
         )
-    return ResolvedImage(
-        name=t.name,
-        version=str(record["version"]),
-        image_id=str(record["image_id"]),
-        manifest_digest=None,
-        registry=None,
-        ref=target,
-        trusted=True,
-        source="build-record",
-    )
-
-
-def _valid_build(record: Any) -> bool:
-    return (
-        isinstance(record, dict)
-        and isinstance(record.get("image_id"), str)
-        and bool(IMAGE_ID_RE.match(record["image_id"]))
-        and isinstance(record.get("version"), str)
-    )
-
-
-def build_records(
-    settings: Settings, name: str, *, strict: bool = True
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The one place the runner reads build records: ``(current, all)``.
-
-    ``current`` is the entry's current build record (:func:`gefreg.image.build_cache.read_record`),
-    None when there is none; ``all`` is it followed by the earlier builds kept in the
-    ``by-key`` folder (the build cache's records). A record that cannot be read, or lacks a
-    string ``version`` or an ``image_id`` of the form sha256:<hex>, is damaged: left out of
-    ``all``, and for the current record BadInput (rebuild it) when ``strict``, else None.
-    """
-    current = read_record(settings, name)  # None also for JSON that is not an object
-    if current is not None and not _valid_build(current):
-        if strict:
-            raise BadInput(
-                f"the build record of {name} is damaged (it lacks a version or an image ID)",
-                f"build it again: gefreg build {name}",
-            )
-        current = None
-    records = [current] if current is not None else []
-    for path in sorted((build_dir(settings, name) / "by-key").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if _valid_build(record):
-            records.append(dict(record))
-    return current, records
+    return ResolvedImage.of_build(record, target)
 
 
 def _by_digest(
@@ -234,17 +195,12 @@ def _by_digest(
             f"the engine has no image {digest}",
             f"build it (gefreg build {name}) or give a digest from `docker images --digests`",
         )
-    for record in build_records(settings, name, strict=False)[1]:
-        if record.get("image_id") == info.id:
-            return ResolvedImage(
-                name=name,
-                version=str(record.get("version")),
-                image_id=info.id,
-                manifest_digest=digest if digest != info.id else None,
-                registry=None,
-                ref=target,
-                trusted=True,
-                source="build-record",
+    for record in all_builds(settings, name):
+        if record.image_id == info.id:
+            return ResolvedImage.of_build(
+                record,
+                target,
+                digest if digest != info.id else None,
                 repository=_repository_of(info, digest),
             )
     if not allow_untrusted:
@@ -257,7 +213,7 @@ def _by_digest(
 
 def find_image(engine: Engine, digest: str) -> ImageInfo | None:
     """The local image whose ID, or one of whose repository digests, is ``digest``."""
-    info = engine.image(digest) if IMAGE_ID_RE.match(digest) else None
+    info = engine.image(digest) if is_digest(digest) else None
     if info is not None and info.id == digest:
         return info
     for ref in engine.repo_digest_refs(digest):
@@ -293,7 +249,7 @@ def _untrusted(info: ImageInfo, ref: str, digest: str | None) -> ResolvedImage:
 def resolve_untrusted(engine: Engine, ref: str) -> ResolvedImage:
     """An image the engine has locally, by any reference; marked untrusted."""
     digest = ref.partition("@")[2] or None
-    info = find_image(engine, ref) if DIGEST_RE.match(ref) else engine.image(ref)
+    info = find_image(engine, ref) if is_digest(ref) else engine.image(ref)
     if info is None:
         raise BadInput(
             f"the engine has no image {ref!r}",

@@ -19,10 +19,9 @@ from typing import Any
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
 from gefreg.image.interface import Fields, assign_ports, interface_from_record
-from gefreg.model import DIGEST_RE
 from gefreg.run.compare import Comparison, compare_outputs
 from gefreg.run.execute import RunObserver, RunRequest, RunResult, run_service
-from gefreg.run.image_choice import IMAGE_ID_RE, ResolvedImage
+from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import default_record_path, new_run_id, now, read_run_record
 from gefreg.run.tree_manifest import TreeManifest
 from gefreg.settings import Settings
@@ -72,12 +71,9 @@ def recorded_image(record: dict[str, Any], where: str) -> ResolvedImage:
     """The record's ``image``, every field checked (BadInput naming the field)."""
     f = Fields(where)
     data = f.mapping(f.get(record, "image"), "image")
-    image_id = f.text(f.get(data, "image_id", "image"), "image.image_id")
-    if not IMAGE_ID_RE.match(image_id):
-        raise f.fail("image.image_id", "sha256:<64 hex digits>", image_id)
-    digest = f.optional_text(data.get("manifest_digest"), "image.manifest_digest")
-    if digest is not None and not DIGEST_RE.match(digest):
-        raise f.fail("image.manifest_digest", "sha256:<64 hex digits>", digest)
+    f.digest(f.get(data, "image_id", "image"), "image.image_id")
+    if data.get("manifest_digest") is not None:
+        f.digest(data["manifest_digest"], "image.manifest_digest")
     f.text(f.get(data, "name", "image"), "image.name")
     for key in ("version", "registry", "repository", "ref", "source"):
         f.optional_text(data.get(key), f"image.{key}")

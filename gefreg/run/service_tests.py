@@ -26,11 +26,12 @@ from typing import Any
 
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
+from gefreg.image.build_record import require_build
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry, ServiceTest
 from gefreg.run.compare import matching_pattern
 from gefreg.run.execute import RunObserver, RunRequest, run_service
-from gefreg.run.image_choice import ResolvedImage, build_records
+from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import now
 from gefreg.settings import Settings
 
@@ -191,24 +192,13 @@ def _run_one(
 def built_image(settings: Settings, entry: Entry, version: str | None = None) -> ResolvedImage:
     """The entry's current build, which must be of ``version`` (default: the record's)."""
     wanted = version or entry.spec.version
-    record, _ = build_records(settings, entry.name)
-    if record is None:
-        raise BadInput(f"{entry.name} is not built", f"build it first: gefreg build {entry.name}")
-    if record.get("version") != wanted:
+    record = require_build(settings, entry.name)
+    if record.version != wanted:
         raise BadInput(
-            f"{entry.name}@{wanted} is not built (the build is version {record.get('version')})",
+            f"{entry.name}@{wanted} is not built (the build is version {record.version})",
             f"rebuild: gefreg build {entry.name}",
         )
-    return ResolvedImage(
-        name=entry.name,
-        version=wanted,
-        image_id=str(record["image_id"]),
-        manifest_digest=None,
-        registry=None,
-        ref=f"{entry.name}@{wanted}",
-        trusted=True,
-        source="build-record",
-    )
+    return ResolvedImage.of_build(record, f"{entry.name}@{wanted}")
 
 
 def run_tests(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from gefreg.scan.trivy import ImageMeta, ScannerInfo, VulnerabilityScan
 
 FORMAT = 1
 NO_DB_RETRY = timedelta(hours=1)
-IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 RECORD = "scan.json"
 TRIVY_REPORT = "trivy.json"
 SBOM = "sbom.cdx.json"
@@ -98,10 +96,6 @@ class CachedScan:
             findings=tuple(Finding.from_json(f) for f in data["findings"]),
             commands=tuple(data.get("commands") or ()),
         )
-
-
-def is_image_id(text: str | None) -> bool:
-    return bool(text and IMAGE_ID_RE.match(text))
 
 
 def cache_key(

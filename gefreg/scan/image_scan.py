@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from gefreg import __version__
+from gefreg.catalog.entries import find_entry
 from gefreg.errors import BadInput
+from gefreg.image.build_record import BuildRecord, require_build
+from gefreg.model import is_digest
 from gefreg.scan.cache import (
     DOCKERFILE,
     REPORT,
@@ -27,7 +30,6 @@ from gefreg.scan.cache import (
     CachedScan,
     ScanCache,
     cache_key,
-    is_image_id,
     valid_until,
     write_json,
 )
@@ -52,55 +54,6 @@ from gefreg.scan.trivy import (
 from gefreg.settings import Settings
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BuildRecord:
-    """What `gefreg build` wrote about an entry's image."""
-
-    path: Path
-    image_id: str
-    tags: tuple[str, ...]
-    fingerprint: str | None
-
-
-def build_record(settings: Settings, name: str) -> BuildRecord:
-    """The built image of entry ``name``, from its build record (:func:`buildcache.read_record`)."""
-    from gefreg.image.build_cache import read_record, record_path
-
-    path = record_path(settings, name)
-    data = read_record(settings, name)
-    if data is None:
-        raise BadInput(
-            f"entry {name!r} has no built image yet (no readable {path})",
-            f"build it first: gefreg build {name}",
-        )
-    image_id = data.get("image_id")
-    if not isinstance(image_id, str) or not is_image_id(image_id):
-        raise BadInput(
-            f"{path}: image_id {image_id!r} is not sha256:<64 hex>",
-            f"rebuild the image: gefreg build {name}",
-        )
-    tags = tuple(str(t) for t in data.get("tags") or ())
-    fingerprint = str(data["fingerprint"]) if data.get("fingerprint") else None
-    return BuildRecord(path, image_id, tags, fingerprint)
-
-
-def find_entry(root: Path, target: str) -> Path | None:
-    """The entry folder ``target`` names (a folder, its service.yaml, or a catalog name)."""
-    path = Path(target)
-    by_name = root / target if not any(c in target for c in ":@/") else None
-    if not path.exists() and (by_name is None or not by_name.is_dir()):
-        return None  # an image reference: spares importing the record module
-    from gefreg.catalog.service_record import RECORD_FILE
-
-    if by_name is not None and (by_name / RECORD_FILE).is_file():
-        return by_name  # a catalog name wins over a folder of that name (as catalog.resolve)
-    if (path / RECORD_FILE).is_file():
-        return path
-    if path.name == RECORD_FILE and path.is_file():
-        return path.parent
-    return None
 
 
 def policy_files(settings: Settings, policy: Path | None, entry_dir: Path | None) -> list[Path]:
@@ -244,9 +197,9 @@ class _Target:
 def _target(settings: Settings, target: str) -> _Target:
     folder = find_entry(settings.catalog, target)
     if folder is None:
-        return _Target(target, target if is_image_id(target) else None)
-    name = folder.resolve().name  # a record's name must equal its folder's (record.py)
-    record = build_record(settings, name)
+        return _Target(target, target if is_digest(target) else None)
+    name = folder.resolve().name  # a record's name must equal its folder's (service_record)
+    record = require_build(settings, name)
     reference = record.tags[0] if record.tags else record.image_id
     return _Target(reference, record.image_id, name, folder, record)
 
@@ -272,13 +225,11 @@ def _render(settings: Settings, subject: _Target) -> _Dockerfile:
     now, built = plan.fingerprint.digest, subject.build.fingerprint
     if now == built:
         return _Dockerfile(plan.dockerfile, now)
-    notes: tuple[str, ...] = ()
-    if built:
-        notes = (
-            f"{subject.entry} changed since its image was built (fingerprint {now[:19]} now, "
-            f"{built[:19]} when built): hadolint checked the current Dockerfile; rebuild with "
-            f"`gefreg build {subject.entry}`",
-        )
+    notes = (
+        f"{subject.entry} changed since its image was built (fingerprint {now[:19]} now, "
+        f"{built[:19]} when built): hadolint checked the current Dockerfile; rebuild with "
+        f"`gefreg build {subject.entry}`",
+    )
     return _Dockerfile(plan.dockerfile, "rendered " + sha256_bytes(plan.dockerfile.encode()), notes)
 
 
@@ -305,21 +256,16 @@ def scan(
     policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
     cache = ScanCache(settings.state_dir / "scans")
     hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
-    dockerfile = None
-    if subject.build is not None and not subject.build.fingerprint:
-        dockerfile = _render(settings, subject)
     cached = None
     if use_cache and subject.image_id is not None:
-        identity = None
-        if subject.build is not None:
-            identity = dockerfile.identity if dockerfile else subject.build.fingerprint
+        identity = subject.build.fingerprint if subject.build is not None else None
         info = scanner_info(options, trivy_version(cache.tools))
         key = cache_key(subject.image_id, info, options.key(), identity, hadolint)
         cached = cache.get(subject.image_id, key)
     was_cached = cached is not None
     notes: tuple[str, ...] = ()
     if cached is None:
-        cached, notes = _run_scanners(settings, cache, subject, options, dockerfile, hadolint, say)
+        cached, notes = _run_scanners(settings, cache, subject, options, hadolint, say)
     return _finish(cached, subject, policy, today or date.today(), was_cached, notes)
 
 
@@ -328,7 +274,6 @@ def _run_scanners(
     cache: ScanCache,
     subject: _Target,
     options: TrivyOptions,
-    dockerfile: _Dockerfile | None,
     hadolint: str | None,
     say: Progress,
 ) -> tuple[CachedScan, tuple[str, ...]]:
@@ -347,10 +292,10 @@ def _run_scanners(
                 workspace / TRIVY_REPORT,
                 db_in_cache=db_info(options) is not None,
             )
+            dockerfile = None
             if subject.entry is not None:
-                if dockerfile is None:
-                    say(f"rendering the Dockerfile of {subject.entry}")
-                    dockerfile = _render(settings, subject)
+                say(f"rendering the Dockerfile of {subject.entry}")
+                dockerfile = _render(settings, subject)
                 say("checking the Dockerfile with hadolint")
                 (workspace / DOCKERFILE).write_text(dockerfile.text)
                 findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)

@@ -17,8 +17,8 @@ from gefreg.engine import Engine
 from gefreg.errors import BadInput, BuildFailed
 from gefreg.image import bases
 from gefreg.image.build import build_entry
-from gefreg.image.build_cache import read_record
 from gefreg.image.build_plan import prepare
+from gefreg.image.build_record import read_build
 from gefreg.image.render import label_text
 from gefreg.settings import Settings
 from tests.helpers import busybox_entry, demo_entry, make_catalog
@@ -73,31 +73,22 @@ def test_static_build_cache_hit_and_rebuild_on_one_byte(tmp_path: Path, engine: 
     changed = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
     assert not changed.cached and changed.image_id != first.image_id
     assert run_image(changed.image_id).strip() == "hellO from /opt/run.sh"
-    assert changed.record["fingerprint"] != first.record["fingerprint"]
+    assert changed.record.fingerprint != first.record.fingerprint
 
 
 def test_build_record_says_what_was_built(tmp_path: Path, engine: Engine) -> None:
     catalog = static_catalog(tmp_path)
     settings = make_settings(catalog, tmp_path)
     result = build_entry(settings, load_entry(catalog / "hello", set()), engine=engine)
-    record = read_record(settings, "hello")
+    record = read_build(settings, "hello")
     assert record == result.record
-    for key in (
-        "image_id",
-        "tags",
-        "fingerprint",
-        "base",
-        "template",
-        "gefreg_version",
-        "engine",
-        "started",
-        "log",
-    ):
-        assert key in record
-    assert Path(record["log"]).is_file()
-    info = engine.image(record["image_id"])
-    assert info is not None and set(record["tags"]) <= set(info.repo_tags)
-    assert info.labels["org.gefreg.fingerprint"] == record["fingerprint"]
+    assert (record.entry, record.version) == ("hello", "1.0.0")
+    assert record.base["name"] == "scratch" and record.template["name"] == "static"
+    assert record.gefreg_version and record.engine["api"] and record.started
+    assert record.log is not None and Path(record.log).is_file()
+    info = engine.image(record.image_id)
+    assert info is not None and set(record.tags) <= set(info.repo_tags)
+    assert info.labels["org.gefreg.fingerprint"] == record.fingerprint
     assert "org.opencontainers.image.created" in info.labels
 
 
@@ -120,7 +111,7 @@ def test_record_values_reach_labels_verbatim_and_never_instructions(
     assert info.labels["org.opencontainers.image.authors"] == 'Eve "$USER" <eve@example.org>'
     env = run_image(result.image_id, "/bin/busybox", "env")
     assert 'GREETING=say "hi" $HOME\\' in env
-    log = Path(result.record["log"]).read_text()
+    log = Path(str(result.record.log)).read_text()
     steps = [
         line.split(" : ", 1)[1].split()[0] for line in log.splitlines() if line.startswith("Step ")
     ]
@@ -143,7 +134,7 @@ def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: E
             no_cache=True,
             on_event=interrupt,
         )
-    assert read_record(settings, "interrupted") is None
+    assert read_build(settings, "interrupted") is None
     assert engine.image("gefreg/interrupted:1.0.0") is None
 
 

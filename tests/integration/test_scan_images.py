@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from gefreg.cli import cli
-from tests.helpers import build_tree, demo_entry, make_catalog
+from tests.helpers import build_tree, demo_entry, make_catalog, write_build
 from tests.trivy_db import DEBIAN_BUSTER, METADATA, write_db
 
 pytestmark = pytest.mark.docker
@@ -338,16 +338,13 @@ def test_entry_scan_checks_the_rendered_dockerfile_with_hadolint(
 ) -> None:
     catalog = make_catalog(tmp_path / "catalog", demo_entry(packages={"apt": ["curl"]}))
     (catalog / "policy.yaml").write_text(WARN)
-    record = tmp_path / "state" / "builds" / "demo-service" / "build.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(
-        json.dumps(
-            {
-                "image_id": images["clean_id"],
-                "tags": [images["clean"]],
-                "fingerprint": "sha256:" + "0" * 64,
-            }
-        )
+    stale = "sha256:" + "0" * 64  # not the entry's fingerprint: built from an older record
+    write_build(
+        tmp_path / "state",
+        "demo-service",
+        images["clean_id"],
+        tags=(images["clean"],),
+        fingerprint=stale,
     )
     code, report = scan_json(catalog, trivy_cache, "demo-service")
     assert code == 0  # hadolint's DL3008 is a warning; the default blocks at error
@@ -382,11 +379,7 @@ def test_entry_rescan_is_cached_while_its_build_fingerprint_matches(
         cli, ["render", "--catalog", str(catalog), "demo-service", "--json"]
     )
     fingerprint = json.loads(rendered.stdout)["fingerprint"]
-    record = tmp_path / "state" / "builds" / "demo-service" / "build.json"
-    record.parent.mkdir(parents=True)
-    record.write_text(
-        json.dumps({"image_id": images["clean_id"], "tags": [], "fingerprint": fingerprint})
-    )
+    write_build(tmp_path / "state", "demo-service", images["clean_id"], fingerprint=fingerprint)
     code, first = scan_json(catalog, trivy_cache, "demo-service")
     assert code == 0 and not first["cached"] and first["notes"] == []
     code, again = scan_json(catalog, trivy_cache, "demo-service")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,12 @@ from gefreg.release.ledger import TrustedRelease
 from gefreg.run.image_choice import (
     ResolvedImage,
     Target,
-    build_records,
     parse_target,
     resolve_image,
     verify_image,
 )
 from gefreg.settings import Settings
-from tests.helpers import demo_entry, make_catalog
+from tests.helpers import demo_entry, make_catalog, write_build
 
 ID_A = "sha256:" + "a" * 64
 ID_B = "sha256:" + "b" * 64
@@ -57,9 +55,7 @@ def info(image_id: str, tags: tuple[str, ...] = (), digests: tuple[str, ...] = (
 def settings_with_build(tmp_path: Path, version: str = "1.0.0", image_id: str = ID_A) -> Settings:
     catalog = make_catalog(tmp_path / "catalog", demo_entry(name="demo"))
     settings = Settings(catalog, "127.0.0.1:1", tmp_path / "state")
-    build = settings.builds_dir / "demo" / "build.json"
-    build.parent.mkdir(parents=True)
-    build.write_text(json.dumps({"version": version, "image_id": image_id}))
+    write_build(settings.state_dir, "demo", image_id, version=version)
     return settings
 
 
@@ -156,23 +152,19 @@ def test_fake_engine_matches_the_real_interface() -> None:
 
 
 def test_damaged_build_records(tmp_path: Path) -> None:
-    """The current record must name a version and an image ID; earlier (by-key) records that
-    do not are skipped — a JSON array there was a TypeError traceback."""
+    """A damaged current record is an error naming it; damaged earlier (by-key) records are
+    skipped: they trust nothing, and a JSON array there was once a TypeError traceback."""
     settings = settings_with_build(tmp_path)
     by_key = settings.builds_dir / "demo" / "by-key"
     by_key.mkdir()
     (by_key / "a.json").write_text("[1]")
     (by_key / "b.json").write_text('{"version": "0.9.0"}')
-    (by_key / "c.json").write_text(json.dumps({"version": "0.9.0", "image_id": ID_B}))
-    current, records = build_records(settings, "demo")
-    assert current == {"version": "1.0.0", "image_id": ID_A}
-    assert [r["image_id"] for r in records] == [ID_A, ID_B]
+    write_build(settings.state_dir, "demo", ID_B, version="0.9.0", cache_key=ID_B)
     engine = FakeEngine(info(ID_A), info(ID_B))
     assert resolve(settings, f"demo@{ID_B}", engine).version == "0.9.0"
     for text in ("[1]", '{"version": "1.0.0"}', '{"version": 1, "image_id": "x"}'):
         (settings.builds_dir / "demo" / "build.json").write_text(text)
-        # Not an object at all reads as no record; an object without the fields as damaged.
-        message = "demo is not built" if text == "[1]" else "the build record of demo is damaged"
-        with pytest.raises(BadInput, match=message):
+        with pytest.raises(BadInput, match="the build record of demo") as exc:
             resolve(settings, "demo", engine)
+        assert "gefreg build demo" in str(exc.value.hint)
         assert resolve(settings, f"demo@{ID_B}", engine).trusted  # by digest: skipped

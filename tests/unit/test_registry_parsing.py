@@ -48,6 +48,9 @@ def test_names_and_references_are_checked_before_any_request() -> None:
         client.blob_exists("ok/repo", "sha256")
     with pytest.raises(BadInput, match="hash to"):
         client.push_blob("ok/repo", "sha256:" + "0" * 64, b"not that")
+    # gefreg's one digest form: a blob under another algorithm could not be checked on download
+    with pytest.raises(BadInput, match="digest"):
+        client.get_blob("ok/repo", "sha512:" + "0" * 128)
 
 
 def test_bearer_challenge_with_commas_in_quotes() -> None:

@@ -16,7 +16,7 @@ from gefreg.release.ledger import TrustedRelease
 from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.plan import choose_interface, interface_for, plan_run
 from gefreg.settings import Settings
-from tests.helpers import demo_entry, make_catalog
+from tests.helpers import demo_entry, make_catalog, write_build
 
 ID_OLD = "sha256:" + "a" * 64
 ID_NEW = "sha256:" + "b" * 64
@@ -80,12 +80,8 @@ def settings_at(tmp_path: Path, version: str = "1.1.0") -> Settings:
     )
     catalog = make_catalog(tmp_path / "catalog", entry)
     settings = Settings(catalog, "127.0.0.1:1", tmp_path / "state")
-    builds = settings.builds_dir / "demo"
-    (builds / "by-key").mkdir(parents=True)
-    (builds / "build.json").write_text(json.dumps({"version": version, "image_id": ID_NEW}))
-    (builds / "by-key" / "old.json").write_text(
-        json.dumps({"version": "1.0.0", "image_id": ID_OLD})
-    )
+    write_build(settings.state_dir, "demo", ID_NEW, version=version)
+    write_build(settings.state_dir, "demo", ID_OLD, version="1.0.0", cache_key=ID_OLD)
     return settings
 
 

@@ -13,7 +13,7 @@ from gefreg.cli import cli
 from gefreg.scan.formats import FORMATTERS, OutputFormat, render
 from gefreg.scan.image_scan import evaluate_trivy_report
 from gefreg.settings import load_settings
-from tests.helpers import build_tree, demo_entry, make_catalog
+from tests.helpers import FAKE_DIGEST, build_tree, demo_entry, make_catalog
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"
 
@@ -189,9 +189,12 @@ def test_unreadable_build_record_exits_2(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path / "catalog", demo_entry())
     record = tmp_path / "state" / "builds" / "demo-service" / "build.json"
     record.parent.mkdir(parents=True)
-    record.write_text('{"image_id": "latest"}')
+    fields = {"entry": "demo-service", "version": "1.0.0", "tags": [], "fingerprint": FAKE_DIGEST}
+    record.write_text(json.dumps({**fields, "image_id": "latest"}))
     code, _, err = run("scan", "--catalog", str(catalog), "demo-service")
-    assert code == 2 and "is not sha256:<64 hex>" in err
+    assert code == 2 and f"the build record of demo-service ({record})" in err
+    assert "field image_id: expected sha256:<64 hex digits>, found 'latest'" in err
+    assert "gefreg build demo-service" in err
 
 
 def test_missing_trivy_exits_3_with_how_to_install(
