@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 
+from gefreg.catalog.entries import named_entry
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
-from gefreg.model import DIGEST_RE, NAME_RE
+from gefreg.model import is_digest
 from gefreg.release import ledger
-from gefreg.run.image_choice import ResolvedImage, in_catalog, resolve_image
+from gefreg.run.image_choice import ResolvedImage, resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
 
@@ -34,14 +35,14 @@ def _version_of_digest(settings: Settings, text: str) -> tuple[str, str]:
     """``REGISTRY/NAME@sha256:…`` → (NAME, VERSION) from the ledger."""
     reference, _, digest = text.partition("@")
     registry, _, name = reference.rpartition("/")
-    if not DIGEST_RE.match(digest):
+    if not is_digest(digest):
         raise NotARelease(f"image {text!r}: expected sha256:<64 hex digits> after '@'", HINT)
     if registry != settings.registry:
         raise NotARelease(
             f"image {text!r}: this instance runs releases of {settings.registry} only",
             HINT,
         )
-    if not NAME_RE.match(name) or not in_catalog(settings, name):
+    if named_entry(settings.catalog, name) is None:
         raise NotARelease(f"image {text!r}: {name!r} is not a catalog entry", HINT)
     for release in ledger.read(settings.catalog / name):
         if release.digest == digest and release.repository == f"{settings.registry}/{name}":
@@ -63,7 +64,7 @@ def parse_release(settings: Settings, text: str) -> tuple[str, str]:
         raise NotARelease(
             f"image {text!r}: a digest needs its registry: REGISTRY/NAME@sha256:…", HINT
         )
-    if not NAME_RE.match(name) or not in_catalog(settings, name):
+    if named_entry(settings.catalog, name) is None:
         raise NotARelease(f"image {text!r}: {name!r} is not a catalog entry", HINT)
     if not VERSION_RE.match(version):
         raise NotARelease(f"image {text!r}: {version!r} is not a version", HINT)
