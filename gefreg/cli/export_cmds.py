@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gefreg.cli import cli
-from gefreg.cli.options import settings_options
+from gefreg.cli.options import json_option, load, settings_options
 
 
 def _write(text: str, output: Path | None, force: bool) -> None:
@@ -76,7 +76,6 @@ def export_cwl(
       gefreg export job --port archive stations/*/ -o stations.yml
       toil-cwl-runner --jobStore ./js wm.cwl stations.yml
     """
-    from gefreg.cli.options import load
     from gefreg.engine import Engine
     from gefreg.export.cwl import command_line_tool, header, scatter_workflow, to_yaml
     from gefreg.export.release import resolve_release
@@ -127,3 +126,58 @@ def export_job(
 
     doc = job_document(folders, port=port, scatter=scatter)
     _write(json.dumps(doc, indent=2) + "\n", output, force)
+
+
+@export.command(name="crate")
+@click.argument("source", type=click.Path(path_type=Path, exists=True), metavar="RECORD")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    metavar="DIR",
+    help="Folder for the crate (DIR/ro-crate-metadata.json); created.",
+)
+@settings_options
+@json_option
+def export_crate(
+    source: Path,
+    output: Path,
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
+) -> None:
+    """Write a Workflow Run RO-Crate (Process Run Crate profile) of a run.
+
+    RECORD is a gefreg run record (run.json; copied into the crate with its logs), or the
+    folder that `cwltool --provenance DIR` or `toil-cwl-runner --provenance DIR` wrote (one
+    action per container execution it records). Each image is looked up by digest in the
+    catalog's ledger (configured registry): a release is named in the crate with its ledger
+    line (path, line number, sha256); anything else is said to be no release of the catalog.
+
+    \b
+    Examples:
+      gefreg export crate .gefreg/runs/20250131T120000Z-fixity-manifest-1a2b3c4d/run.json -o crate/
+      cwltool --provenance prov/ fixity.cwl job.json && gefreg export crate prov/ -o crate/
+    """
+    from gefreg.cli import ui
+    from gefreg.errors import BadInput
+    from gefreg.export.crate import write_crate
+
+    try:
+        settings = load(catalog, registry)
+    except BadInput:
+        if catalog:
+            raise
+        settings = None  # no catalog here: the crate cannot name releases
+    report = write_crate(source, output, settings)
+    if as_json:
+        ui.print_json(report.to_json())
+        return
+    click.echo(str(output / "ro-crate-metadata.json"))
+    for ref, link in report.images.items():
+        if link is None:
+            click.echo(f"  {ref}: not a release of this catalog", err=True)
+        else:
+            where = f", {link.ledger.path} line {link.ledger.number}" if link.ledger else ""
+            click.echo(f"  {ref}: {link.name} {link.version}{where}", err=True)

@@ -164,19 +164,87 @@ def test_cwltool_and_toil_outputs_are_byte_identical_to_gefreg_run(
     expected = gefreg_run_root(published, tmp_path, data)
     tool, job_file = export(published, tmp_path), job(published, tmp_path, data)
     out = run_engine(
-        [str(VENV_BIN / "cwltool"), "--quiet", "--outdir", str(tmp_path / "cwltool"),
-         str(tool), str(job_file)],
+        [str(VENV_BIN / "cwltool"), "--quiet", "--provenance", str(tmp_path / "prov-cwltool"),
+         "--outdir", str(tmp_path / "cwltool"), str(tool), str(job_file)],
         tmp_path,
     )  # fmt: skip
     assert tree_manifest(Path(out["manifest"]["path"])).root == expected
     out = run_engine(
         [str(VENV_BIN / "toil-cwl-runner"), "--batchSystem", "single_machine",
          "--jobStore", f"file:{tmp_path / 'jobstore'}", "--workDir", str(tmp_path),
+         "--provenance", str(tmp_path / "prov-toil"),
          "--outdir", str(tmp_path / "toil"), "--logLevel", "WARNING", str(tool), str(job_file)],
         tmp_path,
     )  # fmt: skip
     assert Path(out["manifest"]["path"]).parent == tmp_path / "toil"
     assert tree_manifest(Path(out["manifest"]["path"])).root == expected
+    # their provenance ties back to the release: digest → ledger line
+    for engine in ("cwltool", "toil"):
+        crate = read_crate(published, tmp_path / f"prov-{engine}", tmp_path / f"crate-{engine}")
+        assert_ties_to_release(published, crate)
+        assert (
+            "packed.cwl" in crate
+            and published.digest in (tmp_path / f"crate-{engine}" / "packed.cwl").read_text()
+        )
+
+
+def read_crate(pub: Published, source: Path, output: Path) -> dict[str, dict[str, Any]]:
+    """`gefreg export crate`, read back with the rocrate library: entities by id."""
+    from rocrate.rocrate import ROCrate
+
+    code, out, err = pub.gefreg("export", "crate", *pub.opts(), str(source), "-o", str(output))
+    assert code == 0, err
+    assert out.strip() == str(output / "ro-crate-metadata.json")
+    crate = ROCrate(output)
+    root = crate.root_dataset.as_jsonld()
+    assert {"@id": "https://w3id.org/ro/wfrun/process/0.5"} in root["conformsTo"]
+    return {e.id: e.as_jsonld() for e in crate.get_entities()}
+
+
+def assert_ties_to_release(pub: Published, entities: dict[str, dict[str, Any]]) -> None:
+    import hashlib
+
+    actions = [e for e in entities.values() if e["@type"] == "CreateAction"]
+    assert actions
+    line = (pub.catalog / NAME / "releases.jsonl").read_bytes().split(b"\n")[0]
+    for action in actions:
+        image = entities[action["containerImage"]["@id"]]
+        assert image["@type"] == "ContainerImage"
+        assert image["sha256"] == published_hex(pub)
+        app = entities[action["instrument"]["@id"]]
+        assert app["identifier"] == f"{pub.registry.address}/{NAME}@{pub.digest}"
+        assert app["softwareVersion"] == "1.0.0"
+        ledger = entities[app["subjectOf"]["@id"]]
+        assert ledger["name"] == f"{NAME}/releases.jsonl line 1"
+        assert ledger["sha256"] == hashlib.sha256(line).hexdigest()
+
+
+def published_hex(pub: Published) -> str:
+    return pub.digest.removeprefix("sha256:")
+
+
+def test_a_run_record_becomes_a_process_run_crate(published: Published, tmp_path: Path) -> None:
+    data = sample_input(tmp_path / "data")
+    root = gefreg_run_root(published, tmp_path, data)
+    entities = read_crate(published, tmp_path / "run.json", tmp_path / "crate")
+    assert_ties_to_release(published, entities)
+    [action] = [e for e in entities.values() if e["@type"] == "CreateAction"]
+    assert action["actionStatus"]["@id"] == "http://schema.org/CompletedActionStatus"
+    [result] = [entities[r["@id"]] for r in action["result"]]
+    made = {
+        entities[p["@id"]]["@id"].rsplit("/", 1)[1]: entities[p["@id"]] for p in result["hasPart"]
+    }
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["outputs"]["manifest"]["manifest"]["root"] == root
+    for f in record["outputs"]["manifest"]["manifest"]["files"]:
+        assert made[f["path"]]["sha256"] == f["sha256"].removeprefix("sha256:")
+    assert (tmp_path / "crate" / "run.json").read_bytes() == (tmp_path / "run.json").read_bytes()
+    # a provenance folder naming an image the catalog never published: said so, not linked
+    code, _, err = published.gefreg(
+        "export", "crate", "--registry", "127.0.0.1:9", "--catalog", str(published.catalog),
+        str(tmp_path / "run.json"), "-o", str(tmp_path / "crate2"),
+    )  # fmt: skip
+    assert code == 0 and "not a release of this catalog" in err
 
 
 def test_exports_are_refused_like_runs(published: Published, tmp_path: Path) -> None:
