@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make setup`: everything gefreg and its tests need on this machine. Safe to run again.
 #  - system parts from Debian (root only): docker.io when no engine answers, docker-registry,
-#    mmdebstrap, busybox-static, skopeo;
+#    mmdebstrap, busybox-static, skopeo, chromium (the web catalog's browser tests);
 #  - a Docker engine that answers `docker info` (an engine that already answers is left alone);
 #  - .venv with gefreg, its test extras and the code linters (make lint-code).
 set -euo pipefail
@@ -14,7 +14,7 @@ engine_answers() { command -v docker >/dev/null 2>&1 && timeout 20 docker info >
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # 1. System packages.
-wanted=(docker-registry mmdebstrap busybox-static skopeo)
+wanted=(docker-registry mmdebstrap busybox-static skopeo chromium)
 if engine_answers; then
   say "A Docker engine answers: leaving it alone"
 else
@@ -24,7 +24,7 @@ missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${wanted[@]}"; do installed "$pkg" || missing+=("$pkg"); done
 else
-  for tool in docker-registry mmdebstrap skopeo; do
+  for tool in docker-registry mmdebstrap skopeo chromium; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
 fi

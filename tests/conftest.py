@@ -13,7 +13,7 @@ from tests.helpers import demo_entry, make_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.registry_fixtures"]
+pytest_plugins = ["tests.registry_fixtures", "tests.serve_fixtures"]
 
 
 @functools.cache

@@ -181,3 +181,63 @@ def serve(
         err=True,
     )
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+
+
+@cli.command()
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The site's folder (new, empty, or an earlier site).",
+)
+@click.option(
+    "--no-cwl", is_flag=True, help="Leave out the CWL tool files (no Docker engine needed)."
+)
+@settings_options
+@json_option
+def site(
+    output: Path, no_cwl: bool, catalog: str | None, registry: str | None, as_json: bool
+) -> None:
+    """Write the web catalog as a static site for any web server.
+
+    The same pages `gefreg serve` shows at /: every entry with search, its versions (digest,
+    date, size, yanked), ports, resources, labels, scan verdict and counts, SBOM, signature
+    status, ledger history and commands for gefreg, docker, cwltool and Toil. Pages hold no
+    time of writing: the same catalog, ledgers and registry give byte-identical files. What
+    only the registry knows (sizes, labels, SBOMs) is fetched by digest; when it cannot answer
+    the pages say so and the problems are listed (exit 0 still).
+
+    \b
+    Examples:
+      gefreg site --output public/
+      gefreg site -o /var/www/catalog --registry harbor.example.org/gef
+      rsync -a public/ web.example.org:/srv/catalog/
+    """
+    from gefreg.cli import ui
+    from gefreg.cli.options import load
+    from gefreg.engine import Engine
+    from gefreg.serve.site import write_site
+
+    settings = load(catalog, registry)
+    engine = None if no_cwl else Engine.connect()
+    report = write_site(settings, engine, output)
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if as_json:
+        ui.print_json(
+            {
+                "folder": str(report.folder),
+                "entries": report.entries,
+                "versions": report.versions,
+                "files": report.files,
+                "removed": report.removed,
+                "problems": list(report.problems),
+            }
+        )
+    else:
+        click.echo(
+            f"site of {report.entries} entries ({report.versions} versions, {report.files} files) "
+            f"in {report.folder}"
+        )

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gefreg import __version__
@@ -91,8 +91,13 @@ def add_handlers(app: FastAPI) -> None:
         return _error(400, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers) if exc.headers else None
+        if not request.url.path.startswith("/ga4gh/"):
+            from gefreg.serve.pages import error_page
+
+            html = error_page(exc.status_code, str(exc.detail), live=True)
+            return HTMLResponse(html, exc.status_code, headers=headers)
         return _error(exc.status_code, str(exc.detail), headers)
 
 
@@ -115,7 +120,7 @@ def create_app(
 ) -> FastAPI:
     """The application. ``start_workers`` False leaves tasks queued (API tests);
     ``engine_factory`` gives the API its engines (a fake in unit tests)."""
-    from gefreg.serve.web import build_web
+    from gefreg.serve.web import build_web, security_headers
 
     state = AppState(config, engine_factory)
     workers: Any = None
@@ -147,6 +152,7 @@ def create_app(
     app.state.gefreg = state
     add_handlers(app)
     limit_body(app)
+    security_headers(app)
     app.include_router(build_router(state))
     app.include_router(build_web(state))
     return app

@@ -148,6 +148,13 @@ class TokenFile:
         self._by_hash = {e.sha256: e for e in entries}
         self._stamp = stamp
 
+    def known(self, entry: TokenEntry) -> bool:
+        """Whether ``entry`` is still in the file (a web session ends when its line goes)."""
+        with self._lock:
+            with contextlib.suppress(OSError, BadInput):
+                self._reload()
+            return self._by_hash.get(entry.sha256) == entry
+
     def find(self, token: str) -> TokenEntry | None:
         """The entry of ``token``, or None. A file that became unreadable keeps the last good
         view (and the server logs nothing secret)."""

@@ -2,122 +2,39 @@
 releases published to the session's real registry, containers in the real engine.
 
 `fixity-manifest` (shipped) and `tes-sleeper` (sleeps, then writes a file) are built and
-published once for the module.
+published once per session (tests/serve_fixtures.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import tes
-from click.testing import CliRunner
 
-from gefreg.cli import cli
 from gefreg.engine import Engine
 from gefreg.run.execute import RUN_LABEL
-from tests.helpers import build_tree, busybox_entry, make_catalog
-from tests.serve_helpers import ServerProcess, tokens
+from tests.serve_fixtures import Instance, gefreg
+from tests.serve_helpers import ServerProcess
 
 pytestmark = pytest.mark.docker
 
-SHIPPED = Path(__file__).resolve().parents[2] / "catalog"
-SLEEPER = 'sleep "${1:-60}"\necho done > /data/out/done.txt\n'
 FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 
 
-def gefreg(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
-    return result.exit_code, result.stdout, result.stderr
-
-
-@dataclass
-class Instance:
-    root: Path
-    catalog: Path
-    registry: str
-    env: dict[str, str]
-    data: Path
-    token_file: Path
-    tokens: dict[str, str]
-    digests: dict[str, str]
-
-    def server(self, name: str, workers: int = 2) -> ServerProcess:
-        home = self.root / f"home-{name}"
-        args = [
-            "--tokens", str(self.token_file), "--data-root", str(self.data),
-            "--workers", str(workers), "--home", str(home),
-            "--catalog", str(self.catalog), "--registry", self.registry,
-        ]  # fmt: skip
-        return ServerProcess(args, self.env, self.root / f"serve-{name}.log")
-
-    def client(self, server: ServerProcess, who: str = "writer") -> tes.HTTPClient:
-        return tes.HTTPClient(server.url, token=self.tokens[who], timeout=30)
-
-
-def _open(path: Path) -> None:
-    for current, _dirs, files in os.walk(path):
-        os.chmod(current, 0o755)
-        for name in files:
-            os.chmod(os.path.join(current, name), 0o644)
+@pytest.fixture
+def instance(tes_instance: Instance) -> Instance:
+    return tes_instance
 
 
 @pytest.fixture(scope="module")
-def instance(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    root = tmp_path_factory.mktemp("tes")
-    os.chmod(root, 0o755)
-    catalog = make_catalog(
-        root / "catalog",
-        busybox_entry(
-            "tes-sleeper",
-            SLEEPER,
-            inputs=[{"name": "data", "path": "/data/in"}],
-            outputs=[{"name": "out", "path": "/data/out"}],
-            resources={"memory": "64m", "timeout": "5m"},
-        ),
-    )
-    os.chmod(catalog / "tes-sleeper" / "busybox", 0o755)
-    shutil.copytree(SHIPPED / "fixity-manifest", catalog / "fixity-manifest")
-    (catalog / "policy.yaml").write_text("vulnerability-db-unavailable: warn\n")
-    env = {"GEFREG_STATE": str(root / "state")}
-    opts = ["--catalog", str(catalog), "--registry", registry.address]
-    digests = {}
-    for name in ("fixity-manifest", "tes-sleeper"):
-        code, out, err = gefreg(env, "build", *opts, name, "--json")
-        assert code == 0, err
-        code, out, err = gefreg(env, "publish", *opts, name, "--json")
-        assert code == 0, err
-        published = json.loads(out)
-        digests[name] = (published[0] if isinstance(published, list) else published)["digest"]
-    data = build_tree(
-        root / "data", {"collection": {"a.txt": "alpha\n", "sub": {"b.txt": "beta\n"}}}
-    )
-    _open(data)
-    token_file = root / "tokens.jsonl"
-    made = tokens(token_file, writer={}, reader={"read_only": True})
-    yield Instance(root, catalog, registry.address, env, data, token_file, made, digests)
-    engine = Engine.connect()
-    for container in engine.container_ids(RUN_LABEL):
-        labels = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .Config.Labels}}", container],
-            capture_output=True, text=True, check=False,
-        ).stdout  # fmt: skip
-        if "tes-sleeper" in labels or "fixity-manifest" in labels:
-            engine.remove_container(container)
-
-
-@pytest.fixture(scope="module")
-def server(instance: Instance) -> Iterator[ServerProcess]:
-    proc = instance.server("main")
+def server(tes_instance: Instance) -> Iterator[ServerProcess]:
+    proc = tes_instance.server("main")
     proc.start()
     yield proc
     proc.stop()
@@ -295,5 +212,40 @@ def test_a_server_killed_mid_task_recovers(instance: Instance) -> None:
         for task_id in queued:
             assert wait_state(client, task_id, FINAL) == "COMPLETE"
         assert files(instance.data / "after-crash-0") == files(instance.data / "after-crash-1")
+    finally:
+        proc.stop()
+
+
+def test_stopping_the_server_ends_running_tasks_and_keeps_queued_ones(instance: Instance) -> None:
+    import sqlite3
+
+    proc = instance.server("stop", workers=1)
+    proc.start()
+    try:
+        client = instance.client(proc)
+        sleeping = client.create_task(sleeper_task(300))
+        queued = client.create_task(fixity_task(instance, "after-stop"))
+        wait_state(client, sleeping, {"RUNNING"})
+        deadline = time.monotonic() + 30
+        while not (records := fetch_records(proc, instance.tokens["writer"], sleeping)):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        run_id = records[0]["id"]
+        engine = Engine.connect()
+        while not engine.container_ids(f"{RUN_LABEL}={run_id}"):
+            assert time.monotonic() < deadline, "the container never appeared"
+            time.sleep(0.1)
+        started = time.monotonic()
+        proc.stop()  # SIGTERM, as Ctrl-C or systemd would
+        assert time.monotonic() - started < 30
+        assert engine.container_ids(f"{RUN_LABEL}={run_id}") == []
+        database = instance.root / "home-stop" / "tasks.sqlite"
+        with sqlite3.connect(database) as db:
+            states = dict(db.execute("SELECT id, state FROM tasks"))
+        assert states == {sleeping: "SYSTEM_ERROR", queued: "QUEUED"}
+        proc.start()
+        full = client.get_task(sleeping, "FULL")
+        assert any("server was stopped" in line for line in full.logs[0].system_logs)
+        assert wait_state(client, queued, FINAL) == "COMPLETE"
     finally:
         proc.stop()

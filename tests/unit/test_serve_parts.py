@@ -139,3 +139,25 @@ def test_delivery_never_overwrites_nor_follows_a_containers_links(tmp_path: Path
     os.close(fd)
     assert (run / "new" / "dir" / "file.txt").is_file()
     assert json.dumps(done.files)  # TES tesOutputFileLog objects
+
+
+def test_catalog_pages_escape_records_and_link_only_to_the_web() -> None:
+    from gefreg.serve import pages
+    from gefreg.serve.catalog_view import EntryView
+
+    hostile = EntryView(
+        name="x",
+        description='<img src=x onerror="alert(1)">',
+        license="MIT",
+        maintainers=("<b>Eve</b> <eve@example.org>",),
+        source="javascript:alert(1)",
+        documentation="https://docs.example.org/?a=<b>",
+        record_version="1.0.0",
+        template="static",
+    )
+    html = pages.entry_page(hostile) + pages.index_page([hostile], query="img")
+    assert "<img" not in html and "<b>Eve" not in html and "&lt;img" in html
+    assert 'href="javascript:' not in html and "javascript:alert(1)" in html  # shown as text
+    assert 'href="https://docs.example.org/?a=&lt;b&gt;"' in html
+    assert pages.index_page([hostile], query="nothing-matches").count(" hidden>") == 1
+    assert pages.filesize(1536) == "1.5 KiB" and pages.filesize(12) == "12 bytes"
