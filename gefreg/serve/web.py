@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gefreg.model import NAME_RE
+from gefreg.catalog.entries import named_entry
 from gefreg.serve import pages
 from gefreg.serve.auth import SESSION_COOKIE, SESSION_SECONDS, Sessions
 from gefreg.serve.catalog_view import CatalogView, EntryView, FactsSource, VersionView
@@ -67,8 +67,8 @@ class WebState:
 
 
 def _entry(web: WebState, name: str) -> EntryView:
-    folder = web.app.config.settings.catalog / name
-    if not NAME_RE.match(name) or not (folder / "service.yaml").is_file():
+    folder = named_entry(web.app.config.settings.catalog, name)
+    if folder is None:
         raise HTTPException(404, f"no entry {name!r} in this catalog")
     return web.catalog().entry(folder)
 
