@@ -25,6 +25,7 @@ ORDER = (
     "test",
     "registry",
     "publish",
+    "sign",
     "verify",
     "review",
     "run",
@@ -33,6 +34,8 @@ ORDER = (
     "serve",
     "token",
     "site",
+    "key",
+    "trust",
 )
 
 EPILOG = """\b
@@ -82,6 +85,7 @@ def cli() -> None:
       gefreg test ENTRY        run the golden tests a record declares
       gefreg registry serve    start the embedded local registry
       gefreg publish ENTRY     publish an immutable version and append it to the ledger
+      gefreg sign NAME@VER     sign a release (cosign layout) and attest its provenance
       gefreg verify            check the registry against the ledger
       gefreg review --base R   check a catalog pull request (what CI runs)
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
@@ -115,4 +119,5 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     release_cmds,
     export_cmds,
     serve_cmds,
+    signing_cmds,
 )

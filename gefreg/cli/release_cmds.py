@@ -8,6 +8,7 @@ import click
 
 from gefreg.cli import cli
 from gefreg.cli.options import json_option, load, settings_options
+from gefreg.cli.signing_cmds import sign_key_option
 from gefreg.errors import CheckFailed
 
 
@@ -41,6 +42,7 @@ from gefreg.errors import CheckFailed
     metavar="REPO",
     help="Trivy vulnerability DB mirror (repeatable), for air-gapped machines.",
 )
+@sign_key_option
 @settings_options
 @json_option
 def publish(
@@ -50,6 +52,7 @@ def publish(
     floating: bool,
     policy: Path | None,
     db_repository: tuple[str, ...],
+    sign_key: Path | None,
     catalog: str | None,
     registry: str | None,
     as_json: bool,
@@ -69,10 +72,16 @@ def publish(
       - changed content (fingerprint) under a published version is refused: bump it;
       - floating tags 1, 1.2 and latest only move forward; pre-releases never get them.
 
+    With --sign-key the image is signed in cosign's layout (sha256-<hex>.sig) and gets SLSA
+    provenance and scan-verdict attestations (sha256-<hex>.att) before the ledger line is
+    written; the key must be listed in CATALOG/trust.yaml for the entry. When trust.yaml says
+    require-signatures: true, publishing without a key is refused.
+
     
     Examples:
       gefreg publish waveform-metadata
       gefreg publish --pending --build       # CI on the main branch
+      gefreg publish waveform-metadata --sign-key keys/ci-2026/gefreg.key
     """
     from gefreg.catalog.entries import base_names, load_entry, resolve
     from gefreg.cli import ui
@@ -81,11 +90,13 @@ def publish(
     from gefreg.image.build import build_entry
     from gefreg.registry.client import RegistryClient
     from gefreg.release import ledger, versions
+    from gefreg.release.keys import load_signing_key, password_from_env
     from gefreg.release.publish import publish as run_publish
     from gefreg.run.evidence import publish_gate
     from gefreg.scan.trivy import TrivyOptions
 
     settings = load(catalog, registry)
+    key = load_signing_key(sign_key, password_from_env()) if sign_key else None
     if pending == bool(entries):
         raise BadInput("name the entries to publish, or use --pending (not both)")
     known = base_names(settings.catalog)
@@ -124,11 +135,13 @@ def publish(
                 gate=gate,
                 floating=versions.FLOATING if floating else (),
                 on_step=progress.reporter(entry.name),
+                sign_key=key,
             )
             tags = f" (+ {', '.join(published.floating)})" if published.floating else ""
+            signed = f", signed by {published.signed_by}" if published.signed_by else ""
             progress.done(
                 f"{entry.name} {published.version}: {published.status} "
-                f"{published.repository}@{published.digest}{tags}"
+                f"{published.repository}@{published.digest}{tags}{signed}"
             )
             results.append(published.to_json())
     if as_json:
@@ -157,7 +170,9 @@ def verify(
 
     Every ledger version must be present with the ledger's digest, no version-looking tag may
     exist that the ledger does not know, floating tags (1, 1.2, latest) must point where the
-    ledger says, and every blob must be reachable. Drift (a tag moved by a push outside
+    ledger says, and every blob must be reachable. Each release's signature and attestations
+    must pass CATALOG/trust.yaml: an invalid one exits 1; an unsigned release is reported, and
+    exits 1 only when trust.yaml requires signatures. Drift (a tag moved by a push outside
     gefreg) exits 1; --repair moves such tags back. A version tag the ledger does not know
     cannot be repaired (gefreg never adopts it and the registry API cannot delete one tag):
     it is reported, with exit 1, until it is deleted with the registry's own tools.
@@ -170,28 +185,35 @@ def verify(
     from gefreg.catalog.entries import resolve
     from gefreg.cli import ui
     from gefreg.registry.client import RegistryClient
+    from gefreg.release import trust_policy
     from gefreg.release.verify import LedgerFolder
     from gefreg.release.verify import verify as run_verify
 
     settings = load(catalog, registry)
     selected = [LedgerFolder(f.name, f) for f in resolve(settings.catalog, list(entries))]
+    trust = trust_policy.load(settings.catalog)
     with RegistryClient(settings.registry_url) as client:
-        result = run_verify(selected, client, repair=repair, deep=not shallow)
+        result = run_verify(selected, client, repair=repair, deep=not shallow, trust=trust)
     if as_json:
         ui.print_json(result.to_json())
     else:
         for issue in result.issues:
             state = "repaired" if issue.repaired else issue.kind
+            if not issue.blocking:
+                state += " (allowed)"
             if repair and not issue.repaired:
                 state += " (not repaired)"
             click.echo(f"{issue.entry}: {state}: {issue.message}")
-            if issue.hint and not issue.repaired:
+            if issue.hint and not issue.repaired and issue.blocking:
                 click.echo(f"  hint: {issue.hint}")
+        blocking = sum(1 for i in result.issues if i.blocking)
+        notes = len(result.issues) - blocking
         click.echo(
             f"verify {'passed' if result.ok else 'FAILED'}: "
             f"{ui.count(len(result.entries), 'entry')}, "
             f"{ui.count(result.checked_tags, 'tag')} checked, "
-            f"{ui.count(len(result.issues), 'issue')}",
+            f"{ui.count(blocking, 'issue')}"
+            + (f", {notes} allowed (unsigned)" if notes else ""),
             err=True,
         )
     if not result.ok:

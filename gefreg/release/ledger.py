@@ -42,6 +42,10 @@ class Release:
     schema: str = SCHEMA
     floating: list[str] | None = None  # the floating tags this publish moved (None: unknown)
     interface: dict[str, Any] | None = None  # ports, command, user, limits of this version
+    # signing (None: published before gefreg signed releases, or published unsigned)
+    signed_by: str | None = None  # the trust.yaml key id that signed it at publish
+    locks: dict[str, str] | None = None  # lock digests that went into the image (provenance)
+    catalog_commit: str | None = None  # the catalog's git commit at publish (provenance)
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
@@ -58,6 +62,8 @@ class TrustedRelease:
     repository: str
     manifest_digest: str
     interface: Mapping[str, Any] | None = None  # ServiceInterface.to_json() of the release
+    fingerprint: str | None = None  # the record fingerprint the ledger holds for it
+    signed_by: str | None = None  # the key id the ledger says signed it at publish
 
 
 def ledger_path(entry_dir: Path) -> Path:
@@ -194,4 +200,6 @@ class CatalogLedger:
             repository=release.repository,
             manifest_digest=release.digest,
             interface=release.interface,
+            fingerprint=release.fingerprint,
+            signed_by=release.signed_by,
         )

@@ -9,6 +9,7 @@ completes it (a tag already pointing at exactly our digest is our own earlier at
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 
 from gefreg import __version__
 from gefreg.catalog.scaffold import placeholders
-from gefreg.errors import CheckFailed
+from gefreg.errors import BadInput, CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.image.build_plan import BuildPlan, prepare
 from gefreg.image.build_record import BuildRecord, read_build
@@ -25,6 +26,8 @@ from gefreg.model import Entry
 from gefreg.registry.layer_cache import LayerCache
 from gefreg.release import ledger, versions
 from gefreg.release.image_push import PushedImage, push_image
+from gefreg.release.keys import KEY_ENV as GEFREG_SIGNING_KEY
+from gefreg.release.keys import SigningKey
 from gefreg.settings import Settings
 
 ARTIFACT_SBOM = "application/vnd.cyclonedx+json"
@@ -50,6 +53,7 @@ class Published:
     status: str  # "published" | "unchanged"
     floating: tuple[str, ...] = ()
     artifacts: tuple[tuple[str, str], ...] = ()
+    signed_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class Published:
             "status": self.status,
             "floating": list(self.floating),
             "artifacts": dict(self.artifacts),
+            "signed_by": self.signed_by,
         }
 
 
@@ -117,8 +122,21 @@ def publish(
     floating: tuple[str, ...] = versions.FLOATING,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_step: Callable[[str], None] = lambda _: None,
+    sign_key: SigningKey | None = None,
 ) -> Published:
+    """Publish the entry's current build (see the module docstring). With ``sign_key`` the
+    image is signed and attested (cosign layout) before the ledger line is appended."""
+    from gefreg.release import signing, trust_policy
+
     check_no_placeholders(entry)
+    policy = trust_policy.load(settings.catalog)
+    if sign_key is None and policy.require_signatures:
+        raise BadInput(
+            f"{policy.path} requires signatures, and no signing key was given",
+            f"publish with --sign-key FILE (or set {GEFREG_SIGNING_KEY})",
+        )
+    if sign_key is not None:  # a key nothing trusts fails now, before any upload
+        signing.signing_key_id(policy, sign_key, entry.name, now().date())
     plan = prepare(entry, settings)
     build = current_build(settings, entry, plan)
     version = entry.spec.version
@@ -157,8 +175,6 @@ def publish(
             )
         artifacts = _push_artifacts(client, repo, pushed.digest, len(pushed.manifest), evidence)
         moved = versions.floating_tags(version, [r.version for r in releases], floating)
-        for tag in moved:
-            client.put_manifest(repo, tag, pushed.manifest, _media_type())
         release = ledger.Release(
             version=version,
             digest=pushed.digest,
@@ -172,7 +188,17 @@ def publish(
             gefreg_version=__version__,
             floating=list(moved),
             interface=ServiceInterface.from_spec(entry.spec).to_json(),
+            locks=signing.lock_digests(plan.fingerprint.parts),
+            catalog_commit=signing.catalog_commit(settings.catalog),
         )
+        if sign_key is not None:
+            on_step(f"signing {repo}@{pushed.digest}")
+            signed = signing.sign_release(
+                client, policy, entry.name, release, sign_key, now().date()
+            )
+            release = dataclasses.replace(release, signed_by=signed.key_id)
+        for tag in moved:
+            client.put_manifest(repo, tag, pushed.manifest, _media_type())
         ledger.append(entry.directory, release)
     return Published(
         entry.name,
@@ -182,6 +208,7 @@ def publish(
         "published",
         tuple(moved),
         tuple(artifacts),
+        release.signed_by,
     )
 
 

@@ -2,9 +2,10 @@
 
 For every entry: each ledger version's tag points at the ledger digest; no version-looking
 tag exists that the ledger does not know; floating tags point where the ledger says; the
-manifest and every blob it references are reachable. Requests run in parallel over kept-alive
-connections. ``repair`` puts drifted tags back on the ledger digest (the old manifest is
-still in the registry by digest).
+manifest and every blob it references are reachable; each release's signature and
+attestations pass trust.yaml (an unsigned release fails only when trust.yaml requires
+signatures). Requests run in parallel over kept-alive connections. ``repair`` puts drifted
+tags back on the ledger digest (the old manifest is still in the registry by digest).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 from gefreg.release import ledger, versions
+from gefreg.release.trust_policy import TrustPolicy
 from gefreg.validators import SEMVER_RE
 
 OK = "ok"
@@ -45,6 +48,7 @@ class Issue:
     actual: str | None = None
     repaired: bool = False
     hint: str | None = None  # what to do when --repair cannot fix it
+    blocking: bool = True  # False: reported, but verify still passes (an allowed unsigned release)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return all(i.repaired for i in self.issues)
+        return all(i.repaired or not i.blocking for i in self.issues)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +104,12 @@ def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
 
 
 def verify_entry(
-    entry: LedgerOwner, client: Any, *, repair: bool = False, deep: bool = True
+    entry: LedgerOwner,
+    client: Any,
+    *,
+    repair: bool = False,
+    deep: bool = True,
+    trust: TrustPolicy | None = None,
 ) -> tuple[int, list[Issue]]:
     releases = ledger.read(entry.directory)
     # An entry never published is checked too: a version tag in its repository (the entry's
@@ -151,7 +160,71 @@ def verify_entry(
             )
     if deep:
         issues += _unreachable(entry, client, repo, releases)
+    if trust is not None:
+        issues += signature_issues(entry.name, repo, releases, client, trust, date.today())
     return len(expected), issues
+
+
+def signature_issues(
+    name: str,
+    repo: str,
+    releases: list[ledger.Release],
+    client: Any,
+    trust: TrustPolicy,
+    today: date,
+) -> list[Issue]:
+    """Each release's signature and attestations, judged by trust.yaml. Without a trust.yaml
+    (and no ledger line saying it was signed) there is nothing to judge them by."""
+    from gefreg.release.attachments import tag_for
+    from gefreg.release.signature_check import INVALID, UNSIGNED, Subject, release_status
+
+    if not trust.exists and not any(r.signed_by for r in releases):
+        return []
+    tags = {r.version: tag_for(r.digest, "sig") for r in releases}
+    present = client.head_manifests(repo, sorted(set(tags.values())))
+
+    def status(release: ledger.Release) -> Any:
+        subject = Subject(
+            name,
+            release.version,
+            release.repository,
+            release.digest,
+            release.fingerprint,
+            release.signed_by,
+        )
+        if present.get(tags[release.version]) is None and not release.signed_by:
+            return None  # unsigned: nothing to fetch
+        return release_status(client, trust, subject, today)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(status, releases))
+    issues = []
+    for release, found in zip(releases, statuses, strict=True):
+        state = UNSIGNED if found is None else found.state
+        if state == UNSIGNED:
+            issues.append(
+                Issue(
+                    name,
+                    "unsigned",
+                    release.version,
+                    f"{repo}:{release.version} ({release.digest}) is not signed"
+                    + (" and trust.yaml requires signatures" if trust.require_signatures else ""),
+                    hint=f"gefreg sign {name}@{release.version} --sign-key FILE",
+                    blocking=trust.require_signatures,
+                )
+            )
+        elif state == INVALID:
+            issues.append(
+                Issue(
+                    name,
+                    "signature",
+                    release.version,
+                    f"{repo}:{release.version}: " + "; ".join(str(f) for f in found.failures),
+                    hint="re-sign with a trusted key (gefreg sign), or find out who replaced "
+                    "the signature",
+                )
+            )
+    return issues
 
 
 def _unreachable(
@@ -203,11 +276,16 @@ def _unreachable(
 
 
 def verify(
-    entries: Sequence[LedgerOwner], client: Any, *, repair: bool = False, deep: bool = True
+    entries: Sequence[LedgerOwner],
+    client: Any,
+    *,
+    repair: bool = False,
+    deep: bool = True,
+    trust: TrustPolicy | None = None,
 ) -> Verification:
     checked, issues = 0, []
     for entry in entries:
-        n, found = verify_entry(entry, client, repair=repair, deep=deep)
+        n, found = verify_entry(entry, client, repair=repair, deep=deep, trust=trust)
         checked += n
         issues += found
     return Verification(tuple(e.name for e in entries), checked, tuple(issues))

@@ -66,6 +66,11 @@ def publish_gate(
             "vulnerabilities_evaluated": report.vulnerabilities.evaluated,
             "policy_sha256": report_json["policy"].get("sha256"),
             "trivy": report_json["scanners"]["trivy"],
+            "counts": {
+                "blocking": len(report.verdict.blocking),
+                "suppressed": len(report.verdict.suppressed),
+                "below_threshold": len(report.verdict.below_threshold),
+            },
             "tests": tests,
         }
         sbom = report.sbom.read_bytes() if report.sbom and report.sbom.is_file() else None
