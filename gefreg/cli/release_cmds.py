@@ -245,8 +245,10 @@ def review(
 
     Records valid; ledgers only appended to (never edited or shortened); the version bumped
     wherever the fingerprint (anything that goes into the image) changed; versions only move
-    up; published entries not deleted. Lists the entries whose image changed, so CI builds
-    and scans only those.
+    up; published entries not deleted; a changed trust.yaml valid, with revoked keys still
+    listed and revoked and no key id given another key (added keys, widened globs and
+    require-signatures turned off are listed as notes for the reviewer). Lists the entries
+    whose image changed, so CI builds and scans only those.
 
     \b
     Example (CI):
@@ -274,6 +276,11 @@ def review(
             click.echo(f"{marker:4} {entry.name} ({entry.status}, {version})")
             for problem in entry.problems:
                 click.echo(f"     {problem}")
+        if report.trust is not None:
+            marker = "FAIL" if report.trust.problems else "ok"
+            click.echo(f"{marker:4} trust.yaml (changed)")
+            for line in (*report.trust.problems, *(f"note: {n}" for n in report.trust.notes)):
+                click.echo(f"     {line}")
         click.echo(
             f"review against {base_rev}: {ui.count(len(report.entries), 'changed entry')}, "
             f"build: {' '.join(report.to_build) or 'none'}",

@@ -3,8 +3,9 @@
 Compared with REV: changed records are valid; ledgers were only appended to (never edited or
 shortened); an entry whose fingerprint changed got a new version; a version not yet published
 passes the version rule (:func:`gefreg.release.versions.check_new_version`, the rule publish
-applies); published entries are not deleted. It lists the entries whose image changed, so CI
-builds and scans only those.
+applies); published entries are not deleted; a changed trust.yaml is valid and keeps its
+revocations (:mod:`gefreg.release.trust_review`). It lists the entries whose image changed, so
+CI builds and scans only those.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gefreg.image import fingerprint as fp
 from gefreg.image.templates import load_template
 from gefreg.model import SCRATCH, Entry
 from gefreg.release import ledger, versions
+from gefreg.release.trust_review import TrustReview, review_trust
 from gefreg.settings import Settings
 
 
@@ -43,10 +45,12 @@ class EntryReview:
 class ReviewReport:
     base: str
     entries: tuple[EntryReview, ...] = field(default_factory=tuple)
+    trust: TrustReview | None = None  # the change to trust.yaml, if any
 
     @property
     def ok(self) -> bool:
-        return not any(e.problems for e in self.entries)
+        trust_ok = self.trust is None or not self.trust.problems
+        return trust_ok and not any(e.problems for e in self.entries)
 
     @property
     def to_build(self) -> list[str]:
@@ -58,6 +62,7 @@ class ReviewReport:
             "base": self.base,
             "build": self.to_build,
             "entries": [e.__dict__ for e in self.entries],
+            "trust": self.trust.to_json() if self.trust else None,
         }
 
 
@@ -204,7 +209,17 @@ def review(settings: Settings, base: str) -> ReviewReport:
                 )
             )
     cache.save()
-    return ReviewReport(base, tuple(results))
+    return ReviewReport(base, tuple(results), _trust_change(root, catalog, catalog_rel, base))
+
+
+def _trust_change(root: Path, catalog: Path, catalog_rel: str, base: str) -> TrustReview | None:
+    from gefreg.release.trust_policy import TRUST_FILE
+
+    old = _show(root, base, _catalog_path(catalog_rel, TRUST_FILE))
+    path = catalog / TRUST_FILE
+    new = path.read_text(encoding="utf-8") if path.is_file() else None
+    found = review_trust(old.decode() if old is not None else None, new, path)
+    return found if found.changed else None
 
 
 def _lock_at_worktree(catalog: Path) -> dict[str, str]:

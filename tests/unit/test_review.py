@@ -191,3 +191,42 @@ def test_an_unpackable_base_revision_is_not_a_crash(repo: Path) -> None:
     (repo / "catalog" / "one" / "run.sh").write_text("echo changed\n")
     [entry] = review(settings_for(repo), "HEAD").entries
     assert entry.name == "one"  # judged on its own: no traceback, no exit 3
+
+
+def test_trust_yaml_changes_are_reviewed(repo: Path, tmp_path: Path) -> None:
+    from datetime import date
+
+    from gefreg.release import keys, trust_policy
+
+    catalog = repo / "catalog"
+    pubs = []
+    for name in ("a", "b"):
+        keys.generate(tmp_path / name, None)
+        pubs.append(keys.load_public_key(tmp_path / name / keys.PUBLIC_FILE))
+    (catalog / "trust.yaml").write_text("require-signatures: true\nkeys: []\n")
+    trust_policy.add_key(catalog, pubs[0], "old")
+    added = review(settings_for(repo), "HEAD")
+    assert added.ok and added.trust is not None
+    assert any("key 'old' added" in note for note in added.trust.notes)
+
+    trust_policy.revoke(catalog, "old", "leaked", date(2026, 11, 30))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "revoke")
+    path = catalog / "trust.yaml"
+    revoked_text = path.read_text()
+
+    path.write_text(revoked_text.replace("    revoked: {reason: leaked, date: 2026-11-30}\n", ""))
+    unrevoked = review(settings_for(repo), "HEAD")
+    assert not unrevoked.ok and unrevoked.trust is not None
+    assert (
+        "key 'old' was revoked (leaked); a revoked key stays listed and revoked"
+        in (unrevoked.trust.problems[0])
+    )
+
+    path.write_text(revoked_text.replace("require-signatures: true", "require-signatures: maybe"))
+    invalid = review(settings_for(repo), "HEAD")
+    assert not invalid.ok and "trust.yaml:1:" in invalid.trust.problems[0]  # type: ignore[union-attr]
+
+    path.write_text(revoked_text.replace("require-signatures: true", "require-signatures: false"))
+    weakened = review(settings_for(repo), "HEAD")
+    assert weakened.ok and "require-signatures turned off" in weakened.trust.notes[0]  # type: ignore[union-attr]
