@@ -1,10 +1,11 @@
 """`gefreg init`: a catalog repository of one's own, started from an installed gefreg.
 
 It writes the two curated bases and an empty base lock, the scan policy with the production
-defaults, a README for the catalog, a ``.gitignore`` for gefreg's state and the CI workflows,
-which install a pinned gefreg from the package index. Nothing that exists is overwritten: a
-README or ``.gitignore`` already there is kept as it is, and when the catalog folder or a
-workflow is already there, nothing is written at all.
+defaults, a trust.yaml that requires signed releases, a README for the catalog, a
+``.gitignore`` for gefreg's state and the CI workflows, which install a pinned gefreg from the
+package index. Nothing that exists is overwritten: a README or ``.gitignore`` already there is
+kept as it is, and when the catalog folder or a workflow is already there, nothing is written
+at all.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _contents() -> dict[str, str]:
         for name in CURATED_BASES
     }
     out[f"{CATALOG_DIR}/policy.yaml"] = (SKELETON / "policy.yaml").read_text()
+    out[f"{CATALOG_DIR}/trust.yaml"] = (SKELETON / "trust.yaml").read_text()
     out["README.md"] = (SKELETON / "README.md").read_text()
     out[".gitignore"] = (SKELETON / "gitignore").read_text()
     for workflow in sorted((SKELETON / "workflows").glob("*.yml")):

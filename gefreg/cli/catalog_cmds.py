@@ -17,7 +17,8 @@ def init(directory: Path) -> None:
     """Start a catalog repository of your own in DIRECTORY (default: here).
 
     Writes catalog/ with the two curated bases (debian-bookworm, python-bookworm) and an
-    empty base lock, catalog/policy.yaml with the production scan policy, a README for the
+    empty base lock, catalog/policy.yaml with the production scan policy, catalog/trust.yaml
+    requiring signed releases (add your key with `gefreg trust add`), a README for the
     catalog, a .gitignore for gefreg's state, and the CI workflows (review of pull requests,
     publishing of main) that install this gefreg version from the package index. Nothing is
     overwritten: an existing README or .gitignore is kept, and an existing catalog/ stops it.
@@ -43,6 +44,7 @@ def init(directory: Path) -> None:
     steps += [
         "gefreg registry serve          # or set GEFREG_REGISTRY to your registry",
         "gefreg base build --all        # the curated bases; writes catalog/bases/lock.json",
+        "gefreg key generate ~/keys/ours && gefreg trust add ~/keys/ours/gefreg.pub --id ours",
         "gefreg new my-tool             # your first service",
     ]
     click.echo("next:\n" + "\n".join(f"  {step}" for step in steps), err=True)

@@ -95,6 +95,13 @@ def test_from_pip_install_to_a_published_run(
     assert "debian-bookworm: cached" in based.stderr
     assert debian_base.digest in (home / "catalog" / "bases" / "lock.json").read_text()
 
+    # Signing: a new catalog requires signed releases; a key of our own, trusted by it.
+    assert "require-signatures: true" in (home / "catalog" / "trust.yaml").read_text()
+    user("key", "generate", str(tmp_path / "keys"))
+    user("trust", "add", str(tmp_path / "keys" / "gefreg.pub"), "--id", "ours")
+    env = {**env, "GEFREG_SIGNING_KEY": str(tmp_path / "keys" / "gefreg.key")}
+    user.env = env
+
     # 2. A service: the scaffold builds, but lint refuses its placeholders until edited.
     user("new", "my-tool")
     refused = user("lint", "my-tool", code=1)
@@ -122,6 +129,7 @@ def test_from_pip_install_to_a_published_run(
     user.env = {**env, "TRIVY_CACHE_DIR": str(tmp_path / "trivy-db")}
     published = json.loads(user("publish", "my-tool", "--json").stdout)
     assert (published["status"], published["version"]) == ("published", "0.1.0")
+    assert published["signed_by"] == "ours"
     [line] = (home / "catalog" / "my-tool" / "releases.jsonl").read_text().splitlines()
     assert json.loads(line)["digest"] == published["digest"]
     user("verify")

@@ -39,6 +39,7 @@ def test_init_writes_a_catalog_that_gefreg_reads(tmp_path: Path) -> None:
         "catalog/bases/lock.json",
         "catalog/bases/python-bookworm/base.yaml",
         "catalog/policy.yaml",
+        "catalog/trust.yaml",
     ]
     entries, bases = load_all(root / "catalog")
     assert entries == [] and sorted(b.name for b in bases) == sorted(CURATED_BASES)
@@ -106,3 +107,10 @@ def test_an_empty_catalog_is_an_error_not_a_pass(tmp_path: Path) -> None:
     for command in (["verify"], ["publish", "--pending"]):
         again = CliRunner().invoke(cli, [*command, "--catalog", str(tmp_path / "catalog")])
         assert again.exit_code == 2 and "no service records under" in again.stderr, command
+
+
+def test_a_new_catalog_requires_signatures(tmp_path: Path) -> None:
+    from gefreg.release import trust_policy
+
+    policy = trust_policy.load(init_catalog(tmp_path).catalog)
+    assert policy.exists and policy.require_signatures and policy.keys == ()
