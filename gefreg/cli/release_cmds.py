@@ -212,8 +212,7 @@ def verify(
             f"verify {'passed' if result.ok else 'FAILED'}: "
             f"{ui.count(len(result.entries), 'entry')}, "
             f"{ui.count(result.checked_tags, 'tag')} checked, "
-            f"{ui.count(blocking, 'issue')}"
-            + (f", {notes} allowed (unsigned)" if notes else ""),
+            f"{ui.count(blocking, 'issue')}" + (f", {notes} allowed (unsigned)" if notes else ""),
             err=True,
         )
     if not result.ok:
