@@ -16,9 +16,11 @@ from datetime import date
 from typing import Any
 
 from gefreg.errors import CheckFailed
-from gefreg.release import attestations, signatures
+from gefreg.release import attestations, signatures, trust_policy
 from gefreg.release.attachments import tag_for
+from gefreg.release.ledger import Release, TrustedRelease
 from gefreg.release.trust_policy import TrustPolicy
+from gefreg.settings import Settings
 
 VERIFIED = "verified"
 UNSIGNED = "unsigned"
@@ -272,3 +274,50 @@ def require(status: SignatureStatus, policy: TrustPolicy, subject: Subject) -> S
         "refusing to use an image the catalog's trust.yaml does not vouch for; "
         "`gefreg verify` lists every signature problem",
     )
+
+
+def check_release(
+    settings: Settings,
+    release: TrustedRelease,
+    *,
+    client: Any = None,
+    today: date | None = None,
+) -> SignatureStatus:
+    """The one call a consumer makes before using a published release: its status when
+    trust.yaml lets it be used, CheckFailed (exit 1, naming the check and key) otherwise.
+    Without a trust.yaml, and no ledger line saying the release was signed, there is nothing
+    to check and no request is made."""
+    policy = trust_policy.load(settings.catalog)
+    subject = Subject(
+        release.name,
+        release.version,
+        release.repository,
+        release.manifest_digest,
+        release.fingerprint,
+        release.signed_by,
+    )
+    if not policy.exists and not release.signed_by:
+        return SignatureStatus(UNSIGNED)
+    day = today or date.today()
+    if client is not None:
+        return require(release_status(client, policy, subject, day), policy, subject)
+    from gefreg.registry.client import RegistryClient
+
+    with RegistryClient(settings.registry_url) as own:
+        return require(release_status(own, policy, subject, day), policy, subject)
+
+
+def release_signature(
+    settings: Settings, client: Any, name: str, release: Release, today: date | None = None
+) -> SignatureStatus:
+    """The signing status of one ledger release, without deciding anything (for `show`)."""
+    policy = trust_policy.load(settings.catalog)
+    subject = Subject(
+        name,
+        release.version,
+        release.repository,
+        release.digest,
+        release.fingerprint,
+        release.signed_by,
+    )
+    return release_status(client, policy, subject, today or date.today())

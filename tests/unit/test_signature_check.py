@@ -218,3 +218,25 @@ def test_attestation_problems(world: World) -> None:
     )
     message = failure_of(world, "svc-a", release)
     assert "provenance-subject check failed" in message and other.digest in message
+
+
+def test_check_release_is_the_one_call_consumers_make(world: World, tmp_path: Path) -> None:
+    from gefreg.release.ledger import TrustedRelease
+    from gefreg.release.signature_check import check_release
+    from gefreg.settings import Settings
+
+    release = world.image("svc-a", "a")
+    trusted = TrustedRelease(
+        "svc-a", "1.0.0", REGISTRY, release.repository, release.digest, None, release.fingerprint
+    )
+    settings = Settings(world.catalog, REGISTRY, tmp_path / "state")
+    with pytest.raises(CheckFailed, match="is not signed"):
+        check_release(settings, trusted, client=world.registry, today=TODAY)
+    world.sign("svc-a", release)
+    status = check_release(settings, trusted, client=world.registry, today=TODAY)
+    assert (status.state, status.key_id) == (VERIFIED, "curators")
+
+    bare = tmp_path / "bare"  # no trust.yaml: nothing to check, and no request is made
+    bare.mkdir()
+    nothing = Settings(bare, "127.0.0.1:1", tmp_path / "state")
+    assert check_release(nothing, trusted).state == UNSIGNED
