@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gefreg.cli import cli
-from gefreg.cli.options import json_option, load, settings_options
+from gefreg.cli.options import json_option, load, policy_option, settings_options, trivy_options
 from gefreg.cli.signing_cmds import sign_key_option
 from gefreg.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from gefreg.scan.trivy import TrivyOptions
 
 
 @cli.command()
@@ -31,17 +35,8 @@ from gefreg.errors import CheckFailed
     show_default=True,
     help="Move the floating tags 1, 1.2 and latest forward (never for pre-releases).",
 )
-@click.option(
-    "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Scan policy [default: CATALOG/policy.yaml plus the entry's policy.yaml].",
-)
-@click.option(
-    "--db-repository",
-    multiple=True,
-    metavar="REPO",
-    help="Trivy vulnerability DB mirror (repeatable), for air-gapped machines.",
-)
+@policy_option
+@trivy_options
 @sign_key_option
 @settings_options
 @json_option
@@ -50,8 +45,8 @@ def publish(
     pending: bool,
     build_first: bool,
     floating: bool,
-    policy: Path | None,
-    db_repository: tuple[str, ...],
+    policy_file: Path | None,
+    trivy: TrivyOptions,
     sign_key: Path | None,
     catalog: str | None,
     registry: str | None,
@@ -82,6 +77,9 @@ def publish(
       gefreg publish waveform-metadata
       gefreg publish --pending --build       # CI on the main branch
       gefreg publish waveform-metadata --sign-key keys/ci-2026/gefreg.key
+      gefreg publish waveform-metadata --cache-dir /srv/trivy --skip-db-update
+
+    The scan it runs takes the options of `gefreg scan` (--policy and the Trivy options).
     """
     from gefreg.catalog.entries import base_names, load_entry, resolve
     from gefreg.cli import ui
@@ -93,7 +91,6 @@ def publish(
     from gefreg.release.keys import load_signing_key, password_from_env
     from gefreg.release.publish import publish as run_publish
     from gefreg.run.evidence import publish_gate
-    from gefreg.scan.trivy import TrivyOptions
 
     settings = load(catalog, registry)
     key = load_signing_key(sign_key, password_from_env()) if sign_key else None
@@ -110,7 +107,6 @@ def publish(
                 click.echo(f"{e.name} {e.spec.version}: already published", err=True)
         selected = waiting
     engine = Engine.connect()
-    options = TrivyOptions(db_repositories=db_repository) if db_repository else None
     results = []
     with ui.Progress() as progress, RegistryClient(settings.registry_url) as client:
         if selected:  # a registry that is down fails now, not after the scans and tests
@@ -119,8 +115,8 @@ def publish(
         gate = publish_gate(
             settings,
             engine=engine,
-            policy_file=policy,
-            scan_options=options,
+            policy_file=policy_file,
+            scan_options=trivy,
             on_step=progress.status,
         )
         for entry in selected:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gefreg.cli import cli
-from gefreg.cli.options import load, settings_options
+from gefreg.cli.options import load, policy_option, settings_options, trivy_options
+
+if TYPE_CHECKING:
+    from gefreg.scan.trivy import TrivyOptions
 
 FORMATS = ("table", "json", "sarif")
 
@@ -15,14 +19,7 @@ FORMATS = ("table", "json", "sarif")
 @cli.command()
 @click.argument("target", metavar="[IMAGE_OR_ENTRY]", required=False)
 @settings_options
-@click.option(
-    "--policy",
-    "policy_file",
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Policy to use instead of CATALOG/policy.yaml (an entry's own "
-    "policy.yaml still applies on top).",
-)
+@policy_option
 @click.option(
     "--format",
     "fmt",
@@ -44,22 +41,7 @@ FORMATS = ("table", "json", "sarif")
     metavar="FILE",
     help="Evaluate this Trivy JSON report (made elsewhere) instead of scanning.",
 )
-@click.option(
-    "--db-repository",
-    "db_repositories",
-    multiple=True,
-    metavar="REPO",
-    help="Trivy: OCI repository of the vulnerability DB (a mirror); repeatable.",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="Trivy: cache directory (holds the vulnerability DB).",
-)
-@click.option("--skip-db-update", is_flag=True, help="Trivy: use the DB in the cache as it is.")
-@click.option("--offline-scan", is_flag=True, help="Trivy: make no API requests while scanning.")
-@click.option("--timeout", metavar="DURATION", help="Trivy: time limit, e.g. 10m [default: 5m].")
+@trivy_options
 @click.option(
     "--today",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -75,11 +57,7 @@ def scan(
     fmt: str,
     output: Path | None,
     trivy_report: Path | None,
-    db_repositories: tuple[str, ...],
-    cache_dir: Path | None,
-    skip_db_update: bool,
-    offline_scan: bool,
-    timeout: str | None,
+    trivy: TrivyOptions,
     today: object,
     no_cache: bool,
 ) -> None:
@@ -105,41 +83,29 @@ def scan(
     from gefreg.errors import BadInput, CheckFailed
     from gefreg.scan.formats import OutputFormat, render
 
-    settings = load(catalog, registry)
     day = today.date() if isinstance(today, dt.datetime) else None
     if trivy_report is not None:
         from gefreg.scan.image_scan import evaluate_trivy_report
 
-        scanning = {
-            "--db-repository": bool(db_repositories),
-            "--cache-dir": cache_dir is not None,
-            "--skip-db-update": skip_db_update,
-            "--offline-scan": offline_scan,
-            "--timeout": timeout is not None,
-            "--no-cache": no_cache,
-        }
-        if any(scanning.values()):
-            used = ", ".join(name for name, given in scanning.items() if given)
+        used = trivy.flags() + (["--no-cache"] if no_cache else [])
+        if used:
             raise BadInput(
-                f"{used}: no scanner runs with --trivy-report",
+                f"{', '.join(used)}: no scanner runs with --trivy-report",
                 "drop them, or scan the image instead of passing a report",
             )
         report = evaluate_trivy_report(
-            settings, trivy_report, entry=target, policy_file=policy_file, today=day
+            _catalog_if_any(catalog, needed=target is not None),
+            trivy_report,
+            entry=target,
+            policy_file=policy_file,
+            today=day,
         )
     elif target is None:
         raise BadInput("nothing to scan", "name an image or entry, or pass --trivy-report FILE")
     else:
         from gefreg.scan.image_scan import scan as run_scan
-        from gefreg.scan.trivy import TrivyOptions
 
-        options = TrivyOptions(
-            cache_dir=cache_dir,
-            db_repositories=db_repositories,
-            skip_db_update=skip_db_update,
-            offline_scan=offline_scan,
-            timeout=timeout,
-        )
+        settings = load(catalog, registry)
         progress = (
             None
             if output is None and not ui.is_terminal()
@@ -149,7 +115,7 @@ def scan(
             settings,
             target,
             policy_file=policy_file,
-            options=options,
+            options=trivy,
             today=day,
             use_cache=not no_cache,
             progress=progress,
@@ -174,3 +140,18 @@ def scan(
         else:
             hint = report.vulnerabilities.fix
         raise CheckFailed(report.summary(), hint)
+
+
+def _catalog_if_any(catalog: str | None, *, needed: bool) -> Path | None:
+    """The catalog, for a report evaluated against its policy. A report and a policy file need
+    none, so a missing default catalog is no error unless one was named or an entry given."""
+    import os
+
+    from gefreg.errors import BadInput
+
+    try:
+        return Path(load(catalog, None).catalog)
+    except BadInput:
+        if needed or catalog is not None or os.environ.get("GEFREG_CATALOG"):
+            raise
+        return None

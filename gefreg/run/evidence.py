@@ -15,6 +15,7 @@ from gefreg.errors import CheckFailed
 from gefreg.image.build_plan import BuildPlan
 from gefreg.image.build_record import BuildRecord
 from gefreg.release.publish import PublishEvidence
+from gefreg.scan.trivy import TrivyOptions
 from gefreg.settings import Settings
 
 
@@ -23,7 +24,7 @@ def publish_gate(
     *,
     engine: Any,
     policy_file: Path | None = None,
-    scan_options: Any = None,
+    scan_options: TrivyOptions | None = None,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Callable[[BuildPlan, BuildRecord], PublishEvidence]:
     """A gate for :func:`gefreg.release.publish.publish`: scan with the policy, run the tests."""

@@ -56,13 +56,13 @@ from gefreg.settings import Settings
 Progress = Callable[[str], None]
 
 
-def policy_files(settings: Settings, policy: Path | None, entry_dir: Path | None) -> list[Path]:
+def policy_files(catalog: Path | None, policy: Path | None, entry_dir: Path | None) -> list[Path]:
     """``--policy FILE`` (else ``CATALOG/policy.yaml`` if present), then the entry's own."""
     files = []
     if policy is not None:
         files.append(policy)
-    elif (settings.catalog / POLICY_FILE).is_file():
-        files.append(settings.catalog / POLICY_FILE)
+    elif catalog is not None and (catalog / POLICY_FILE).is_file():
+        files.append(catalog / POLICY_FILE)
     if entry_dir is not None and (entry_dir / POLICY_FILE).is_file():
         files.append(entry_dir / POLICY_FILE)
     return files
@@ -253,7 +253,7 @@ def scan(
     options = (options or TrivyOptions()).resolved()
     say = progress or (lambda _text: None)
     subject = _target(settings, target)
-    policy = load_policy(policy_files(settings, policy_file, subject.entry_dir))
+    policy = load_policy(policy_files(settings.catalog, policy_file, subject.entry_dir))
     cache = ScanCache(settings.state_dir / "scans")
     hadolint = _hadolint_version(cache.tools) if subject.entry is not None else None
     cached = None
@@ -369,7 +369,7 @@ def _finish(
 
 
 def evaluate_trivy_report(
-    settings: Settings,
+    catalog: Path | None,
     path: Path,
     *,
     entry: str | None = None,
@@ -379,17 +379,18 @@ def evaluate_trivy_report(
     """Apply the policy to a Trivy JSON report made elsewhere (no scanner runs).
 
     The report is taken to include the vulnerability scan (Trivy's default). ``entry`` selects
-    an entry's own policy on top of the catalog's.
+    an entry's own policy on top of the catalog's; without a catalog only ``policy_file`` (or
+    the default policy) applies.
     """
     entry_dir = None
     if entry is not None:
-        entry_dir = find_entry(settings.catalog, entry)
+        entry_dir = find_entry(catalog, entry) if catalog is not None else None
         if entry_dir is None:
             raise BadInput(
-                f"no catalog entry {entry!r} in {settings.catalog}",
+                f"no catalog entry {entry!r} in {catalog}",
                 "name an entry folder or name, or leave it out",
             )
-    policy = load_policy(policy_files(settings, policy_file, entry_dir))
+    policy = load_policy(policy_files(catalog, policy_file, entry_dir))
     data = load_report(path)
     image = image_meta(data)
     verdict = evaluate(parse_report(data), policy, today=today or date.today())

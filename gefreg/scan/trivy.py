@@ -91,6 +91,10 @@ class TrivyOptions:
             out += ["--timeout", self.timeout]
         return out
 
+    def flags(self) -> list[str]:
+        """The command-line flags these options set, each once (for messages)."""
+        return list(dict.fromkeys(a for a in self.args() if a.startswith("--")))
+
     def seconds(self) -> float | None:
         """The timeout in seconds (for the subprocess: Trivy's own limit plus a margin)."""
         if self.timeout is None:

@@ -192,6 +192,23 @@ def test_publish_twice_is_a_no_op(tmp_path: Path, registry: LocalRegistry) -> No
     assert pub.remote("1.0.0") == digest
 
 
+def test_publish_scans_with_the_trivy_options_it_is_given(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    """`publish` takes the options of `scan`: a DB filled elsewhere (--cache-dir with
+    --skip-db-update) makes the vulnerability part evaluated, and the ledger says with which."""
+    from tests.trivy_db import METADATA, write_empty_db
+
+    pub = entry(tmp_path, "pub-offline-db", registry.address)
+    write_empty_db(tmp_path / "trivy")
+    pub.build()
+    done = pub.publish("--cache-dir", str(tmp_path / "trivy"), "--skip-db-update")
+    assert done.exit_code == 0, done.stderr
+    (line,) = pub.releases()
+    assert line["scan"]["vulnerabilities_evaluated"] is True
+    assert line["scan"]["trivy"]["vulnerability_db"]["version"] == METADATA["Version"]
+
+
 def test_another_image_under_a_published_version_is_refused(
     tmp_path: Path, registry: LocalRegistry
 ) -> None:

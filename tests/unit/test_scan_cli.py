@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from gefreg.cli import cli
 from gefreg.scan.formats import FORMATTERS, OutputFormat, render
 from gefreg.scan.image_scan import evaluate_trivy_report
-from gefreg.settings import load_settings
 from tests.helpers import FAKE_DIGEST, build_tree, demo_entry, make_catalog
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"
@@ -148,8 +147,7 @@ def test_sarif_marks_suppressed_findings(empty_catalog: Path) -> None:
 
 def test_every_output_format_has_a_formatter(empty_catalog: Path) -> None:
     assert set(FORMATTERS) == set(OutputFormat)
-    settings = load_settings(str(empty_catalog))
-    report = evaluate_trivy_report(settings, FIXTURES / "debian-buster.json")
+    report = evaluate_trivy_report(empty_catalog, FIXTURES / "debian-buster.json")
     for fmt in OutputFormat:
         assert "CVE-2019-18224" in render(report, fmt)
 
@@ -242,3 +240,39 @@ exceptions:
 def test_scanner_options_with_a_report_are_refused(empty_catalog: Path) -> None:
     code, _, err = run(*report_args(empty_catalog, "alpine-310", "--skip-db-update", "--no-cache"))
     assert code == 2 and "--skip-db-update, --no-cache: no scanner runs with --trivy-report" in err
+
+
+def test_a_report_and_a_policy_need_no_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./catalog here
+    monkeypatch.delenv("GEFREG_CATALOG", raising=False)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "exceptions:\n  - id: CVE-2019-18224\n    package: libidn2-0\n"
+        "    reason: no user-supplied domain names\n    expires: 2030-01-01\n"
+    )
+    report = str(FIXTURES / "debian-buster.json")
+    args = ["scan", "--trivy-report", report, "--today", "2025-03-01", "--format", "json"]
+    code, out, _ = run(*args, "--policy", str(policy))
+    assert code == 0 and json.loads(out)["policy"]["files"][0]["path"] == str(policy)
+    code, out, _ = run(*args)  # no policy at all: the defaults judge it
+    assert code == 1 and json.loads(out)["policy"]["files"] == []
+    # an entry's policy, or a catalog named but missing, still needs the catalog
+    code, _, err = run(*args, "demo-service")
+    assert code == 2 and "catalog folder catalog does not exist" in err
+    code, _, err = run(*args, "--catalog", str(tmp_path / "nowhere"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_publish_takes_every_option_scan_takes_for_its_scan() -> None:
+    def options(name: str) -> set[str]:
+        command = cli.commands[name]
+        return {o for p in command.params for o in p.opts if o.startswith("--")}
+
+    scanning = options("scan") - {"--format", "--output", "--trivy-report", "--today", "--no-cache"}
+    assert scanning - {"--help"} <= options("publish")
+    assert {"--cache-dir", "--skip-db-update", "--db-repository", "--policy"} <= scanning
+    # and they reach the scan's TrivyOptions (checked before any engine or registry is asked)
+    code, _, err = run("publish", "--pending", "--timeout", "5 minutes")
+    assert code == 2 and "--timeout '5 minutes' is not a duration" in err
