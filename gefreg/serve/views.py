@@ -50,7 +50,15 @@ def executor_log(entry: dict[str, Any], full: bool) -> dict[str, Any]:
 
 
 def metadata(row: TaskRow) -> dict[str, str]:
+    """Links to the run records, the releases that ran, and every staged input file with its
+    size and sha256 (``staged.N``)."""
     meta: dict[str, str] = {}
+    for number, staged in enumerate(row.log.get("staged") or []):
+        source = f" from {staged['url']}" if staged.get("url") else " (content)"
+        cached = ", cached" if staged.get("cached") else ""
+        meta[f"staged.{number}"] = (
+            f"{staged['path']}: {staged['size']} bytes, {staged['sha256']}{source}{cached}"
+        )
     for number, entry in enumerate(row.log.get("executors") or []):
         meta[f"release.{number}"] = str(entry.get("release", ""))
         if entry.get("record"):
