@@ -35,6 +35,7 @@ SCAN_VERDICT_V1 = "urn:gefreg:predicate:scan-verdict:v1"
 BUILD_TYPE = "urn:gefreg:build-type:service-image:v1"
 BUILDER_ID = "urn:gefreg:builder"
 PREDICATE_ANNOTATION = "predicateType"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 RECORD_MATERIAL = "record"
 ECDSA_SCHEME = "ecdsa-sha2-nistp256"
 SUFFIX = "att"
@@ -255,7 +256,10 @@ def layers(facts: ReleaseFacts, key: SigningKey) -> list[Layer]:
         (SCAN_VERDICT_V1, scan_verdict(facts)),
     ):
         doc = statement(facts.repository, facts.digest, predicate_type, predicate)
-        out.append(Layer(DSSE_ENVELOPE, envelope(doc, key), {PREDICATE_ANNOTATION: predicate_type}))
+        # cosign gives every attached layer a signature annotation; for DSSE it is empty
+        # (the signature is inside the envelope), and cosign's readers expect it present.
+        annotations = {PREDICATE_ANNOTATION: predicate_type, SIGNATURE_ANNOTATION: ""}
+        out.append(Layer(DSSE_ENVELOPE, envelope(doc, key), annotations))
     return out
 
 

@@ -148,7 +148,10 @@ def test_attachment_manifest_and_tag() -> None:
 def test_envelope_is_dsse_over_the_pae(key: keys.SigningKey) -> None:
     layer = attestations.layers(facts(), key)[0]
     assert layer.media_type == "application/vnd.dsse.envelope.v1+json"
-    assert layer.annotations == {"predicateType": "https://slsa.dev/provenance/v1"}
+    assert layer.annotations == {
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "dev.cosignproject.cosign/signature": "",  # cosign's readers expect it on every layer
+    }
     env = json.loads(layer.data)
     assert set(env) == {"payload", "payloadType", "signatures"}
     assert env["payloadType"] == "application/vnd.in-toto+json"
