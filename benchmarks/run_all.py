@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_registry_head.py",
     "bench_verify.py",
     "bench_run.py",
+    "bench_signing.py",
 ]
 
 
