@@ -18,6 +18,7 @@ from typing import Any
 
 from gefreg.hashing import sha256_bytes
 from gefreg.image import oci
+from gefreg.registry.errors import DigestMismatch, RegistryRejected
 
 MAX_LAYERS = 32
 MAX_LAYER_BYTES = 1 << 20
@@ -144,7 +145,10 @@ def _read_layer(client: Any, repo: str, desc: Any, media_type: str) -> Layer | s
         isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
     ):
         return "annotations are not a map of strings"
-    data = client.get_blob(repo, digest)  # checked against the digest by the client
+    try:
+        data = client.get_blob(repo, digest)  # checked against the digest by the client
+    except (RegistryRejected, DigestMismatch) as exc:  # gone, or not what the manifest says
+        return f"blob {digest} cannot be read: {exc}"
     if len(data) != size:
         return f"blob {digest} has {len(data)} bytes, the manifest says {size}"
     return Layer(media_type, data, dict(annotations))

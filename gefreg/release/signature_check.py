@@ -99,6 +99,15 @@ def release_status(
     client: Any, policy: TrustPolicy, subject: Subject, today: date
 ) -> SignatureStatus:
     found = signatures.read(client, subject.repo, subject.digest)
+    if found is not None and not found.layers and found.problems:
+        return SignatureStatus(
+            INVALID,
+            signature_digest=found.digest,
+            failures=tuple(
+                Failure("signature", None, f"{subject.repo}:{tag_for(subject.digest, 'sig')}: {p}")
+                for p in found.problems
+            ),
+        )
     if found is None or not found.layers:
         if isinstance(subject.signed_by, str) and subject.signed_by:
             return SignatureStatus(

@@ -240,3 +240,21 @@ def test_check_release_is_the_one_call_consumers_make(world: World, tmp_path: Pa
     bare.mkdir()
     nothing = Settings(bare, "127.0.0.1:1", tmp_path / "state")
     assert check_release(nothing, trusted).state == UNSIGNED
+
+
+def test_an_unreadable_signature_tag_is_invalid_not_unsigned(world: World) -> None:
+    release = world.image("svc-a", "a")
+    world.sign("svc-a", release)
+    tag = attachments.tag_for(release.digest, "sig")
+    body = json.loads(world.registry.manifests[("svc-a", tag)])
+    body["layers"][0]["digest"] = "sha256:" + "7" * 64  # a blob the registry does not have
+    world.registry.manifests[("svc-a", tag)] = json.dumps(body).encode()
+    world.registry.get_blob = _missing  # type: ignore[method-assign]
+    status = world.status("svc-a", release)
+    assert status.state == INVALID and "cannot be read" in str(status.failures[0])
+
+
+def _missing(repo: str, digest: str) -> bytes:
+    from gefreg.registry.errors import RegistryRejected
+
+    raise RegistryRejected(f"blob {digest} unknown", 404, ())
