@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,53 @@ class FactsSource:
         return RegistryFacts(**values, problems=tuple(problems))
 
 
+class SignatureSource:
+    """A release's signature status in words, from the signing check (``release_signature``).
+    Unlike the registry facts it can change (a key revoked or expiring in trust.yaml, a new
+    signature), so answers are kept ``ttl`` seconds, and not at all when trust.yaml changed."""
+
+    def __init__(self, settings: Settings, ttl: float = 60.0) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, str, float], tuple[float, str]] = {}
+
+    def _stamp(self) -> float:
+        try:
+            return (self.settings.catalog / "trust.yaml").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def __call__(self, name: str, release: ledger.Release) -> str:
+        key = (name, release.digest, self._stamp())
+        now = time.monotonic()
+        with self._lock:
+            found = self._known.get(key)
+            if found is not None and found[0] > now:
+                return found[1]
+        text = self.describe(name, release)
+        with self._lock:
+            self._known[key] = (now + self.ttl, text)
+        return text
+
+    def describe(self, name: str, release: ledger.Release) -> str:
+        from gefreg.release import trust_policy
+        from gefreg.release.signature_check import release_signature
+
+        policy = trust_policy.load(self.settings.catalog)
+        try:
+            with RegistryClient(self.settings.registry_url, timeout=10, retries=1) as client:
+                status = release_signature(self.settings, client, name, release)
+        except GefregError as exc:
+            return f"unknown (the registry did not answer: {exc.message})"
+        text = status.describe()
+        if not status.verified and policy.require_signatures:
+            text += " — this catalog requires signatures, so it does not run"
+        elif not policy.exists and not status.verified:
+            text += " (the catalog has no trust.yaml)"
+        return text
+
+
 def _image_facts(client: RegistryClient, repo: str, digest: str) -> dict[str, Any]:
     found = client.get_manifest(repo, digest)
     if found is None:
@@ -217,9 +265,7 @@ class CatalogView:
 
     settings: Settings
     facts: FactsSource
-    signature: Callable[[str, ledger.Release], str] = field(
-        default=lambda name, release: "not checked: this gefreg does not sign releases yet"
-    )
+    signature: Callable[[str, ledger.Release], str]
 
     def entries(self) -> list[EntryView]:
         known = base_names(self.settings.catalog)

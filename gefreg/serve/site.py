@@ -20,7 +20,7 @@ from gefreg.engine import Engine
 from gefreg.errors import BadInput, GefregError
 from gefreg.fsutil import atomic_write
 from gefreg.serve import pages
-from gefreg.serve.catalog_view import CatalogView, FactsSource
+from gefreg.serve.catalog_view import CatalogView, FactsSource, SignatureSource
 from gefreg.settings import Settings
 
 MARKER = ".gefreg-site"
@@ -88,7 +88,7 @@ def site_files(view: CatalogView) -> tuple[dict[str, bytes], int, int, list[str]
 def write_site(settings: Settings, engine: Engine | None, folder: Path) -> SiteReport:
     earlier = _check_folder(folder)
     cwl = None if engine is None else (lambda n, v: cwl_text(settings, engine, n, v))
-    view = CatalogView(settings, FactsSource(settings, cwl))
+    view = CatalogView(settings, FactsSource(settings, cwl), SignatureSource(settings))
     files, entries, versions, problems = site_files(view)
     for rel in sorted(files):
         path = folder / rel

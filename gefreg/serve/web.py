@@ -16,7 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gefreg.catalog.entries import named_entry
 from gefreg.serve import pages
 from gefreg.serve.auth import SESSION_COOKIE, SESSION_SECONDS, Sessions
-from gefreg.serve.catalog_view import CatalogView, EntryView, FactsSource, VersionView
+from gefreg.serve.catalog_view import (
+    CatalogView,
+    EntryView,
+    FactsSource,
+    SignatureSource,
+    VersionView,
+)
 from gefreg.serve.store import TaskQuery
 from gefreg.serve.tes_models import TesView
 from gefreg.serve.tokens import TokenEntry
@@ -50,6 +56,7 @@ class WebState:
         self.app = app_state
         self.sessions = Sessions()
         self.facts = FactsSource(app_state.config.settings, self._cwl)
+        self.signatures = SignatureSource(app_state.config.settings)
 
     def _cwl(self, name: str, version: str) -> str | None:
         from gefreg.serve.site import cwl_text
@@ -57,7 +64,7 @@ class WebState:
         return cwl_text(self.app.config.settings, self.app.engine(), name, version)
 
     def catalog(self) -> CatalogView:
-        return CatalogView(self.app.config.settings, self.facts)
+        return CatalogView(self.app.config.settings, self.facts, self.signatures)
 
     def who(self, request: Request) -> TokenEntry | None:
         entry = self.sessions.find(request.cookies.get(SESSION_COOKIE))

@@ -1,0 +1,120 @@
+"""The GEF instance and signed releases (catalog/trust.yaml): a release signed by a trusted
+key runs and its page says who signed it; once the catalog requires signatures, an unsigned
+release is refused at submission (400, naming the check) and its page says it will not run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import busybox_entry, make_catalog
+from tests.registry_fixtures import LocalRegistry
+from tests.serve_fixtures import gefreg, open_up
+from tests.serve_helpers import ServerProcess, tokens
+
+pytestmark = pytest.mark.docker
+
+NAME = "tes-signed"
+PASSWORD = {"GEFREG_SIGNING_PASSWORD": "tes signing test"}
+
+
+@pytest.fixture(autouse=True)
+def _remove_images() -> Iterator[None]:
+    yield
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"],
+        capture_output=True, text=True, check=False,
+    ).stdout.splitlines()  # fmt: skip
+    ids = {i for r, i in (line.split() for line in listed) if r.rsplit("/", 1)[-1] == NAME}
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True, check=False)
+
+
+def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_required(
+    fresh_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    os.chmod(tmp_path, 0o755)
+    entry = busybox_entry(
+        NAME,
+        "cp -r /data/in/. /data/out/\n",
+        inputs=[{"name": "data", "path": "/data/in"}],
+        outputs=[{"name": "out", "path": "/data/out"}],
+    )
+    catalog = make_catalog(tmp_path / "catalog", entry)
+    os.chmod(catalog / NAME / "busybox", 0o755)
+    (catalog / "policy.yaml").write_text("vulnerability-db-unavailable: warn\n")
+    env = {"GEFREG_STATE": str(tmp_path / "state"), **PASSWORD}
+    opts = ["--catalog", str(catalog), "--registry", fresh_registry.address]
+
+    def run(*args: str) -> str:
+        code, out, err = gefreg(env, *args)
+        assert code == 0, err
+        return out
+
+    run("key", "generate", str(tmp_path / "keys"))
+    run("trust", "add", str(tmp_path / "keys" / "gefreg.pub"), "--id", "curators", *opts)
+    run("build", *opts, NAME)
+    run("publish", *opts, NAME, "--sign-key", str(tmp_path / "keys" / "gefreg.key"))
+    record = catalog / NAME / "service.yaml"
+    record.write_text(record.read_text().replace('"1.0.0"', '"1.0.1"'))
+    run("build", *opts, NAME)
+    run("publish", *opts, NAME)  # unsigned: allowed while signatures are not required
+    trust = catalog / "trust.yaml"
+    trust.write_text(
+        trust.read_text().replace("require-signatures: false", "require-signatures: true")
+    )
+
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    (data / "in" / "x.txt").write_text("x\n")
+    open_up(data)
+    made = tokens(tmp_path / "tokens.jsonl", writer={})
+    args = ["--tokens", str(tmp_path / "tokens.jsonl"), "--data-root", str(data), *opts,
+            "--home", str(tmp_path / "home")]  # fmt: skip
+    server = ServerProcess(args, env, tmp_path / "serve.log")
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {made['writer']}"}
+        api = f"{server.url}/ga4gh/tes/v1/tasks"
+
+        def task(version: str) -> dict[str, object]:
+            folder = {"type": "DIRECTORY"}
+            return {
+                "executors": [{"image": f"{NAME}@{version}", "command": []}],
+                "inputs": [{"url": (data / "in").as_uri(), "path": "/data/in", **folder}],
+                "outputs": [{"url": (data / version).as_uri(), "path": "/data/out", **folder}],
+            }
+
+        refused = requests.post(api, json=task("1.0.1"), headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert (
+            "is not signed" in refused.json()["msg"]
+            and "requires signatures" in refused.json()["msg"]
+        )
+        accepted = requests.post(api, json=task("1.0.0"), headers=headers, timeout=30)
+        assert accepted.status_code == 200, accepted.text
+        task_id = accepted.json()["id"]
+        deadline = time.monotonic() + 60
+        while True:
+            state = requests.get(f"{api}/{task_id}", headers=headers, timeout=10).json()["state"]
+            if state not in ("QUEUED", "INITIALIZING", "RUNNING"):
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert state == "COMPLETE"
+        assert (data / "1.0.0" / "x.txt").read_text() == "x\n"
+        signed = requests.get(f"{server.url}/entries/{NAME}/1.0.0/", timeout=30).text
+        assert "signed by curators" in signed
+        unsigned = requests.get(f"{server.url}/entries/{NAME}/1.0.1/", timeout=30).text
+        assert "unsigned — this catalog requires signatures" in unsigned
+        records = requests.get(f"{api}/{task_id}/record", headers=headers, timeout=10).json()
+        assert json.dumps(records)  # the run record of the signed release
+    finally:
+        server.stop()
