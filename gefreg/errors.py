@@ -1,7 +1,8 @@
 """One error hierarchy; the exit code of every command comes from here.
 
-0 success · 1 a check said no · 2 bad input or usage · 3 environment or tool failure.
-The CLI maps any :class:`GefregError` to its ``exit_code`` in one place (``cli.main``).
+0 success · 1 a check said no · 2 bad input or usage · 3 environment or tool failure ·
+130 interrupted (Ctrl-C). The CLI maps any :class:`GefregError` to its ``exit_code`` in one
+place (``cli.Group.invoke``); anything else is a bug and exits 3 (``cli.main``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
 
 
 class GefregError(Exception):

@@ -1,5 +1,6 @@
-"""Test configuration. Tests marked `docker` need a running engine: with CI=true a missing
-engine fails them; elsewhere they are skipped with the reason."""
+"""Test configuration. Tests marked `docker` need a running engine, tests marked `registry`
+(or using a registry fixture) Debian's docker-registry binary: with CI=true a missing one fails
+them; elsewhere they are skipped with the reason."""
 
 from __future__ import annotations
 
@@ -29,16 +30,18 @@ def _engine_problem() -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("docker") is None:
-        return
-    problem = _engine_problem()
-    if problem is None:
-        return
+    if item.get_closest_marker("docker") is not None:
+        problem = _engine_problem()
+        if problem is not None:
+            _unavailable(f"no Docker engine answers ({problem}); run `make setup`")
+
+
+def _unavailable(reason: str) -> None:
+    """Fail under CI=true, where everything must be there; skip with the reason elsewhere.
+    (tests/registry_fixtures.py does the same for the `registry` marker.)"""
     if os.environ.get("CI") == "true":
-        pytest.fail(
-            f"CI=true but no Docker engine answers ({problem}); run `make setup`", pytrace=False
-        )
-    pytest.skip(f"no Docker engine: {problem}")
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

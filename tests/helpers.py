@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,9 @@ def write_build(
         path.write_text(json.dumps(record.to_json()))
         return path
     return save_build(settings, record)
+
+
+def label_text(value: str) -> str:
+    """What a label value reads back as after Docker parses gefreg's quoted LABEL value
+    (:func:`gefreg.image.render.quote_value`): control characters and line breaks as spaces."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)

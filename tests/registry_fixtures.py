@@ -125,14 +125,31 @@ class LocalRegistry:
             self.proc = None
 
 
+MISSING = "docker-registry is not installed (apt-get install docker-registry, or make setup)"
+FIXTURES = ("registry", "fresh_registry")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a registry fixture needs the binary: it gets the `registry` marker,
+    whether or not its module says so."""
+    for item in items:
+        if set(FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.registry)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `registry` test without the binary fails under CI=true, else is skipped."""
+    if item.get_closest_marker("registry") is not None:
+        _binary()
+
+
 def _binary() -> str:
     found = shutil.which("docker-registry")
     if found:
         return found
-    message = "docker-registry is not installed (apt-get install docker-registry, or make setup)"
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {message}", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"CI=true but {MISSING}", pytrace=False)
+    pytest.skip(MISSING)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,8 @@ import traceback
 import click
 
 from gefreg import __version__
-from gefreg.errors import EXIT_ENVIRONMENT, GefregError
+from gefreg.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, GefregError
 
-EXIT_INTERRUPTED = 130
 ORDER = (
     "init",
     "new",

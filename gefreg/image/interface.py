@@ -29,8 +29,6 @@ from gefreg.jsonfields import JsonFields
 from gefreg.model import DEFAULT_UID, PORT_NAME_RE, Port, Resources, ServiceSpec
 from gefreg.validators import check_port_path
 
-ORIGINS = ("ledger", "record", "image", "run-record")
-
 
 @dataclass(frozen=True)
 class ServiceInterface:

@@ -46,11 +46,6 @@ def quote_value(value: str) -> str:
     return "".join(out)
 
 
-def label_text(value: str) -> str:
-    """What a label value reads back as after Docker parses :func:`quote_value`'s output."""
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)
-
-
 def exec_form(argv: Sequence[str]) -> str:
     """JSON exec form; ASCII-only so no character can end the line."""
     return json.dumps(list(argv), ensure_ascii=True)

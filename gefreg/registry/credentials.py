@@ -57,21 +57,6 @@ class CredentialSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StaticCredentials:
-    """Fixed credentials for every host (tests, or a caller that already has them)."""
-
-    username: str
-    password: str
-    source: str = "credentials given by the caller"
-
-    def lookup(self, host: str) -> Credentials | None:
-        return Credentials(self.source, self.username, self.password)
-
-    def describe(self) -> str:
-        return self.source
-
-
 def hostname(key: str) -> str:
     """Docker's ConvertToHostname: ``https://host:5000/v1/`` → ``host:5000``."""
     return key.split("://", 1)[-1].split("/", 1)[0]

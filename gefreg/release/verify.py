@@ -23,7 +23,6 @@ from gefreg.release import ledger, versions
 from gefreg.release.trust_policy import TrustPolicy
 from gefreg.validators import SEMVER_RE
 
-OK = "ok"
 # Distribution (and the OCI API in general) deletes manifests, not tags: deleting by digest
 # would remove every tag on that manifest, ledger versions included. So gefreg only reports.
 UNKNOWN_TAG_HINT = (

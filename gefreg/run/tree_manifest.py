@@ -34,7 +34,6 @@ from gefreg.hashing import NotARegularFile, sha256_regular
 
 FILE = "file"
 SYMLINK = "symlink"
-SPECIAL_KINDS = ("fifo", "socket", "char-device", "block-device", "unknown")
 
 
 def _special_kind(mode: int) -> str:

@@ -42,10 +42,6 @@ def format_sarif(report: ScanReport, color: bool = False, width: int = 100) -> s
     return json.dumps(to_sarif(report), indent=2) + "\n"
 
 
-def _short(text: str | None, keep: int = 19) -> str:
-    return "-" if not text else text if len(text) <= keep + 1 else text[:keep] + "…"
-
-
 def _where(report: ScanReport, decision: Decision) -> str:
     finding = decision.finding
     if finding.package:

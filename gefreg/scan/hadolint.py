@@ -20,7 +20,6 @@ LABEL_SCHEMA = (
     "eudat.gef.service.version:semver",
     "org.gefreg.fingerprint:text",
 )
-LEVELS = ("error", "warning", "info", "style")
 
 
 @dataclass(frozen=True)

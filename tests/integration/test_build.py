@@ -19,9 +19,8 @@ from gefreg.image import bases
 from gefreg.image.build import build_entry
 from gefreg.image.build_plan import prepare
 from gefreg.image.build_record import read_build
-from gefreg.image.render import label_text
 from gefreg.settings import Settings
-from tests.helpers import busybox_entry, demo_entry, make_catalog
+from tests.helpers import busybox_entry, demo_entry, label_text, make_catalog
 from tests.integration.conftest import BuiltBase
 
 pytestmark = pytest.mark.docker

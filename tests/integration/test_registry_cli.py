@@ -22,6 +22,8 @@ from gefreg.registry import server as regserver
 from gefreg.registry.client import OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import LocalRegistry, free_port, tiny_image
 
+pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)
+
 
 @dataclass
 class Place:

@@ -23,6 +23,8 @@ from gefreg.registry.client import (
 )
 from tests.registry_fixtures import LocalRegistry, TinyImage, sha256, tiny_image
 
+pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)
+
 
 def push_image(client: RegistryClient, repo: str, image: TinyImage, *tags: str) -> str:
     for digest, data in image.blobs():

@@ -13,6 +13,8 @@ import pytest
 from gefreg.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
 from tests.registry_fixtures import LocalRegistry, TinyImage, tiny_image
 
+pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)
+
 needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
 
 

@@ -17,3 +17,23 @@ def test_import_contracts_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "BROKEN" not in result.stdout
+
+
+def test_no_cache_or_state_is_committed() -> None:
+    """Trivy's caches and gefreg's working state are never part of the repository (a Trivy
+    analysis cache, cc/fanal/fanal.db, once was); .gitignore keeps them out."""
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    parts = {part for path in listed for part in Path(path).parts}
+    names = {Path(path).name for path in listed}
+    assert not parts & {"fanal", "java-db", ".gefreg", "__pycache__"}
+    assert not names & {"fanal.db", "trivy.db"}
+    ignored = subprocess.run(
+        ["git", "check-ignore", "cache/fanal/fanal.db", "cache/db/trivy.db", ".gefreg/x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert len(ignored) == 3

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.pipelining import pipelined_heads
+from tests.bearer_registry import DIGEST as AUTH_DIGEST
+from tests.bearer_registry import BearerRegistry, auths, docker_config
 from tests.fake_http import Reply, Request, serving
-from tests.integration.test_registry_auth import DIGEST as AUTH_DIGEST
-from tests.integration.test_registry_auth import BearerRegistry, auths, docker_config
 from tests.registry_fixtures import sha256
 
 DIGEST = sha256(b"pipelined")

@@ -16,11 +16,11 @@ from gefreg.catalog.entries import load_entry
 from gefreg.errors import BadInput
 from gefreg.image.build_plan import prepare
 from gefreg.image.labels import REQUIRED_LABELS, BaseImage, ports_from_labels
-from gefreg.image.render import label_text, render
+from gefreg.image.render import render
 from gefreg.image.templates import load_template
 from gefreg.model import Entry, Port
 from gefreg.settings import load_settings
-from tests.helpers import FAKE_DIGEST, demo_entry, make_catalog
+from tests.helpers import FAKE_DIGEST, demo_entry, label_text, make_catalog
 
 BASE = BaseImage(
     "debian-bookworm", f"127.0.0.1:5000/bases/debian-bookworm@{FAKE_DIGEST}", FAKE_DIGEST
@@ -230,5 +230,6 @@ def test_unsafe_bare_values_are_rejected_not_rendered(catalog: Path, path: str) 
 
 
 def test_label_text_is_what_docker_reads_back() -> None:
+    """The oracle tests/integration/test_build.py checks against Docker itself."""
     assert label_text("a\nb\tc") == "a b c"
     assert label_text('q"$\\') == 'q"$\\'
