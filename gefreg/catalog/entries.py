@@ -164,14 +164,30 @@ def resolve(root: Path, targets: list[str]) -> list[Path]:
     for target in targets:
         folder = find_entry(root, target)
         if folder is None:
-            names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
             raise BadInput(
                 f"no catalog entry {target!r}: neither an entry name in {root} nor a folder "
                 f"with a {RECORD_FILE}",
-                f"entries: {names}",
+                names_hint(root, target),
             )
         out.append(folder)
     return out
+
+
+def close_names(root: Path, name: str) -> list[str]:
+    """Catalog entries whose names are close to ``name`` (a typo), closest first."""
+    import difflib
+
+    names = [p.parent.name for p in service_record_paths(root)]
+    return difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+
+
+def names_hint(root: Path, name: str) -> str:
+    """'did you mean …?' for a typo, else the entries there are."""
+    close = close_names(root, name)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    names = ", ".join(p.parent.name for p in service_record_paths(root)) or "none"
+    return f"entries: {names}"
 
 
 def entry_path(root: Path, entry: Entry) -> str:

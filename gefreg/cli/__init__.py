@@ -87,6 +87,9 @@ def cli() -> None:
       gefreg sign NAME@VER     sign a release (cosign layout) and attest its provenance
       gefreg verify            check the registry against the ledger
       gefreg review --base R   check a catalog pull request (what CI runs)
+      gefreg list              the entries with their newest release
+      gefreg show NAME         every version of an entry, and how to run it
+      gefreg yank NAME@VER     mark a published version as not to be used (reason)
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
       gefreg export cwl NAME@VERSION  the release as CWL for cwltool, Toil, Slurm
@@ -119,4 +122,5 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     export_cmds,
     serve_cmds,
     signing_cmds,
+    browse_cmds,
 )

@@ -271,6 +271,8 @@ def review(
             click.echo(f"{marker:4} {entry.name} ({entry.status}, {version})")
             for problem in entry.problems:
                 click.echo(f"     {problem}")
+            for version, reason in entry.yanked:
+                click.echo(f"     yanks {version}: {reason}")
         if report.trust is not None:
             marker = "FAIL" if report.trust.problems else "ok"
             click.echo(f"{marker:4} trust.yaml (changed)")
@@ -283,3 +285,52 @@ def review(
         )
     if not report.ok:
         raise CheckFailed("the catalog change breaks the release rules (see above)")
+
+
+@cli.command()
+@click.argument("target", metavar="NAME@VERSION")
+@click.option("--reason", required=True, metavar="TEXT", help="Why it must not be used (one line).")
+@settings_options
+@json_option
+def yank(
+    target: str, reason: str, catalog: str | None, registry: str | None, as_json: bool
+) -> None:
+    """Yank a published version: it stays, but must no longer be used.
+
+    Appends a line to CATALOG/NAME/releases.jsonl (commit it: review checks it like a
+    release) and moves the floating tags (1, 1.2, latest) that pointed at it back to the
+    highest release that is not yanked; a tag no other release can take stays until the next
+    release of its line. `run` refuses a yanked version unless --allow-yanked; `show`,
+    `verify` and `review` say that it is yanked and why. Yanking again is a no-op.
+
+    \b
+    Example:
+      gefreg yank waveform-metadata@1.2.0 --reason "wrong sampling rate for EHZ channels"
+    """
+    from gefreg.catalog.entries import relative, resolve
+    from gefreg.cli import ui
+    from gefreg.errors import BadInput
+    from gefreg.registry.client import RegistryClient
+    from gefreg.release.ledger import ledger_path
+    from gefreg.release.yank import yank as run_yank
+
+    settings = load(catalog, registry)
+    name, _, version = target.partition("@")
+    if not name or not version:
+        raise BadInput(f"{target!r}: name the version to yank", "write NAME@VERSION")
+    [folder] = resolve(settings.catalog, [name])
+    with RegistryClient(settings.registry_url) as client:
+        client.ping()  # a registry that is down fails now, before the ledger changes
+        result = run_yank(folder.name, folder, version, reason, client=client)
+    if as_json:
+        ui.print_json(result.to_json())
+        return
+    if result.status == "already yanked":
+        click.echo(f"{name} {version} was already yanked on {result.yanked}: {result.reason}")
+        return
+    click.echo(f"yanked {name} {version}: {reason}")
+    for tag, moved_to in sorted(result.moved.items()):
+        click.echo(f"  {tag} -> {moved_to}")
+    for tag in result.stuck:
+        click.echo(f"  {tag} stays on {version}: no other release can take it yet")
+    click.echo(f"commit {relative(ledger_path(folder))}", err=True)

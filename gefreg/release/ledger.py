@@ -4,6 +4,9 @@ One JSON object per line in ``CATALOG/<name>/releases.jsonl``. Appending a line 
 step of a publish, after the registry holds the image under its tag, so the ledger never
 claims a release that did not happen. Review checks that a change only appends (the old file
 is a byte prefix of the new one); verify and the runner trust the digests it holds.
+
+A release is never removed: ``gefreg yank`` appends a :class:`Yank` line (schema
+``gefreg.yank/1``) naming a release before it and why it must no longer be used.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from gefreg.settings import Settings
 
 LEDGER_FILE = "releases.jsonl"
 SCHEMA = "gefreg.release/1"
+YANK_SCHEMA = "gefreg.yank/1"
+MAX_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,45 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Yank:
+    """A release that must no longer be used, and why. ``floating`` is where this yank moved
+    the floating tags that pointed at it (tag → version)."""
+
+    version: str
+    reason: str
+    yanked: str
+    gefreg_version: str = ""
+    floating: dict[str, str] = field(default_factory=dict)
+    schema: str = YANK_SCHEMA
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
+
+
+@dataclass(frozen=True)
+class LedgerLines:
+    """Every line of a ledger, in order: releases and the yanks that follow them."""
+
+    lines: tuple[Release | Yank, ...] = ()
+
+    @property
+    def releases(self) -> list[Release]:
+        return [line for line in self.lines if isinstance(line, Release)]
+
+    @property
+    def yanks(self) -> dict[str, Yank]:
+        return {line.version: line for line in self.lines if isinstance(line, Yank)}
+
+    def is_yanked(self, version: str) -> bool:
+        return version in self.yanks
+
+    def usable(self) -> list[Release]:
+        """The releases that are not yanked."""
+        yanked = self.yanks
+        return [r for r in self.releases if r.version not in yanked]
+
+
+@dataclass(frozen=True)
 class TrustedRelease:
     """A release the runner may use: NAME@VERSION as ``registry/repository@manifest_digest`` in
     the configured registry (what :meth:`CatalogLedger.lookup` answers)."""
@@ -72,18 +116,23 @@ def ledger_path(entry_dir: Path) -> Path:
 
 def parse(text: str, path: Path) -> list[Release]:
     """Releases from ledger text; any malformed line is an error naming file and line."""
-    releases: list[Release] = []
+    return parse_lines(text, path).releases
+
+
+def parse_lines(text: str, path: Path) -> LedgerLines:
+    """Every line of ledger text; any malformed line is an error naming file and line."""
+    lines: list[Release | Yank] = []
     problems: list[Problem] = []
     seen: set[str] = set()
-    known = {f for f in Release.__dataclass_fields__}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    yanked: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            release = Release(**{k: v for k, v in data.items() if k in known})
+            line = _yank(data) if data.get("schema") == YANK_SCHEMA else _release(data)
         except (ValueError, TypeError) as exc:
             problems.append(
                 Problem(
@@ -91,37 +140,98 @@ def parse(text: str, path: Path) -> list[Release]:
                     number,
                     None,
                     "",
-                    f"not a release line: {exc}",
-                    "ledgers are written by `gefreg publish` only",
+                    f"not a ledger line: {exc}",
+                    "ledgers are written by `gefreg publish` and `gefreg yank` only",
                 )
             )
             continue
-        if not DIGEST_RE.match(release.digest):
-            problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
-        if release.version in seen:
-            problems.append(
-                Problem(path, number, None, "version", f"{release.version} appears twice")
-            )
-        seen.add(release.version)
-        releases.append(release)
+        if isinstance(line, Yank):
+            problems += _yank_problems(line, path, number, seen, yanked)
+            yanked.add(line.version)
+        else:
+            if not DIGEST_RE.match(line.digest):
+                problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
+            if line.version in seen:
+                problems.append(
+                    Problem(path, number, None, "version", f"{line.version} appears twice")
+                )
+            seen.add(line.version)
+        lines.append(line)
     if problems:
         raise InvalidRecord(problems)
-    return releases
+    return LedgerLines(tuple(lines))
+
+
+def _release(data: dict[str, Any]) -> Release:
+    known = Release.__dataclass_fields__
+    return Release(**{k: v for k, v in data.items() if k in known})
+
+
+def _yank(data: dict[str, Any]) -> Yank:
+    known = Yank.__dataclass_fields__
+    yank = Yank(**{k: v for k, v in data.items() if k in known})
+    texts = (yank.version, yank.reason, yank.yanked, yank.gefreg_version)
+    if not all(isinstance(t, str) for t in texts) or not isinstance(yank.floating, dict):
+        raise ValueError("a yank line needs version, reason and yanked as text")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in yank.floating.items()):
+        raise ValueError("floating must map tags to versions")
+    return yank
+
+
+def _yank_problems(
+    yank: Yank, path: Path, number: int, published: set[str], yanked: set[str]
+) -> list[Problem]:
+    problems = []
+    if yank.version not in published:
+        problems.append(
+            Problem(path, number, None, "version", f"yanks {yank.version}, not released before it")
+        )
+    if yank.version in yanked:
+        problems.append(Problem(path, number, None, "version", f"{yank.version} is yanked twice"))
+    if reason_problem(yank.reason):
+        problems.append(Problem(path, number, None, "reason", str(reason_problem(yank.reason))))
+    for tag, version in yank.floating.items():
+        if version not in published or version in yanked or version == yank.version:
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    None,
+                    f"floating.{tag}",
+                    f"moves {tag} to {version}, which is not a usable release",
+                )
+            )
+    return problems
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why ``reason`` cannot explain a yank (it is shown wherever the version appears)."""
+    if not reason.strip():
+        return "a yank needs a reason"
+    if len(reason) > MAX_REASON:
+        return f"the reason is too long ({len(reason)} characters, at most {MAX_REASON})"
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        return "the reason must be one line of text (no control characters)"
+    return None
 
 
 def read(entry_dir: Path) -> list[Release]:
+    return read_lines(entry_dir).releases
+
+
+def read_lines(entry_dir: Path) -> LedgerLines:
     path = ledger_path(entry_dir)
     try:
-        return parse(path.read_text(encoding="utf-8"), path)
+        return parse_lines(path.read_text(encoding="utf-8"), path)
     except FileNotFoundError:
-        return []
+        return LedgerLines()
 
 
 def find(releases: list[Release], version: str) -> Release | None:
     return next((r for r in releases if r.version == version), None)
 
 
-def append(entry_dir: Path, release: Release) -> None:
+def append(entry_dir: Path, release: Release | Yank) -> None:
     """Append one line and fsync it: a release is either fully recorded or not at all."""
     path = ledger_path(entry_dir)
     data = release.to_line().encode()

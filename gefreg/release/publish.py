@@ -152,7 +152,8 @@ def publish(
     cache = LayerCache.of(settings.state_dir)
     pushed = push_image(engine, client, build.image_id, repo, cache)
     with ledger.locked(entry.directory):
-        releases = ledger.read(entry.directory)  # another publisher may have won meanwhile
+        lines = ledger.read_lines(entry.directory)  # another publisher may have won meanwhile
+        releases = lines.releases
         check_rules(entry, releases, plan.fingerprint.digest)
         winner = ledger.find(releases, version)
         if winner is not None:
@@ -174,7 +175,9 @@ def publish(
                 "run `gefreg verify` and repair",
             )
         artifacts = _push_artifacts(client, repo, pushed.digest, len(pushed.manifest), evidence)
-        moved = versions.floating_tags(version, [r.version for r in releases], floating)
+        # Floating tags move forward from the releases still in use: after a yanked 1.3.0,
+        # 1.2.5 takes `1` and `latest` back.
+        moved = versions.floating_tags(version, [r.version for r in lines.usable()], floating)
         release = ledger.Release(
             version=version,
             digest=pushed.digest,

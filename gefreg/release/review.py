@@ -39,6 +39,7 @@ class EntryReview:
     base_version: str | None
     image_changed: bool
     problems: tuple[str, ...] = ()
+    yanked: tuple[tuple[str, str], ...] = ()  # (version, reason) of the yanks this change adds
 
 
 @dataclass(frozen=True)
@@ -263,22 +264,8 @@ def _review_entry(
         return EntryReview(
             name, "changed", None, old.spec.version if old else None, True, tuple(problems)
         )
-    new_text = (
-        (folder / ledger.LEDGER_FILE).read_text() if (folder / ledger.LEDGER_FILE).exists() else ""
-    )
-    if not ledger.only_appended(old_ledger, new_text):
-        problems.append(
-            f"{name}/{ledger.LEDGER_FILE} was edited or shortened: "
-            "the ledger may only be appended to"
-        )
-    try:
-        releases = ledger.parse(new_text, folder / ledger.LEDGER_FILE)
-        if ledger.only_appended(old_ledger, new_text):
-            before = ledger.parse(old_ledger, folder / ledger.LEDGER_FILE)
-            problems += _appended_releases(name, before, releases, registry)
-    except InvalidRecord as exc:
-        problems += [str(p) for p in exc.problems]
-        releases = []
+    releases, yanked, ledger_problems = _review_ledger(name, folder, old_ledger, registry)
+    problems += ledger_problems
     version = entry.spec.version
     now = _fingerprint(entry, new_lock, cache)
     if old is None:
@@ -302,4 +289,31 @@ def _review_entry(
     broken = versions.check_new_version(version, [r.version for r in releases])
     if published is None and broken is not None:
         problems.append(f"{name} {broken.message} (fix: {broken.hint})")
-    return EntryReview(name, status, version, old_version, image_changed, tuple(problems))
+    return EntryReview(name, status, version, old_version, image_changed, tuple(problems), yanked)
+
+
+def _review_ledger(
+    name: str, folder: Path, old_text: str, registry: str
+) -> tuple[list[ledger.Release], tuple[tuple[str, str], ...], list[str]]:
+    """The entry's ledger against the base revision's: only appended, every line valid,
+    appended releases in the right repository. Returns the releases, the yanks this change
+    adds (version, reason) and the problems."""
+    path = folder / ledger.LEDGER_FILE
+    new_text = path.read_text() if path.exists() else ""
+    problems = []
+    appended = ledger.only_appended(old_text, new_text)
+    if not appended:
+        problems.append(
+            f"{name}/{ledger.LEDGER_FILE} was edited or shortened: "
+            "the ledger may only be appended to"
+        )
+    try:
+        lines = ledger.parse_lines(new_text, path)
+        yanked: tuple[tuple[str, str], ...] = ()
+        if appended:
+            before = ledger.parse_lines(old_text, path)
+            problems += _appended_releases(name, before.releases, lines.releases, registry)
+            yanked = tuple((v, y.reason) for v, y in lines.yanks.items() if v not in before.yanks)
+    except InvalidRecord as exc:
+        return [], (), problems + [str(p) for p in exc.problems]
+    return lines.releases, yanked, problems

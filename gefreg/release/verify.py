@@ -90,15 +90,22 @@ class LedgerFolder:
     directory: Path
 
 
-def floating_targets(releases: list[ledger.Release]) -> dict[str, str]:
-    """Where each floating tag must point: at the last release that moved it, as recorded;
-    for ledgers written before that was recorded, where the version rules would put it."""
+def floating_targets(lines: ledger.LedgerLines) -> dict[str, str]:
+    """Where each floating tag must point: at the last release or yank that moved it, as
+    recorded; for ledgers written before that was recorded, where the version rules put it
+    among the releases that are not yanked (a tag no such release can take stays where the
+    releases put it: the registry API cannot delete one tag)."""
+    releases = lines.releases
     if any(r.floating is None for r in releases):
-        return versions.floating_targets([r.version for r in releases], versions.FLOATING)
+        every = versions.floating_targets([r.version for r in releases], versions.FLOATING)
+        usable = versions.floating_targets([r.version for r in lines.usable()], versions.FLOATING)
+        return {**every, **usable}
     targets: dict[str, str] = {}
-    for release in releases:
-        for tag in release.floating or ():
-            targets[tag] = release.version
+    for line in lines.lines:
+        if isinstance(line, ledger.Yank):
+            targets.update(line.floating)
+        else:
+            targets.update(dict.fromkeys(line.floating or (), line.version))
     return targets
 
 
@@ -110,7 +117,8 @@ def verify_entry(
     deep: bool = True,
     trust: TrustPolicy | None = None,
 ) -> tuple[int, list[Issue]]:
-    releases = ledger.read(entry.directory)
+    lines = ledger.read_lines(entry.directory)
+    releases = lines.releases
     # An entry never published is checked too: a version tag in its repository (the entry's
     # name, as `gefreg publish` names it) was pushed outside gefreg, or is a cut-off publish.
     repo = _repo(releases[-1]) if releases else entry.name
@@ -118,24 +126,23 @@ def verify_entry(
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}
     recorded = all(r.floating is not None for r in releases)
-    for tag, version in floating_targets(releases).items():
+    for tag, version in floating_targets(lines).items():
         # Recorded floating tags must exist; for older ledgers only the ones present are known.
         if recorded or tag in tags:
             expected[tag] = by_version[version].digest
     heads = client.head_manifests(repo, sorted(expected))
+    yanked = {by_version[v].digest: v for v in lines.yanks}
     issues: list[Issue] = []
     for tag, want in sorted(expected.items()):
         got = heads.get(tag)
         kind = "floating" if tag not in by_version else ("missing" if got is None else "drift")
         if got == want:
             continue
+        what = "gone" if got is None else got
+        if got in yanked and kind == "floating":
+            what += f" (the yanked {yanked[got]})"
         issue = Issue(
-            entry.name,
-            kind,
-            tag,
-            f"{repo}:{tag} is {'gone' if got is None else got}, the ledger says {want}",
-            want,
-            got,
+            entry.name, kind, tag, f"{repo}:{tag} is {what}, the ledger says {want}", want, got
         )
         if repair:
             manifest = client.get_manifest(repo, want)

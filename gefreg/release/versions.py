@@ -21,6 +21,18 @@ def parse(version: str) -> semver.Version:
     return semver.Version.parse(version)
 
 
+def is_version(text: str) -> bool:
+    return semver.Version.is_valid(text)
+
+
+def understood(text: str) -> str:
+    """A version as a user typed it: ``v1.2.3`` (the form of many git tags) is 1.2.3, since
+    gefreg versions never carry the ``v``; anything else is returned unchanged."""
+    if text[:1] in ("v", "V") and is_version(text[1:]):
+        return text[1:]
+    return text
+
+
 def is_prerelease(version: str) -> bool:
     return parse(version).prerelease is not None
 

@@ -230,3 +230,34 @@ def test_trust_yaml_changes_are_reviewed(repo: Path, tmp_path: Path) -> None:
     path.write_text(revoked_text.replace("require-signatures: true", "require-signatures: false"))
     weakened = review(settings_for(repo), "HEAD")
     assert weakened.ok and "require-signatures turned off" in weakened.trust.notes[0]  # type: ignore[union-attr]
+
+
+def test_review_shows_the_yanks_a_change_adds_and_refuses_bad_ones(repo: Path) -> None:
+    from gefreg.release.ledger import Yank
+
+    publish_line(repo, "one", "0.9.0", "0.9.1")  # the record (1.0.0) is not published yet
+    ledger_file = repo / "catalog" / "one" / "releases.jsonl"
+    published = ledger_file.read_text()
+    ledger_file.write_text(
+        published + Yank("0.9.1", "wrong units", "2026-01-01T00:00:00Z").to_line()
+    )
+    report = review(settings_for(repo), "HEAD")
+    [entry] = report.entries
+    assert report.ok and entry.yanked == (("0.9.1", "wrong units"),)
+    assert entry.status == "unchanged-image" and report.to_build == []
+    ledger_file.write_text(published + Yank("2.0.0", "never released", "t").to_line())
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert any("yanks 2.0.0, not released before it" in p for p in entry.problems)
+
+
+def test_a_yanked_version_is_never_reused_or_undercut(repo: Path) -> None:
+    from gefreg.release.ledger import Yank
+
+    publish_line(repo, "two", "1.0.0")
+    ledger_file = repo / "catalog" / "two" / "releases.jsonl"
+    ledger_file.write_text(ledger_file.read_text() + Yank("1.0.0", "broken", "t").to_line())
+    (repo / "catalog" / "two" / "service.yaml").write_text(
+        service_yaml(name="two", version="0.9.0")
+    )
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert any("would open the new line 0.9 below 1.0.0" in p for p in entry.problems)
