@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gefreg.catalog.entries import names_hint, service_record_paths
+from gefreg.catalog.entries import named_entry, names_hint, service_record_paths
 from gefreg.errors import BadInput, CheckFailed, GefregError
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import ServiceSpec
@@ -196,8 +196,8 @@ class EntryPage:
 
 
 def entry_folder(settings: Settings, name: str) -> Path:
-    folder = settings.catalog / name
-    if not (folder / "service.yaml").is_file():
+    folder = named_entry(settings.catalog, name)
+    if folder is None:
         raise BadInput(
             f"no catalog entry {name!r} in {settings.catalog}", names_hint(settings.catalog, name)
         )
