@@ -323,7 +323,10 @@ def registry_part(
 
 def signature(
     settings: Settings, client: Any, name: str, release: ledger.Release
-) -> dict[str, Any] | None:
-    """The signing status of the release (issue 15 adds signatures: its
-    ``signature_check.release_signature`` answers here once it lands). None: not known."""
-    return None
+) -> dict[str, Any]:
+    """The signing status of the release against CATALOG/trust.yaml (verified, unsigned or
+    invalid, with the key and the failed checks), as `verify` judges it."""
+    from gefreg.release.signature_check import release_signature
+
+    status = release_signature(settings, client, name, release)
+    return {**status.to_json(), "describe": status.describe()}

@@ -42,6 +42,7 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
     ]
     assert page["registry"]["labels"]["org.opencontainers.image.version"] == "1.0.0"
     assert page["registry"]["sbom"] and page["registry"]["scan_report"]
+    assert page["registry"]["signature"]["state"] == "unsigned"  # published without a key
     assert page["run"] == "gefreg run pub-browse@1.0.0 --input DIR --output DIR"
     text = gefreg("show", *opts, "pub-browse").stdout
     assert "pub-browse 1.1.0:" in text and "[1, 1.1, latest]" in text
