@@ -45,7 +45,8 @@ def bench_run(runs: int) -> None:
     from gefreg.catalog.entries import load_entry
     from gefreg.engine import Engine
     from gefreg.image.build import build_entry
-    from gefreg.run.execute import RUN_LABEL, run_service
+    from gefreg.run.execute import run_service
+    from gefreg.run.hardening import RUN_LABEL
     from gefreg.run.plan import plan_run
     from gefreg.settings import Settings
     from tests.helpers import demo_entry, make_catalog
@@ -91,7 +92,7 @@ def bench_run(runs: int) -> None:
                 outputs=[str(root / f"lib-out{n}")],
                 record=root / "records" / f"lib{n}.json",
             )
-            result = run_service(settings, engine, request)
+            result = run_service(request, engine=engine)
             assert result.succeeded, result.error
 
         env = {**os.environ, "GEFREG_STATE": str(settings.state_dir)}

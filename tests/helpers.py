@@ -129,3 +129,21 @@ def label_text(value: str) -> str:
     """What a label value reads back as after Docker parses gefreg's quoted LABEL value
     (:func:`gefreg.image.render.quote_value`): control characters and line breaks as spaces."""
     return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)
+
+
+def own_run_containers(engine: Any, root: Path) -> list[str]:
+    """The runner's containers (label ``org.gefreg.run``) that mount something under ``root``
+    — this test session's temporary folder. The engine is shared: other sessions run the same
+    tests at the same time, and their containers are none of our business."""
+    from gefreg.run.hardening import RUN_LABEL
+
+    own = []
+    prefix = str(root.resolve()) + "/"
+    for container in engine.container_ids(RUN_LABEL):
+        try:
+            mounts = engine.inspect_container(container).host_config.get("Mounts") or []
+        except Exception:  # removed meanwhile
+            continue
+        if any(str(m.get("Source", "")).startswith(prefix) for m in mounts):
+            own.append(container)
+    return own

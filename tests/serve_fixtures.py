@@ -107,7 +107,7 @@ def _catalog(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tes_instance(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     from gefreg.engine import Engine, engine_answers
-    from gefreg.run.execute import RUN_LABEL
+    from gefreg.run.hardening import RUN_LABEL
 
     if not engine_answers():
         pytest.skip("no Docker engine")  # the docker marker turns this into a failure in CI

@@ -192,7 +192,7 @@ def build(
 def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
     """A cache hit answered from file metadata and one engine request (see build_record)."""
     from gefreg.catalog.entries import find_entry
-    from gefreg.engine import QuickInspectUnavailable, quick_inspect
+    from gefreg.engine.quick import QuickInspectUnavailable, quick_inspect
     from gefreg.image.build_record import quick_hit
 
     folder = find_entry(settings.catalog, target)

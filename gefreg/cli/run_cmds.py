@@ -15,7 +15,7 @@ from gefreg.cli.options import json_option, settings_options
 
 if TYPE_CHECKING:
     from gefreg.cli.ui import Progress
-    from gefreg.run.execute import RunObserver, RunResult
+    from gefreg.run.request import RunObserver, RunResult
     from gefreg.settings import Settings
 
 PROGRESS_MIN_BYTES = 64 * 1024**2
@@ -36,7 +36,7 @@ def _settings(catalog: str | None, registry: str | None, need_catalog: bool) -> 
 
 
 def _observer(progress: Progress) -> RunObserver:
-    from gefreg.run.execute import RunObserver
+    from gefreg.run.request import RunObserver
 
     class Shown(RunObserver):
         """Steps as status lines; hashing of more than 64 MiB as a throttled byte count."""
@@ -68,8 +68,8 @@ def _summary(result: RunResult) -> str:
     outputs = sum(len(m.files) for m in result.outputs.values())
     roots = ", ".join(f"{p} {m.root[:19]}…" for p, m in result.outputs.items())
     return (
-        f"{r['service']['name']} {r['service'].get('version') or ''}: {result.status} "
-        f"(exit {result.exit_code}) in {r.get('duration_s')} s; "
+        f"{r.service.name} {r.service.version or ''}: {result.status} "
+        f"(exit {result.exit_code}) in {r.duration_s} s; "
         f"{outputs} output files ({roots})"
     )
 
@@ -161,15 +161,15 @@ def run_cmd(
         ledger=CatalogLedger(settings),
     )
     with ui.Progress() as progress:
-        result = run_service(settings, engine, request, _observer(progress))
+        result = run_service(request, engine=engine, observer=_observer(progress))
         progress.done(_summary(result))
         progress.done(f"run record: {result.record_path}")
     if as_json:
-        ui.print_json(result.record)
+        ui.print_json(result.record.to_json())
     else:
         click.echo(str(result.record_path))
     if not result.succeeded:
-        stderr_log = result.record_path.with_name(result.record["logs"]["stderr"]["path"])
+        stderr_log = result.record_path.with_name(result.record.logs[1].path)
         raise CheckFailed(
             f"{request.service.name} {result.status}: {result.error}",
             f"its stderr: {stderr_log}",

@@ -32,7 +32,8 @@ from gefreg.errors import BadInput
 from gefreg.export.release import LedgerLine, ledger_line
 from gefreg.model import DIGEST_RE, NAME_RE
 from gefreg.release.ledger import read as read_ledger
-from gefreg.run.record import log_paths, read_run_record, to_create_action
+from gefreg.run.crate import to_create_action
+from gefreg.run.record import log_paths, read_run_record
 from gefreg.settings import Settings
 
 PROCESS_PROFILE = "https://w3id.org/ro/wfrun/process/0.5"

@@ -193,7 +193,7 @@ def status(data: Path | str | None = None) -> ServerStatus:
     container = state.get("container") if isinstance(state.get("container"), str) else None
     address = str(state.get("address"))
     if backend == "docker" and container:
-        from gefreg.engine import registry_container_running
+        from gefreg.engine.registry_container import registry_container_running
 
         running = registry_container_running(container)
     else:
@@ -307,7 +307,7 @@ def stop(data: Path | str | None = None, *, timeout: float = 10.0) -> ServerStat
 def _stop(folder: Path, state: dict[str, Any], timeout: float) -> None:
     pid, container, ticks = state.get("pid"), state.get("container"), state.get("start_ticks")
     if state.get("backend") == "docker" and isinstance(container, str):
-        from gefreg.engine import stop_registry_container
+        from gefreg.engine.registry_container import stop_registry_container
 
         stop_registry_container(container, timeout=int(timeout))
     elif isinstance(pid, int) and _alive(pid, ticks if isinstance(ticks, int) else None):
@@ -370,7 +370,7 @@ def _start_binary(folder: Path, port: int, debug_port: int) -> dict[str, Any]:
 
 
 def _start_container(folder: Path, port: int, debug_port: int) -> dict[str, Any]:
-    from gefreg.engine import start_registry_container
+    from gefreg.engine.registry_container import start_registry_container
 
     image = os.environ.get(ENV_IMAGE) or DEFAULT_IMAGE
     config = folder / "config.yml"

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from gefreg.registry.client import Manifest
 from gefreg.release import ledger, versions
 from gefreg.release.trust_policy import TrustPolicy
 from gefreg.validators import SEMVER_RE
@@ -73,6 +74,21 @@ def _repo(release: ledger.Release) -> str:
     return release.repository.split("/", 1)[1]
 
 
+class RegistryView(Protocol):
+    """What verify reads of a registry (and writes, with ``repair``): implemented by
+    :class:`gefreg.registry.client.RegistryClient`."""
+
+    def list_tags(self, repo: str) -> list[str]: ...
+
+    def head_manifests(self, repo: str, references: list[str]) -> dict[str, str | None]: ...
+
+    def get_manifest(self, repo: str, reference: str) -> Manifest | None: ...
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str: ...
+
+    def blob_exists(self, repo: str, digest: str) -> bool: ...
+
+
 class LedgerOwner(Protocol):
     """What verify needs of an entry: its name and the folder holding its ledger. Records are
     not loaded (nor validated) for this, which keeps a verify of many entries fast."""
@@ -111,7 +127,7 @@ def floating_targets(lines: ledger.LedgerLines) -> dict[str, str]:
 
 def verify_entry(
     entry: LedgerOwner,
-    client: Any,
+    client: RegistryView,
     *,
     repair: bool = False,
     deep: bool = True,
@@ -234,7 +250,7 @@ def signature_issues(
 
 
 def _unreachable(
-    entry: LedgerOwner, client: Any, repo: str, releases: list[ledger.Release]
+    entry: LedgerOwner, client: RegistryView, repo: str, releases: list[ledger.Release]
 ) -> list[Issue]:
     """Every blob of every ledger manifest must be present (checked in parallel). Each
     distinct manifest is fetched once and each distinct blob checked once: releases often
@@ -283,7 +299,7 @@ def _unreachable(
 
 def verify(
     entries: Sequence[LedgerOwner],
-    client: Any,
+    client: RegistryView,
     *,
     repair: bool = False,
     deep: bool = True,

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gefreg.catalog.entries import named_entry
-from gefreg.engine import Engine, ImageInfo
+from gefreg.engine import ImageInfo
+from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.build_record import BuildRecord, all_builds, read_build
 from gefreg.model import is_digest
@@ -134,7 +135,7 @@ def resolve_image(
     settings: Settings,
     target: str,
     *,
-    engine: Engine,
+    engine: ImageStore,
     ledger: Ledger | None = None,
     allow_untrusted: bool = False,
 ) -> ResolvedImage:
@@ -183,7 +184,7 @@ def resolve_image(
 
 def _by_digest(
     settings: Settings,
-    engine: Engine,
+    engine: ImageStore,
     name: str,
     digest: str,
     target: str,
@@ -211,7 +212,7 @@ def _by_digest(
     return _untrusted(info, target, digest)
 
 
-def find_image(engine: Engine, digest: str) -> ImageInfo | None:
+def find_image(engine: ImageStore, digest: str) -> ImageInfo | None:
     """The local image whose ID, or one of whose repository digests, is ``digest``."""
     info = engine.image(digest) if is_digest(digest) else None
     if info is not None and info.id == digest:
@@ -246,7 +247,7 @@ def _untrusted(info: ImageInfo, ref: str, digest: str | None) -> ResolvedImage:
     )
 
 
-def resolve_untrusted(engine: Engine, ref: str) -> ResolvedImage:
+def resolve_untrusted(engine: ImageStore, ref: str) -> ResolvedImage:
     """An image the engine has locally, by any reference; marked untrusted."""
     digest = ref.partition("@")[2] or None
     info = find_image(engine, ref) if is_digest(ref) else engine.image(ref)
@@ -258,7 +259,7 @@ def resolve_untrusted(engine: Engine, ref: str) -> ResolvedImage:
     return _untrusted(info, ref, digest)
 
 
-def verify_image(engine: Engine, image: ResolvedImage) -> ResolvedImage:
+def verify_image(engine: ImageStore, image: ResolvedImage) -> ResolvedImage:
     """``image`` as the engine has it, refusing anything that does not match what resolved.
 
     A ledger release the engine does not have yet is pulled by digest from its registry; the

@@ -23,6 +23,35 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gefreg.model import DEFAULT_UID
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who runs gefreg and who the service runs as: root callers run it as the interface's
+    unprivileged user; everyone else as themselves."""
+
+    uid: int
+    gid: int
+    run_uid: int
+    run_gid: int
+
+    @classmethod
+    def of_caller(cls, service_user: int = DEFAULT_UID) -> Identity:
+        uid, gid = os.geteuid(), os.getegid()
+        if uid == 0:
+            return cls(uid, gid, service_user, service_user)
+        return cls(uid, gid, uid, gid)
+
+    @property
+    def separate(self) -> bool:
+        """Whether the service runs as another user than the caller (files change hands)."""
+        return self.run_uid != self.uid
+
+    @property
+    def user(self) -> str:
+        return f"{self.run_uid}:{self.run_gid}"
+
 
 @dataclass(frozen=True)
 class Grant:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.catalog.entries import base_names, load_entry
-from gefreg.engine import Engine
+from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import (
     MAX_CPUS,
@@ -23,7 +23,6 @@ from gefreg.image.interface import (
     assign_ports,
 )
 from gefreg.model import Resources
-from gefreg.run.execute import RunRequest
 from gefreg.run.image_choice import (
     Ledger,
     ResolvedImage,
@@ -31,6 +30,8 @@ from gefreg.run.image_choice import (
     resolve_untrusted,
     verify_image,
 )
+from gefreg.run.record import default_record_path, now
+from gefreg.run.request import RunRequest, new_run_id
 from gefreg.settings import Settings
 from gefreg.validators import parse_duration, parse_memory
 
@@ -85,7 +86,7 @@ def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, t
 
 
 def choose_interface(
-    settings: Settings, engine: Engine, image: ResolvedImage
+    settings: Settings, engine: ImageStore, image: ResolvedImage
 ) -> tuple[ResolvedImage, ServiceInterface]:
     """The interface to run ``image`` with, from the first source that describes it:
 
@@ -125,14 +126,14 @@ def choose_interface(
     return image, ServiceInterface.from_image(image.name, config)
 
 
-def interface_for(settings: Settings, engine: Engine, image: ResolvedImage) -> ServiceInterface:
+def interface_for(settings: Settings, engine: ImageStore, image: ResolvedImage) -> ServiceInterface:
     """The interface :func:`choose_interface` picks for ``image``."""
     return choose_interface(settings, engine, image)[1]
 
 
 def plan_run(
     settings: Settings,
-    engine: Engine,
+    engine: ImageStore,
     *,
     target: str | None,
     image_ref: str | None = None,
@@ -162,6 +163,7 @@ def plan_run(
         )
     image, service = choose_interface(settings, engine, image)
     resources, overridden = apply_overrides(service.resources, limits or LimitOverrides())
+    run_id = new_run_id()
     return RunRequest(
         image=image,
         service=service,
@@ -170,6 +172,7 @@ def plan_run(
         args=tuple(args),
         limits=resources,
         overridden=overridden,
-        record=record,
+        record=record or default_record_path(settings.state_dir, service.name, run_id, now()),
         force=force,
+        run_id=run_id,
     )

@@ -1,42 +1,18 @@
 """The run record: one JSON file per run saying exactly what ran, on what, how, and what came out.
 
-Schema ``gefreg.run/1`` (full field reference: ``docs/run-record.md``). Written atomically
-(temporary file, fsync, rename) twice: once with status ``incomplete`` before the container
-starts — so a crash or a vanished engine never leaves a record claiming success — and once
-when the run has ended and every output was hashed. ``stdout``/``stderr`` are saved next to the
-record as ``<stem>.stdout.log``/``<stem>.stderr.log`` with their sha256 in the record. None of
-the three may exist before the run (:func:`check_new_files`), and each is created exclusively:
-gefreg never overwrites a file.
+Schema ``gefreg.run/1`` (full field reference: ``docs/run-record.md``), built as a
+:class:`RunRecord` (frozen; each step of a run makes the next version with
+:func:`dataclasses.replace`) and written atomically (temporary file, fsync, rename) twice: once
+with status ``incomplete`` before the container starts — so a crash or a vanished engine never
+leaves a record claiming success — and once when the run has ended and every output was hashed.
+``stdout``/``stderr`` are saved next to the record as ``<stem>.stdout.log``/``<stem>.stderr.log``
+with their sha256 in the record. None of the three may exist before the run
+(:func:`check_new_files`), and each is created exclusively: gefreg never overwrites a file.
 
 Default location: ``--record FILE`` if given, else
 ``<state dir>/runs/<UTC timestamp>-<name>-<id8>/run.json`` (the state dir is ``$GEFREG_STATE``
 or ``.gefreg`` next to the catalog): never inside an output folder, so a record cannot change
-the outputs it describes.
-
-Mapping onto a Workflow Run RO-Crate (Process Run Crate profile, a ``CreateAction``;
-:func:`to_create_action` writes the JSON-LD entities):
-
-====================================  =========================================================
-run record                            RO-Crate / schema.org
-====================================  =========================================================
-``id`` (urn:uuid)                     ``CreateAction`` ``@id``
-``service.name``, ``.version``        ``instrument`` → ``SoftwareApplication`` (name,
-                                      softwareVersion)
-``image.*``                           ``containerImage`` → ``ContainerImage`` (additionalType
-                                      DockerImage, registry, name, tag, sha256)
-``command`` + ``args``                ``description`` (the command line, informational)
-``environment``                       ``environment`` → ``PropertyValue`` (name, value)
-``inputs.PORT``                       ``object`` → ``Dataset`` per port, ``hasPart`` → ``File``
-                                      (contentSize, sha256)
-``outputs.PORT``                      ``result`` → ``Dataset`` per port, same shape
-``started`` / ``ended``               ``startTime`` / ``endTime``
-``status``                            ``actionStatus``: succeeded → CompletedActionStatus,
-                                      failed / timed-out / interrupted / incomplete →
-                                      FailedActionStatus
-``error``                             ``error``
-``host``, ``limits``, ``hardening``,  no standard term: kept as gefreg-specific properties
-``applied``, ``gefreg_version``
-====================================  =========================================================
+the outputs it describes. As a Workflow Run RO-Crate: :mod:`gefreg.run.crate`.
 """
 
 from __future__ import annotations
@@ -45,14 +21,19 @@ import contextlib
 import json
 import os
 import platform
-import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gefreg import __version__
 from gefreg.errors import BadInput, EnvironmentFailure
+from gefreg.hashing import sha256_file
+from gefreg.model import Resources
+from gefreg.run.hardening import Hardening
+from gefreg.run.image_choice import ResolvedImage
+from gefreg.run.tree_manifest import TreeManifest
 
 SCHEMA = "gefreg.run/1"
 STATUSES = ("succeeded", "failed", "timed-out", "interrupted", "incomplete")
@@ -72,8 +53,196 @@ REQUIRED = (
 RUNS_DIR = "runs"
 
 
-def new_run_id() -> str:
-    return f"urn:uuid:{uuid.uuid4()}"
+@dataclass(frozen=True)
+class ServiceFacts:
+    name: str
+    version: str | None
+    trusted: bool
+    user: int  # the interface's unprivileged uid
+    interface: str  # where ports, command, user and limits came from
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "trusted": self.trusted,
+            "user": self.user,
+            "interface": self.interface,
+        }
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    id: str | None = None
+    started_at: str | None = None  # engine clock, once the run ended
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "labels": dict(self.labels)}
+        if self.started_at is not None or self.finished_at is not None:
+            data.update(started_at=self.started_at, finished_at=self.finished_at)
+        return data
+
+
+@dataclass(frozen=True)
+class MountFacts:
+    side: str  # "input" or "output"
+    port: str
+    source: str
+    target: str
+    read_only: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "side": self.side,
+            "port": self.port,
+            "source": self.source,
+            "target": self.target,
+            "read_only": self.read_only,
+        }
+
+
+@dataclass(frozen=True)
+class LimitFacts:
+    resources: Resources
+    overridden: tuple[str, ...] = ()  # the limits given on the command line
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.resources
+        return {
+            "memory": r.memory,
+            "memory_swap": r.memory,
+            "cpus": r.cpus,
+            "nano_cpus": round(r.cpus * 1e9),
+            "pids": r.pids,
+            "timeout_s": r.timeout,
+            "from_command_line": list(self.overridden),
+        }
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    """One saved log stream: its file name (next to the record), sha256 and size."""
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> LogFacts:
+        if not path.is_file():
+            return cls(path.name)
+        return cls(path.name, sha256_file(path), path.stat().st_size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    path: str
+    target: str
+    manifest: TreeManifest
+    unchanged: bool | None = None
+    root_after: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "target": self.target,
+            "manifest": self.manifest.to_json(),
+            "unchanged": self.unchanged,
+            "root_after": self.root_after,
+        }
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    path: str
+    target: str
+    manifest: TreeManifest | None = None
+    preexisting: TreeManifest | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "target": self.target,
+            "manifest": None if self.manifest is None else self.manifest.to_json(),
+            "preexisting": None if self.preexisting is None else self.preexisting.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as recorded; :meth:`to_json` is the ``gefreg.run/1`` document."""
+
+    id: str
+    status: str
+    service: ServiceFacts
+    image: ResolvedImage
+    entrypoint: tuple[str, ...] | None
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    container: ContainerFacts
+    mounts: tuple[MountFacts, ...]
+    hardening: Hardening
+    limits: LimitFacts
+    caller: tuple[int, int]  # uid, gid
+    run_as: str  # uid:gid of the container
+    created: str
+    logs: tuple[LogFacts, LogFacts]  # stdout, stderr
+    inputs: Mapping[str, InputFacts]
+    outputs: Mapping[str, OutputFacts]
+    volatile: tuple[str, ...]
+    host: Mapping[str, Any]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    applied: Mapping[str, Any] | None = None
+    handed_back: int | None = None
+    started: str | None = None
+    ended: str | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    oom_killed: bool | None = None
+    error: str | None = None
+    reproduces: str | None = None
+    gefreg_version: str = __version__
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "id": self.id,
+            "status": self.status,
+            "service": self.service.to_json(),
+            "image": self.image.to_json(),
+            "entrypoint": None if self.entrypoint is None else list(self.entrypoint),
+            "command": list(self.command),
+            "args": list(self.args),
+            "container": self.container.to_json(),
+            "environment": dict(self.environment),
+            "mounts": [m.to_json() for m in self.mounts],
+            "hardening": self.hardening.to_json(),
+            "limits": self.limits.to_json(),
+            "applied": None if self.applied is None else dict(self.applied),
+            "caller": {"uid": self.caller[0], "gid": self.caller[1]},
+            "run_as": self.run_as,
+            "handed_back": self.handed_back,
+            "created": self.created,
+            "started": self.started,
+            "ended": self.ended,
+            "duration_s": self.duration_s,
+            "exit_code": self.exit_code,
+            "oom_killed": self.oom_killed,
+            "error": self.error,
+            "logs": {"stdout": self.logs[0].to_json(), "stderr": self.logs[1].to_json()},
+            "inputs": {port: facts.to_json() for port, facts in self.inputs.items()},
+            "outputs": {port: facts.to_json() for port, facts in self.outputs.items()},
+            "volatile": list(self.volatile),
+            "reproduces": self.reproduces,
+            "host": dict(self.host),
+            "gefreg_version": self.gefreg_version,
+        }
 
 
 def now() -> datetime:
@@ -97,12 +266,13 @@ def log_paths(record: Path) -> tuple[Path, Path]:
     )
 
 
-def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> None:
+def write_record(path: Path, record: RunRecord | Mapping[str, Any], *, new: bool = False) -> None:
     """Write atomically: a reader sees the old record or the new one, never half of one.
 
     ``new``: the record must not exist yet — it is linked into place, so a file that appeared
     there in the meantime is never replaced (BadInput instead).
     """
+    data = record.to_json() if isinstance(record, RunRecord) else record
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +291,14 @@ def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> N
             f"cannot write the run record {path}: {exc.strerror or exc}"
         ) from None
     try:
+        _link_new(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    try:
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -137,9 +315,6 @@ def write_record(path: Path, data: Mapping[str, Any], *, new: bool = False) -> N
         raise EnvironmentFailure(
             f"cannot write the run record {path}: {exc.strerror or exc}"
         ) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
 
 
 def check_new_files(record: Path) -> None:
@@ -197,98 +372,3 @@ def host_facts(engine_facts: Mapping[str, str]) -> dict[str, Any]:
         "engine": dict(engine_facts),
         "python": platform.python_version(),
     }
-
-
-def gefreg_version() -> str:
-    return __version__
-
-
-ACTION_STATUS = {
-    "succeeded": "http://schema.org/CompletedActionStatus",
-    "failed": "http://schema.org/FailedActionStatus",
-    "timed-out": "http://schema.org/FailedActionStatus",
-    "interrupted": "http://schema.org/FailedActionStatus",
-    "incomplete": "http://schema.org/FailedActionStatus",
-}
-
-
-def to_create_action(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The record as RO-Crate JSON-LD entities: the CreateAction first, then what it links to.
-
-    Put them in a crate's ``@graph`` (with the workflow-run context) and list the action under
-    the root dataset's ``mentions``.
-    """
-    service = record["service"]
-    image = record["image"]
-    app_id = f"#service-{service['name']}-{service.get('version') or 'unversioned'}"
-    image_id = "#image-" + str(image["image_id"]).removeprefix("sha256:")[:16]
-    action: dict[str, Any] = {
-        "@id": record["id"],
-        "@type": "CreateAction",
-        "name": f"Run of {service['name']} {service.get('version') or ''}".strip(),
-        "description": " ".join([*record["command"], *record["args"]]),
-        "instrument": {"@id": app_id},
-        "containerImage": {"@id": image_id},
-        "actionStatus": {"@id": ACTION_STATUS[record["status"]]},
-        "object": [],
-        "result": [],
-        "environment": [],
-    }
-    if record.get("started"):
-        action["startTime"] = record["started"]
-    if record.get("ended"):
-        action["endTime"] = record["ended"]
-    if record.get("error"):
-        action["error"] = record["error"]
-    entities: list[dict[str, Any]] = [
-        action,
-        {
-            "@id": app_id,
-            "@type": "SoftwareApplication",
-            "name": service["name"],
-            **({"softwareVersion": service["version"]} if service.get("version") else {}),
-        },
-    ]
-    container: dict[str, Any] = {
-        "@id": image_id,
-        "@type": "ContainerImage",
-        "additionalType": {"@id": "https://w3id.org/ro/terms/workflow-run#DockerImage"},
-        "name": image.get("repository") or service["name"],
-        "registry": image.get("registry") or "local",
-        "sha256": str(image.get("manifest_digest") or image["image_id"]).removeprefix("sha256:"),
-    }
-    if service.get("version"):
-        container["tag"] = service["version"]
-    entities.append(container)
-    for key, value in sorted((record.get("environment") or {}).items()):
-        pv_id = f"#env-{key}"
-        action["environment"].append({"@id": pv_id})
-        entities.append({"@id": pv_id, "@type": "PropertyValue", "name": key, "value": value})
-    for side, prop in (("inputs", "object"), ("outputs", "result")):
-        for port, data in sorted((record.get(side) or {}).items()):
-            if not data or not data.get("manifest"):
-                continue
-            base = f"{side}/{port}/"
-            parts = []
-            for f in data["manifest"]["files"]:
-                file_id = base + f["path"]
-                parts.append({"@id": file_id})
-                entities.append(
-                    {
-                        "@id": file_id,
-                        "@type": "File",
-                        "contentSize": f["size"],
-                        "sha256": f["sha256"].removeprefix("sha256:"),
-                    }
-                )
-            action[prop].append({"@id": base})
-            entities.append(
-                {
-                    "@id": base,
-                    "@type": "Dataset",
-                    "name": f"{side[:-1]} port {port}",
-                    "alternateName": data.get("target"),
-                    "hasPart": parts,
-                }
-            )
-    return entities

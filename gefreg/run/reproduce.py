@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.engine import Engine
+from gefreg.engine.protocols import RunEngine
 from gefreg.errors import BadInput
 from gefreg.image.interface import Fields, assign_ports, interface_from_record
 from gefreg.run.compare import Comparison, compare_outputs
-from gefreg.run.execute import RunObserver, RunRequest, RunResult, run_service
+from gefreg.run.execute import run_service
 from gefreg.run.image_choice import ResolvedImage
-from gefreg.run.record import default_record_path, new_run_id, now, read_run_record
+from gefreg.run.record import default_record_path, now, read_run_record
+from gefreg.run.request import RunObserver, RunRequest, RunResult, new_run_id
 from gefreg.run.tree_manifest import TreeManifest
 from gefreg.settings import Settings
 
@@ -105,7 +106,7 @@ def recorded_ports(
 
 def reproduce(
     settings: Settings,
-    engine: Engine,
+    engine: RunEngine,
     record_path: Path,
     *,
     output: Path | None = None,
@@ -152,7 +153,7 @@ def reproduce(
         reproduces=original_id,
         run_id=run_id,
     )
-    rerun = run_service(settings, engine, request, observer)
+    rerun = run_service(request, engine=engine, observer=observer)
     volatile = service.volatile
     comparison = compare_outputs(expected_outputs, rerun.outputs, (*volatile, *ignore))
     return ReproduceReport(record_path, original_id, rerun, comparison, volatile, tuple(ignore))

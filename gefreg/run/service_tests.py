@@ -24,15 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.engine import Engine
+from gefreg.engine.protocols import RunEngine
 from gefreg.errors import BadInput
 from gefreg.image.build_record import require_build
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry, ServiceTest
 from gefreg.run.compare import matching_pattern
-from gefreg.run.execute import RunObserver, RunRequest, run_service
+from gefreg.run.execute import run_service
 from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import now
+from gefreg.run.request import RunObserver, RunRequest
 from gefreg.settings import Settings
 
 TESTS_DIR = "tests"
@@ -145,7 +146,7 @@ def check_files(
 
 def _run_one(
     settings: Settings,
-    engine: Engine,
+    engine: RunEngine,
     entry: Entry,
     image: ResolvedImage,
     test: ServiceTest,
@@ -164,7 +165,7 @@ def _run_one(
         limits=spec.resources,
         record=work / "run.json",
     )
-    result = run_service(settings, engine, request, observer)
+    result = run_service(request, engine=engine, observer=observer)
     produced = {f"{port}/{f.path}": f.sha256 for port, m in result.outputs.items() for f in m.files}
     files = check_files(dict(test.expect), produced, spec.volatile)
     passed = result.succeeded and all(f.ok for f in files)
@@ -205,7 +206,7 @@ def run_tests(
     settings: Settings,
     entry: Entry,
     *,
-    engine: Engine,
+    engine: RunEngine,
     image: ResolvedImage | None = None,
     update: bool = False,
     observer: RunObserver | None = None,

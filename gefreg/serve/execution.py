@@ -21,9 +21,9 @@ from typing import Any
 
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, CheckFailed, GefregError
-from gefreg.run.execute import RunRequest, run_service
+from gefreg.run.execute import run_service
 from gefreg.run.plan import LimitOverrides, apply_overrides
-from gefreg.run.record import new_run_id
+from gefreg.run.request import RunRequest, new_run_id
 from gefreg.serve.admission import ExecutorPlan, TaskPlan
 from gefreg.serve.config import ServeConfig
 from gefreg.serve.delivery import deliver, open_new
@@ -178,7 +178,7 @@ class TaskExecution:
         entry.update(started=True, start_time=now())
         self.save()
         try:
-            result = run_service(self.config.settings, self.engine, request)
+            result = run_service(request, engine=self.engine)
         except BadInput as exc:  # something about the staged folders: the server's fault
             raise CheckFailed(f"executors[{number}]: {exc.message}", exc.hint) from None
         finally:

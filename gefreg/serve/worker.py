@@ -20,7 +20,7 @@ from typing import Any
 
 from gefreg.engine import Engine
 from gefreg.errors import GefregError
-from gefreg.run.execute import RUN_LABEL
+from gefreg.run.hardening import RUN_LABEL
 from gefreg.serve import fetch, pids
 from gefreg.serve.config import ServeConfig
 from gefreg.serve.content_cache import ContentCache

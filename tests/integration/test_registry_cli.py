@@ -279,7 +279,7 @@ def test_docker_backend_runs_the_registry_image(
     assert code == 0 and "already serving" in out, out
     code, out = gefreg("registry", "stop", "--data", str(place.data))
     assert code == 0 and "stopped" in out, out
-    from gefreg.engine import registry_container_running
+    from gefreg.engine.registry_container import registry_container_running
 
     assert not registry_container_running(status.container)
     assert regserver.answers(place.address) is None

@@ -31,10 +31,10 @@ from gefreg.catalog.entries import load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
 from gefreg.image.build import build_entry
-from gefreg.run.execute import RUN_LABEL
+from gefreg.run.hardening import RUN_LABEL
 from gefreg.run.record import STATUSES, read_run_record
 from gefreg.settings import Settings
-from tests.helpers import busybox_entry, make_catalog
+from tests.helpers import busybox_entry, make_catalog, own_run_containers
 
 pytestmark = pytest.mark.docker
 
@@ -170,9 +170,11 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
 
 
 @pytest.fixture(autouse=True)
-def no_containers_left_behind(engine: Engine) -> Iterator[None]:
+def no_containers_left_behind(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     yield
-    left = engine.container_ids(RUN_LABEL)
+    left = own_run_containers(engine, tmp_path_factory.getbasetemp())
     for container in left:
         engine.remove_container(container)
     assert not left, f"runner containers left behind: {left}"
@@ -586,15 +588,13 @@ def test_the_engine_saves_logs_only_into_new_files(
     from gefreg.errors import BadInput
     from gefreg.image.interface import ServiceInterface
     from gefreg.model import Resources
-    from gefreg.run.execute import RunRequest, container_spec
-    from gefreg.run.image_choice import ResolvedImage
+    from gefreg.run.hardening import container_spec
 
     image_id = services.image_ids["copier"]
-    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
     face = ServiceInterface("copier", "1.0.0", (), (), ("/bin/busybox", "echo", "hello"))
     spec = container_spec(
-        image_id, RunRequest(image, face, (), ()), {}, {}, "10001:10001", Resources(),
-        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+        face, image_id, args=(), inputs={}, outputs={}, user="10001:10001", limits=Resources(),
+        run_id="urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
     )  # fmt: skip
     container = engine.create_container(spec)
     try:
@@ -681,19 +681,17 @@ def test_inputs_are_bound_non_recursively(
     not even visible — in the container."""
     from gefreg.image.interface import ServiceInterface
     from gefreg.model import Port, Resources
-    from gefreg.run.execute import RunRequest, applied, container_spec, mismatches
-    from gefreg.run.image_choice import ResolvedImage
+    from gefreg.run.hardening import applied, container_spec, mismatches
 
     folder = inputs(tmp_path)
     image_id = services.image_ids["copier"]
-    image = ResolvedImage("copier", "1.0.0", image_id, None, None, "copier", True, "x")
     script = "echo pwned > /data/in/sub/planted; ls -A /data/in/sub"
     face = ServiceInterface(
         "copier", "1.0.0", (Port("data", "/data/in"),), (), ("/bin/busybox", "sh", "-c", script)
     )
     spec = container_spec(
-        image_id, RunRequest(image, face, (), ()), {"data": folder}, {}, "0:0", Resources(),
-        "urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
+        face, image_id, args=(), inputs={"data": folder}, outputs={}, user="0:0",
+        limits=Resources(), run_id="urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
     )  # fmt: skip
     with mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder / "sub")):
         (folder / "sub" / "secret.txt").write_text("on the nested mount\n")
@@ -721,9 +719,19 @@ def test_inputs_are_bound_non_recursively(
         assert "Read-only file system" in (logs / "err").read_text()
 
 
-def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path) -> None:
+@pytest.fixture
+def own_tag(services: Services, engine: Engine) -> Iterator[str]:
+    """The copier image under a tag of this test alone (``gefreg/copier:1.0.0`` is shared with
+    every other session that builds the same entry, and moves when one does)."""
+    repository = f"gefreg-test/copier-{os.urandom(6).hex()}"
+    engine.tag(services.image_ids["copier"], repository, "dev")
+    yield f"{repository}:dev"
+    engine.remove_image(f"{repository}:dev")
+
+
+def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path, own_tag: str) -> None:
     inputs(tmp_path)
-    ref = "gefreg/copier:1.0.0"
+    ref = own_tag
     base = ["run", "--image", ref, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
     code, _, err = gefreg(services, *base)
     assert code == 2 and "--allow-untrusted" in err

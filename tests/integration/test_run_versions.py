@@ -21,10 +21,10 @@ from gefreg.cli import cli
 from gefreg.engine import Engine
 from gefreg.image.interface import ServiceInterface
 from gefreg.release.ledger import CatalogLedger, TrustedRelease
-from gefreg.run.execute import RUN_LABEL, run_service
+from gefreg.run.execute import run_service
 from gefreg.run.plan import plan_run
 from gefreg.settings import Settings
-from tests.helpers import build_tree, busybox_entry, make_catalog
+from tests.helpers import build_tree, busybox_entry, make_catalog, own_run_containers
 from tests.registry_fixtures import LocalRegistry
 
 pytestmark = pytest.mark.docker
@@ -64,19 +64,25 @@ def inputs(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture(autouse=True)
-def _clean(engine: Engine) -> Iterator[None]:
-    yield
-    left = engine.container_ids(RUN_LABEL)
-    for container in left:
-        engine.remove_container(container)
+def _rv_images() -> set[str]:
     listed = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}} {{.ID}}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
-    ids = {i for r, i in (line.split() for line in listed) if r.rsplit("/", 1)[-1][:3] == PREFIX}
+    return {i for r, i in (line.split() for line in listed) if r.rsplit("/", 1)[-1][:3] == PREFIX}
+
+
+@pytest.fixture(autouse=True)
+def _clean(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remove what this test made: its runner containers and the rv- images that appeared
+    during it (the engine is shared with other test sessions)."""
+    before = _rv_images()
+    yield
+    for container in own_run_containers(engine, tmp_path_factory.getbasetemp()):
+        engine.remove_container(container)
+    ids = _rv_images() - before
     if ids:
         subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True)
 
@@ -195,10 +201,10 @@ def test_the_ledgers_interface_wins(moved: Moved, tmp_path: Path, engine: Engine
         record=tmp_path / "run.json",
         ledger=WithInterface(),
     )
-    result = run_service(moved.settings, engine, request)
+    result = run_service(request, engine=engine)
     assert result.succeeded, result.error
-    assert result.record["service"]["interface"] == "ledger"
-    assert result.record["limits"]["memory"] == 64 * 2**20
+    assert result.record.service.interface == "ledger"
+    assert result.record.limits.resources.memory == 64 * 2**20
     assert (tmp_path / "out" / "version.txt").read_text() == "v1 \n"
 
 

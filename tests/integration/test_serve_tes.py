@@ -18,7 +18,7 @@ import requests
 import tes
 
 from gefreg.engine import Engine
-from gefreg.run.execute import RUN_LABEL
+from gefreg.run.hardening import RUN_LABEL
 from tests.serve_fixtures import Instance, gefreg
 from tests.serve_helpers import ServerProcess
 

@@ -13,9 +13,9 @@ from gefreg.catalog.entries import load_entry
 from gefreg.cli import cli
 from gefreg.engine import Engine
 from gefreg.image.build import build_entry
-from gefreg.run.execute import RUN_LABEL
 from gefreg.run.service_tests import run_tests
 from gefreg.settings import Settings
+from tests.helpers import own_run_containers
 
 pytestmark = pytest.mark.docker
 
@@ -51,7 +51,7 @@ def test_shipped_golden_test_passes(fixity: Settings, engine: Engine) -> None:
     [result] = report.results
     assert result.run_status == "succeeded" and result.outputs is None  # removed when passing
     assert json.loads(result.record.read_text())["status"] == "succeeded"
-    assert engine.container_ids(RUN_LABEL) == []
+    assert own_run_containers(engine, fixity.state_dir.parent) == []
 
 
 def test_changed_expectation_fails_naming_the_file_and_update_fixes_it(fixity: Settings) -> None:

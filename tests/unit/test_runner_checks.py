@@ -13,19 +13,15 @@ from gefreg.engine import BindMount, ContainerSpec, ContainerState
 from gefreg.errors import BadInput
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
-from gefreg.run import execute as runner
-from gefreg.run.execute import (
-    RunRequest,
-    applied,
+from gefreg.run import folders
+from gefreg.run.folders import (
     check_disjoint,
     check_inputs,
     check_outputs,
-    container_spec,
     first_mount_point,
-    mismatches,
     mount_points,
 )
-from gefreg.run.image_choice import ResolvedImage
+from gefreg.run.hardening import applied, container_spec, mismatches
 from gefreg.run.ownership import (
     entry_ids,
     first_open_to,
@@ -184,23 +180,19 @@ def test_first_unreadable(tmp_path: Path) -> None:
     assert first_unreadable(tree, os.stat(tree).st_uid, 0) is None
 
 
-def _request() -> RunRequest:
-    image = ResolvedImage("demo", "1.0.0", "sha256:" + "a" * 64, None, None, "demo", True, "x")
+def _spec(limits: Resources) -> ContainerSpec:
     face = ServiceInterface(
         "demo", "1.0.0", (Port("in", "/data/in"),), (Port("out", "/data/out"),), ("/bin/tool",)
     )
-    return RunRequest(image, face, (), (), args=("--x",))
-
-
-def _spec(limits: Resources) -> ContainerSpec:
     return container_spec(
+        face,
         "sha256:" + "a" * 64,
-        _request(),
-        {"in": Path("/host/in")},
-        {"out": Path("/host/out")},
-        "10001:10001",
-        limits,
-        "urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
+        args=("--x",),
+        inputs={"in": Path("/host/in")},
+        outputs={"out": Path("/host/out")},
+        user="10001:10001",
+        limits=limits,
+        run_id="urn:uuid:12345678-aaaa-4bbb-8ccc-000000000000",
     )
 
 
@@ -284,7 +276,7 @@ def test_inputs_holding_a_mount_point_are_refused(
 ) -> None:
     (tmp_path / "in" / "sub").mkdir(parents=True)
     inside = (tmp_path / "in" / "sub").resolve()
-    monkeypatch.setattr(runner, "mount_points", lambda: [Path("/"), inside])
+    monkeypatch.setattr(folders, "mount_points", lambda: [Path("/"), inside])
     with pytest.raises(BadInput, match=f"input data: {inside} is a mount point inside"):
         check_inputs({"data": tmp_path / "in"})
     assert check_inputs({"data": tmp_path / "in" / "sub"}) == {"data": inside}

@@ -16,6 +16,7 @@ from gefreg.release.ledger import TrustedRelease
 from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.plan import choose_interface, interface_for, plan_run
 from gefreg.settings import Settings
+from tests.fakes import FakeEngine
 from tests.helpers import demo_entry, make_catalog, write_build
 
 ID_OLD = "sha256:" + "a" * 64
@@ -29,38 +30,6 @@ OLD_LABELS = {
     "eudat.gef.service.output.1.path": "/data/old-out",
     "eudat.gef.service.output.1.type": "text/plain",
 }
-
-
-class FakeEngine:
-    """Answers image lookups and image configs; records pulls."""
-
-    def __init__(self, *images: tuple[ImageInfo, dict[str, Any]]) -> None:
-        self.images = {i.id: (i, c) for i, c in images}
-        self.pulled: list[str] = []
-        self.local: set[str] = set(self.images)
-
-    def image(self, ref: str) -> ImageInfo | None:
-        for image_id, (info, _) in self.images.items():
-            if image_id in self.local and ref in (image_id, *info.repo_tags, *info.repo_digests):
-                return info
-        return None
-
-    def image_config(self, ref: str) -> dict[str, Any] | None:
-        info = self.image(ref)
-        return None if info is None else self.images[info.id][1]
-
-    def repo_digest_refs(self, digest: str) -> list[str]:
-        return [
-            r for i, _ in self.images.values() for r in i.repo_digests if r.endswith("@" + digest)
-        ]
-
-    def pull(self, ref: str) -> ImageInfo:
-        self.pulled.append(ref)
-        for image_id, (info, _) in self.images.items():
-            if ref in info.repo_digests:
-                self.local.add(image_id)
-                return info
-        raise AssertionError(ref)
 
 
 def old_image(**config: Any) -> tuple[ImageInfo, dict[str, Any]]:
@@ -155,7 +124,7 @@ def test_published_version_runs_with_the_ledgers_interface(tmp_path: Path) -> No
     for target in ("demo@1.0.0", "demo"):  # NAME alone: the newest published release
         request = plan_run(
             settings,
-            engine,  # type: ignore[arg-type]
+            engine,
             target=target,
             inputs=["in/"],
             outputs=["out/"],
@@ -174,7 +143,7 @@ def test_the_ledgers_interface_must_describe_the_release(tmp_path: Path) -> None
     with pytest.raises(CheckFailed, match=r"describes demo@0\.9\.0"):
         plan_run(
             settings,
-            FakeEngine(old_image()),  # type: ignore[arg-type]
+            FakeEngine(old_image()),
             target="demo@1.0.0",
             inputs=["in/"],
             outputs=["out/"],
@@ -185,14 +154,14 @@ def test_the_ledgers_interface_must_describe_the_release(tmp_path: Path) -> None
 def test_record_of_the_same_version(tmp_path: Path) -> None:
     settings = settings_at(tmp_path, version="1.0.0")
     image = ResolvedImage("demo", "1.0.0", ID_NEW, None, None, "demo", True, "build-record")
-    face = interface_for(settings, FakeEngine(), image)  # type: ignore[arg-type]
+    face = interface_for(settings, FakeEngine(), image)
     assert face.origin == "record" and face.outputs == (Port("report", "/data/report"),)
     assert face.resources.memory == 64 * 2**20
     # a ledger release without a stored interface, of the record's version: the record
     release = ResolvedImage(
         "demo", "1.0.0", ID_OLD, DIGEST, "reg:5000", "demo", True, "ledger", "reg:5000/demo"
     )
-    assert interface_for(settings, FakeEngine(), release).origin == "record"  # type: ignore[arg-type]
+    assert interface_for(settings, FakeEngine(), release).origin == "record"
 
 
 def test_other_versions_fall_back_to_the_images_labels(tmp_path: Path) -> None:
@@ -201,7 +170,7 @@ def test_other_versions_fall_back_to_the_images_labels(tmp_path: Path) -> None:
     # by digest: an older build of the entry, trusted through its by-key build record
     request = plan_run(
         settings,
-        engine,  # type: ignore[arg-type]
+        engine,
         target=f"demo@{ID_OLD}",
         inputs=["in/"],
         outputs=["out/"],
@@ -221,7 +190,7 @@ def test_a_release_without_interface_is_pulled_to_read_its_labels(tmp_path: Path
     engine.local.clear()  # published, not pulled yet
     request = plan_run(
         settings,
-        engine,  # type: ignore[arg-type]
+        engine,
         target="demo@1.0.0",
         inputs=["in/"],
         outputs=["out/"],
@@ -252,7 +221,7 @@ def test_untrusted_images_use_their_own_interface(tmp_path: Path) -> None:
     engine = FakeEngine((ImageInfo(ID_OLD, ("x/tool:dev",), (), {}, "", 0), config))
     image, face = choose_interface(
         settings,
-        engine,  # type: ignore[arg-type]
+        engine,
         ResolvedImage("tool", None, ID_OLD, None, None, "x/tool:dev", False, "engine"),
     )
     assert image.image_id == ID_OLD and face.origin == "image"

@@ -11,6 +11,7 @@ import pytest
 
 from gefreg.errors import BadInput
 from gefreg.image.interface import interface_from_record
+from gefreg.run.crate import to_create_action
 from gefreg.run.record import (
     REQUIRED,
     SCHEMA,
@@ -21,7 +22,6 @@ from gefreg.run.record import (
     log_paths,
     read_run_record,
     timestamp,
-    to_create_action,
     write_record,
 )
 from gefreg.run.tree_manifest import FileEntry, TreeManifest

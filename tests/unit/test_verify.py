@@ -3,76 +3,21 @@ many requests a large ledger costs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from gefreg.registry.client import OCI_MANIFEST, Manifest
 from gefreg.release import ledger
 from gefreg.release.verify import UNKNOWN_TAG_HINT, verify
 from gefreg.release.versions import FLOATING, floating_targets
+from tests.fakes import FakeRegistry, manifest_body, sha
 
 REPO = "demo"
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def manifest(text: str) -> bytes:
-    config, layer = sha(f"config {text}".encode()), sha(f"layer {text}".encode())
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"digest": config, "size": 1},
-            "layers": [{"digest": layer, "size": 1}],
-        }
-    ).encode()
-
-
-class FakeRegistry:
-    """Tags, manifests by digest and blobs in dicts; counts every call."""
-
-    def __init__(self) -> None:
-        self.tags: dict[str, str] = {}
-        self.manifests: dict[str, bytes] = {}
-        self.blobs: set[str] = set()
-        self.calls: Counter[str] = Counter()
-
-    def add(self, body: bytes, *tags: str) -> str:
-        digest = sha(body)
-        self.manifests[digest] = body
-        doc = json.loads(body)
-        self.blobs |= {d["digest"] for d in [doc["config"], *doc["layers"]]}
-        for tag in tags:
-            self.tags[tag] = digest
-        return digest
-
-    def list_tags(self, repo: str) -> list[str]:
-        self.calls["list_tags"] += 1
-        return sorted(self.tags)
-
-    def head_manifests(self, repo: str, refs: list[str]) -> dict[str, str | None]:
-        self.calls["head_manifest"] += len(refs)
-        return {ref: self.tags.get(ref) for ref in refs}
-
-    def get_manifest(self, repo: str, reference: str) -> Manifest | None:
-        self.calls["get_manifest"] += 1
-        digest = self.tags.get(reference, reference)
-        body = self.manifests.get(digest)
-        return Manifest(digest, OCI_MANIFEST, body) if body is not None else None
-
-    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
-        self.calls["put_manifest"] += 1
-        return self.add(body, reference)
-
-    def blob_exists(self, repo: str, digest: str) -> bool:
-        self.calls["blob_exists"] += 1
-        return digest in self.blobs
+manifest = manifest_body
 
 
 def release(version: str, digest: str, image_id: str, **extra: Any) -> ledger.Release:

@@ -1,0 +1,199 @@
+"""Image calls of the engine adapter: inspect, pull, load, save, tag, remove, build."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from pathlib import Path
+from typing import IO, Any
+
+from gefreg.engine.translate import refused, translated
+from gefreg.engine.types import BuildEvent, ImageInfo, image_info
+from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
+
+STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
+
+
+class ImageCalls:
+    """Mixed into :class:`gefreg.engine.Engine`; ``client`` is the docker SDK client."""
+
+    client: Any
+
+    def image(self, ref: str) -> ImageInfo | None:
+        """The local image for a name, name@digest or ID; None when the engine has none."""
+        import docker.errors
+
+        with translated(f"inspecting {ref}"):
+            try:
+                return image_info(self.client.api.inspect_image(ref))
+            except docker.errors.ImageNotFound:
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    return None
+                raise EnvironmentFailure(f"the engine refused to inspect {ref}: {exc}") from None
+
+    def image_config(self, ref: str) -> dict[str, Any] | None:
+        """The image's runtime config (Cmd, Entrypoint, Env, User, WorkingDir, Labels)."""
+        import docker.errors
+
+        with translated(f"inspecting {ref}"):
+            try:
+                return dict(self.client.api.inspect_image(ref).get("Config") or {})
+            except docker.errors.APIError as exc:
+                if exc.status_code in (400, 404):
+                    return None
+                raise EnvironmentFailure(f"the engine refused to inspect {ref}: {exc}") from None
+
+    def repo_digest_refs(self, digest: str) -> list[str]:
+        """``repository@digest`` references of local images pulled with that manifest digest."""
+        with translated("listing images"), refused("listing images"):
+            images = self.client.api.images(all=False)
+        refs = []
+        for image in images or []:
+            for ref in image.get("RepoDigests") or []:
+                if ref.endswith("@" + digest):
+                    refs.append(str(ref))
+        return refs
+
+    def pull(self, ref: str) -> ImageInfo:
+        """Pull ``repository@sha256:...`` (or a tag) from its registry."""
+        import docker.errors
+
+        repository, _, digest = ref.partition("@")
+        with translated(f"pulling {ref}"):
+            try:
+                self.client.api.pull(repository, tag=digest or None)
+            except docker.errors.APIError as exc:
+                raise EnvironmentFailure(
+                    f"could not pull {ref}: {exc.explanation or exc}",
+                    "is the registry running? `gefreg registry status`",
+                ) from None
+        info = self.image(ref)
+        if info is None:
+            raise EnvironmentFailure(f"pulled {ref} but the engine does not list it")
+        return info
+
+    def load(self, archive: Path) -> list[str]:
+        """`docker load` an archive; returns the loaded image IDs or tags."""
+        with translated(f"loading {archive}"), open(archive, "rb") as fh:
+            events = self.client.api.load_image(fh)
+        loaded = []
+        for event in events or []:
+            if "error" in event:
+                raise EnvironmentFailure(f"the engine could not load {archive}: {event['error']}")
+            stream = str(event.get("stream", ""))
+            if stream.startswith("Loaded image"):
+                loaded.append(stream.split(": ", 1)[1].strip())
+        return loaded
+
+    def save(self, ref: str, destination: Path) -> Path:
+        """`docker save` one image into a docker-archive tarball (streamed to disk)."""
+        import docker.errors
+
+        tmp = destination.with_name(destination.name + ".tmp")
+        with translated(f"exporting {ref}"):
+            try:
+                chunks = self.client.api.get_image(ref)
+                with open(tmp, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+            except docker.errors.ImageNotFound:
+                tmp.unlink(missing_ok=True)
+                raise BadInput(f"the engine has no image {ref}", "build it first") from None
+        tmp.replace(destination)
+        return destination
+
+    def tag(self, image_id: str, repository: str, tag: str) -> None:
+        with translated(f"tagging {image_id}"):
+            if not self.client.api.tag(image_id, repository, tag, force=True):
+                raise EnvironmentFailure(
+                    f"the engine refused to tag {image_id} as {repository}:{tag}"
+                )
+
+    def remove_image(self, ref: str) -> None:
+        import docker.errors
+
+        with translated(f"removing {ref}"), suppress(docker.errors.ImageNotFound):
+            self.client.api.remove_image(ref, force=True, noprune=False)
+
+    def build(
+        self,
+        context: Path,
+        *,
+        labels: dict[str, str],
+        no_cache: bool = False,
+        on_event: Callable[[BuildEvent], None] | None = None,
+        log: Path | None = None,
+    ) -> str:
+        """Build ``context/Dockerfile`` without tagging; returns the image ID.
+
+        A failing step raises BuildFailed (exit 1) naming the step and the last output lines.
+        """
+        import docker.errors
+
+        reader = _BuildReader(on_event, log)
+        log_fh = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+        try:
+            with translated("building"):
+                try:
+                    stream = self.client.api.build(
+                        path=str(context),
+                        dockerfile="Dockerfile",
+                        rm=True,
+                        forcerm=True,
+                        nocache=no_cache,
+                        pull=False,
+                        labels=labels,
+                        decode=True,
+                    )
+                    reader.read(stream, log_fh)
+                except docker.errors.APIError as exc:
+                    raise reader.failed(str(exc.explanation or exc)) from None
+        finally:
+            if log_fh:
+                log_fh.close()
+        if reader.image_id is None:
+            raise EnvironmentFailure("the engine finished the build without an image ID")
+        return reader.image_id
+
+
+class _BuildReader:
+    """Follows a build's JSON stream: the current step, the last lines, the image ID."""
+
+    def __init__(self, on_event: Callable[[BuildEvent], None] | None, log: Path | None) -> None:
+        self.on_event = on_event
+        self.log = log
+        self.step: str | None = None
+        self.tail: deque[str] = deque(maxlen=15)
+        self.image_id: str | None = None
+
+    def failed(self, detail: str) -> BuildFailed:
+        return BuildFailed(detail.strip(), self.step, list(self.tail), self.log)
+
+    def read(self, stream: Iterable[dict[str, Any]], log_fh: IO[str] | None) -> None:
+        for chunk in stream:
+            if "aux" in chunk and isinstance(chunk["aux"], dict):
+                self.image_id = chunk["aux"].get("ID") or self.image_id
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                if log_fh:
+                    log_fh.write(f"ERROR: {detail}\n")
+                raise self.failed(str(detail))
+            text = str(chunk.get("stream") or chunk.get("status") or "")
+            for line in text.splitlines():
+                if log_fh:
+                    log_fh.write(line + "\n")
+                self.line(line)
+
+    def line(self, line: str) -> None:
+        m = STEP_RE.match(line)
+        if m:
+            self.step = f"step {m.group(1)}: {m.group(2)}"
+            self.tail.clear()
+        elif line.strip():
+            self.tail.append(line.rstrip())
+        if self.on_event:
+            self.on_event(BuildEvent(line, self.step if m else None))
