@@ -20,6 +20,7 @@ SCRIPTS = [
     "bench_verify.py",
     "bench_run.py",
     "bench_signing.py",
+    "bench_cwl.py",
 ]
 
 
