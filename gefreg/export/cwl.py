@@ -100,6 +100,8 @@ def schema_annotations(rel: ExportRelease) -> dict[str, Any]:
         props.append(("gefreg:ledger-line-sha256", rel.ledger.sha256))
     if rel.fingerprint:
         props.append(("gefreg:fingerprint", rel.fingerprint))
+    if rel.signed_by:
+        props.append(("gefreg:signed-by", rel.signed_by))
     notes["s:additionalProperty"] = [{"s:name": k, "s:value": v} for k, v in props]
     return notes
 

@@ -25,7 +25,8 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import PORT_NAME_RE
 from gefreg.registry.client import RegistryClient
-from gefreg.release.ledger import LEDGER_FILE, CatalogLedger
+from gefreg.release.ledger import LEDGER_FILE, CatalogLedger, TrustedRelease
+from gefreg.release.signature_check import SignatureStatus, check_release
 from gefreg.run.image_choice import parse_target, resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
@@ -59,6 +60,7 @@ class ExportRelease:
     image_entrypoint: tuple[str, ...] = ()
     ledger: LedgerLine | None = None
     fingerprint: str | None = None
+    signed_by: str | None = None  # the trusted key whose signature was verified
 
     @property
     def pinned(self) -> str:
@@ -86,12 +88,13 @@ def resolve_release(
             "a CWL runner pulls the image by digest from the registry: "
             f"gefreg publish {image.name}",
         )
-    image, face = choose_interface(settings, engine, image)
-    check_exportable_ports(face)
     repo = repository.split("/", 1)[1] if "/" in repository else repository
     own = client is None
     client = client or RegistryClient(settings.registry_url)
     try:
+        trusted, signature = _check_signature(settings, client, image.name, str(image.version))
+        image, face = choose_interface(settings, engine, image)
+        check_exportable_ports(face)
         config = image_config(client, repo, digest)
         labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
         if not has_shell(client, repo, digest, labels):
@@ -115,8 +118,20 @@ def resolve_release(
         labels=labels,
         image_entrypoint=tuple(str(a) for a in config.get("Entrypoint") or ()),
         ledger=settings_line,
-        fingerprint=labels.get("org.gefreg.fingerprint"),
+        fingerprint=trusted.fingerprint or labels.get("org.gefreg.fingerprint"),
+        signed_by=signature.key_id if signature.verified else None,
     )
+
+
+def _check_signature(
+    settings: Settings, client: RegistryClient, name: str, version: str
+) -> tuple[TrustedRelease, SignatureStatus]:
+    """The catalog's signature check (trust.yaml), as every consumer runs it: refused (exit 1,
+    naming the check and key) when the release may not be used."""
+    trusted = CatalogLedger(settings).lookup(name, version)
+    if trusted is None:  # resolve_image found it a moment ago: the ledger changed meanwhile
+        raise CheckFailed(f"{name}@{version} left the ledger while exporting it")
+    return trusted, check_release(settings, trusted, client=client)
 
 
 def check_exportable_ports(face: ServiceInterface) -> None:

@@ -270,6 +270,19 @@ def test_exports_are_refused_like_runs(published: Published, tmp_path: Path) -> 
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_an_unsigned_release_is_refused_when_trust_yaml_requires_signatures(
+    published: Published, tmp_path: Path
+) -> None:
+    trust = published.catalog / "trust.yaml"
+    trust.write_text("require-signatures: true\nkeys: []\n")
+    try:
+        code, out, err = published.gefreg("export", "cwl", *published.opts(), f"{NAME}@1.0.0")
+    finally:
+        trust.unlink()
+    assert code == 1 and out == "", err
+    assert "is not signed" in err and "requires signatures" in err
+
+
 def test_an_image_without_a_shell_is_refused_and_the_static_template_ships_one(
     published: Published,
 ) -> None:
