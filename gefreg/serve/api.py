@@ -13,7 +13,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gefreg import __version__
 from gefreg.serve.admission import admit
@@ -85,11 +86,19 @@ def _visible(row: TaskRow | None, who: TokenEntry) -> TaskRow:
     return row
 
 
-def _caller(request: Request) -> TokenEntry:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerAuth",
+    description="A token made with `gefreg token new` (read-only tokens may not create or cancel)",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+def _caller(request: Request, _: Credentials) -> TokenEntry:
     return bearer(request, request.app.state.gefreg.tokens)
 
 
-def _writing(request: Request) -> TokenEntry:
+def _writing(request: Request, _: Credentials) -> TokenEntry:
     return writer(bearer(request, request.app.state.gefreg.tokens))
 
 
@@ -160,21 +169,21 @@ def build_router(app_state: Any) -> APIRouter:
     )
     def list_tasks(
         who: Reader,
-        name_prefix: str | None = None,
-        state: TesState | None = None,
-        tag_key: Annotated[list[str] | None, Query()] = None,
-        tag_value: Annotated[list[str] | None, Query()] = None,
-        page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-        page_token: str | None = None,
+        tag_key: Annotated[list[str], Query(default_factory=list)],
+        tag_value: Annotated[list[str], Query(default_factory=list)],
+        name_prefix: str = "",
+        state: Annotated[TesState, Query()] = None,  # type: ignore[assignment]
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 256,
+        page_token: str = "",
         view: TesView = TesView.MINIMAL,
     ) -> dict[str, Any]:
         """The owner's tasks, newest first, a page at a time."""
-        keys, values = tag_key or [], tag_value or []
-        if len(values) > len(keys):
+        if len(tag_value) > len(tag_key):
             raise HTTPException(400, "more tag_value than tag_key parameters")
-        tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
+        values = tag_value + [""] * (len(tag_key) - len(tag_value))
+        tags = tuple(zip(tag_key, values, strict=True))
         rows, token = app_state.store.page(
-            TaskQuery(who.owner, state, name_prefix, tags, page_size or 256, page_token)
+            TaskQuery(who.owner, state, name_prefix, tags, page_size, page_token or None)
         )
         out: dict[str, Any] = {"tasks": [task_view(r, view) for r in rows]}
         if token:

@@ -10,7 +10,7 @@ beyond them is refused with 400 before anything is stored.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,16 @@ class TesFileType(StrEnum):
     DIRECTORY = "DIRECTORY"
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(**constraints: Any) -> Any:
+    """A field a document may leave out but never set to null: TES types are not nullable, so
+    the served OpenAPI says plainly what TES says, and ``null`` is refused like any wrong type."""
+    return Field(default=None, json_schema_extra=_no_default, **constraints)
+
+
 class _Doc(BaseModel):
     """Unknown keys are dropped (TES: backends do not store what they do not support)."""
 
@@ -66,50 +76,50 @@ class _Doc(BaseModel):
 
 
 class TesInput(_Doc):
-    name: Text | None = None
-    description: Text | None = None
-    url: Text | None = None
+    name: Text = optional()
+    description: Text = optional()
+    url: Text = optional()
     path: Text
-    type: TesFileType | None = None
-    content: Annotated[str, Field(max_length=MAX_CONTENT)] | None = None
-    streamable: bool | None = None
+    type: TesFileType = optional()
+    content: Annotated[str, Field(max_length=MAX_CONTENT)] = optional()
+    streamable: bool = optional()
 
 
 class TesOutput(_Doc):
-    name: Text | None = None
-    description: Text | None = None
+    name: Text = optional()
+    description: Text = optional()
     url: Text
     path: Text
-    path_prefix: Text | None = None
-    type: TesFileType | None = None
+    path_prefix: Text = optional()
+    type: TesFileType = optional()
 
 
 class TesResources(_Doc):
-    cpu_cores: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
-    preemptible: bool | None = None
-    ram_gb: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    disk_gb: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    zones: Annotated[list[Text], Field(max_length=MAX_ITEMS)] | None = None
-    backend_parameters: dict[str, Text] | None = None
-    backend_parameters_strict: bool | None = False
+    cpu_cores: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] = optional()
+    preemptible: bool = optional()
+    ram_gb: Annotated[float, Field(allow_inf_nan=False)] = optional()
+    disk_gb: Annotated[float, Field(allow_inf_nan=False)] = optional()
+    zones: Annotated[list[Text], Field(max_length=MAX_ITEMS)] = optional()
+    backend_parameters: dict[str, Text] = optional()
+    backend_parameters_strict: bool = False
 
 
 class TesExecutor(_Doc):
     image: Text
     command: Annotated[list[Text], Field(max_length=MAX_ARGS)]
-    workdir: Text | None = None
-    stdin: Text | None = None
-    stdout: Text | None = None
-    stderr: Text | None = None
-    env: dict[str, Text] | None = None
-    ignore_error: bool | None = None
+    workdir: Text = optional()
+    stdin: Text = optional()
+    stdout: Text = optional()
+    stderr: Text = optional()
+    env: dict[str, Text] = optional()
+    ignore_error: bool = optional()
 
 
 class TesExecutorLog(_Doc):
-    start_time: str | None = None
-    end_time: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
+    start_time: str = optional()
+    end_time: str = optional()
+    stdout: str = optional()
+    stderr: str = optional()
     exit_code: int
 
 
@@ -121,29 +131,29 @@ class TesOutputFileLog(_Doc):
 
 class TesTaskLog(_Doc):
     logs: list[TesExecutorLog]
-    metadata: dict[str, str] | None = None
-    start_time: str | None = None
-    end_time: str | None = None
+    metadata: dict[str, str] = optional()
+    start_time: str = optional()
+    end_time: str = optional()
     outputs: list[TesOutputFileLog]
-    system_logs: list[str] | None = None
+    system_logs: list[str] = optional()
 
 
 class TesTask(_Doc):
     """A task as submitted (``id``, ``state``, ``logs`` and ``creation_time`` are the
     server's: whatever a client sends there is ignored)."""
 
-    id: str | None = None
-    state: TesState | None = None
-    name: Text | None = None
-    description: Annotated[str, Field(max_length=64 * 1024)] | None = None
-    inputs: Annotated[list[TesInput], Field(max_length=MAX_ITEMS)] | None = None
-    outputs: Annotated[list[TesOutput], Field(max_length=MAX_ITEMS)] | None = None
-    resources: TesResources | None = None
+    id: str = optional()
+    state: TesState = optional()
+    name: Text = optional()
+    description: Annotated[str, Field(max_length=64 * 1024)] = optional()
+    inputs: Annotated[list[TesInput], Field(max_length=MAX_ITEMS)] = optional()
+    outputs: Annotated[list[TesOutput], Field(max_length=MAX_ITEMS)] = optional()
+    resources: TesResources = optional()
     executors: Annotated[list[TesExecutor], Field(max_length=16)]
-    volumes: Annotated[list[Text], Field(max_length=MAX_ITEMS)] | None = None
-    tags: dict[str, Text] | None = None
-    logs: list[TesTaskLog] | None = None
-    creation_time: str | None = None
+    volumes: Annotated[list[Text], Field(max_length=MAX_ITEMS)] = optional()
+    tags: dict[str, Text] = optional()
+    logs: list[TesTaskLog] = optional()
+    creation_time: str = optional()
 
 
 class TesTaskView(TesTask):
@@ -152,7 +162,7 @@ class TesTaskView(TesTask):
 
     id: str
     state: TesState
-    executors: Annotated[list[TesExecutor], Field(max_length=16)] | None = None  # type: ignore[assignment]
+    executors: Annotated[list[TesExecutor], Field(max_length=16)] = optional()
 
 
 class TesCreateTaskResponse(_Doc):
@@ -161,7 +171,7 @@ class TesCreateTaskResponse(_Doc):
 
 class TesListTasksResponse(_Doc):
     tasks: list[TesTaskView]
-    next_page_token: str | None = None
+    next_page_token: str = optional()
 
 
 class TesCancelTaskResponse(_Doc):
@@ -183,16 +193,16 @@ class TesServiceInfo(_Doc):
     id: str
     name: str
     type: TesServiceType
-    description: str | None = None
+    description: str = optional()
     organization: ServiceOrganization
-    contactUrl: str | None = None
-    documentationUrl: str | None = None
-    createdAt: str | None = None
-    updatedAt: str | None = None
-    environment: str | None = None
+    contactUrl: str = optional()
+    documentationUrl: str = optional()
+    createdAt: str = optional()
+    updatedAt: str = optional()
+    environment: str = optional()
     version: str
-    storage: list[str] | None = None
-    tesResources_backend_parameters: list[str] | None = None
+    storage: list[str] = optional()
+    tesResources_backend_parameters: list[str] = optional()
 
 
 class ErrorResponse(_Doc):
