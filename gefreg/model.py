@@ -86,6 +86,7 @@ class ServiceSpec:
     revision: str | None = None
     apt: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()
+    apt_provides: tuple[str, ...] = ()  # Python distributions the apt packages provide
     files: tuple[tuple[str, str], ...] = ()
     entrypoint: tuple[str, ...] = ()
     workdir: str | None = None

@@ -73,6 +73,8 @@ OPTIONAL = (
 )
 
 RESERVED_NAMES = ("bases", "templates")
+PROVIDED_KEY = "apt-provides"
+DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 
 
 class _ServiceReader(FieldReader):
@@ -118,7 +120,7 @@ class _ServiceReader(FieldReader):
         )
         base = get("base", lambda: self._base(top, known_bases))
         self._template_fits_base(top, template, base)
-        apt, pip = self._packages(top, template)
+        apt, pip, provided = self._packages(top, template)
         inputs = get("inputs", lambda: self._ports(top, "inputs"), ())
         outputs = get("outputs", lambda: self._ports(top, "outputs"), ())
         self._ports_disjoint(top, inputs, outputs)
@@ -166,6 +168,7 @@ class _ServiceReader(FieldReader):
             ),
             apt=apt,
             pip=pip,
+            apt_provides=provided,
             files=get("files", lambda: self._files(top), ()),
             entrypoint=get("entrypoint", lambda: self._argv(top, "entrypoint"), ()),
             workdir=self.optional_string(top, "workdir", "workdir", check=check_container_path),
@@ -221,12 +224,14 @@ class _ServiceReader(FieldReader):
                 "use template: static for scratch images",
             )
 
-    def _packages(self, top: Any, template: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _packages(
+        self, top: Any, template: str | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         if top.get("packages") is None:
-            return (), ()
-        node = self.mapping(top, "packages", "packages", optional=("apt", "pip"))
+            return (), (), ()
+        node = self.mapping(top, "packages", "packages", optional=("apt", "pip", PROVIDED_KEY))
         if node is None:
-            return (), ()
+            return (), (), ()
         apt: tuple[str, ...] = ()
         pip: tuple[str, ...] = ()
         if node.get("apt") is not None:
@@ -256,7 +261,33 @@ class _ServiceReader(FieldReader):
                     "only the python template installs pip packages",
                     "set template: python",
                 )
-        return apt, pip
+        return apt, pip, self._provided(node, pip)
+
+    def _provided(self, node: Any, pip: tuple[str, ...]) -> tuple[str, ...]:
+        """Python distributions the record's Debian packages provide: `gefreg lock` leaves
+        them (and what only they need) out of the pip closure."""
+        if node.get(PROVIDED_KEY) is None:
+            return ()
+        field = f"packages.{PROVIDED_KEY}"
+        names = self.string_list(
+            node,
+            PROVIDED_KEY,
+            field,
+            pattern=DISTRIBUTION_RE,
+            expected="a Python distribution name like numpy",
+        )
+        if names and not pip:
+            self.fail(node, PROVIDED_KEY, field, "only means something with packages.pip")
+        pinned = {re.sub(r"[-_.]+", "-", p.split("==")[0]).lower() for p in pip}
+        for i, name in enumerate(names):
+            if re.sub(r"[-_.]+", "-", name).lower() in pinned:
+                self.fail(
+                    node[PROVIDED_KEY],
+                    i,
+                    f"{field}[{i}]",
+                    f"{name} is pinned in packages.pip: it cannot also come from Debian",
+                )
+        return names
 
     def _ports(self, top: Any, side: str) -> tuple[Port, ...]:
         node = top[side]

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.catalog.pip_lock import (
@@ -17,6 +18,7 @@ from gefreg.catalog.pip_lock import (
     PLATFORMS,
     PYTHON_VERSION,
     LockedPin,
+    Resolved,
     format_lock,
     normalize,
     read_lock,
@@ -24,7 +26,7 @@ from gefreg.catalog.pip_lock import (
 from gefreg.errors import BadInput, ToolFailed
 from gefreg.fsutil import atomic_write
 from gefreg.hashing import sha256_file
-from gefreg.model import PIP_REQUIREMENT_RE, Entry
+from gefreg.model import Entry
 from gefreg.subprocesses import run_tool
 
 
@@ -89,29 +91,50 @@ def cached_wheel(hashes: tuple[str, ...]) -> Path | None:
     return None
 
 
-def lock(entry: Entry) -> Path:
-    """Download every pinned wheel for the image platform and write the entry's pip.lock."""
+@dataclass(frozen=True)
+class Locked:
+    path: Path
+    pins: tuple[LockedPin, ...]
+    changed: bool
+
+
+def lock(entry: Entry) -> Locked:
+    """Resolve the dependency closure of the entry's pins for the image platform and write
+    its pip.lock (unchanged bytes when nothing moved)."""
+    from gefreg.catalog.pip_resolve import locked_closure
+
     if not entry.spec.pip:
         raise BadInput(f"{entry.name} has no packages.pip to lock")
-    pins = []
+    resolved = Resolved.of(entry)
+    pins = locked_closure(resolved.requested, resolved.provided)
+    unhashed = [p for p in pins if not p.hashes]
+    if unhashed:  # the index gave no hash: download those wheels and hash them here
+        hashed = {normalize(p.name): p for p in _download_and_hash(unhashed)}
+        pins = [hashed.get(normalize(p.name), p) for p in pins]
+    path = entry.directory / LOCK_FILE
+    text = format_lock(pins, resolved)
+    old = path.read_text() if path.is_file() else None
+    if old != text:
+        atomic_write(path, text)
+    return Locked(path, tuple(pins), old != text)
+
+
+def _download_and_hash(pins: list[LockedPin]) -> list[LockedPin]:
     with tempfile.TemporaryDirectory(prefix="gefreg-lock-") as tmp:
-        _pip_download(list(entry.spec.pip), Path(tmp))
-        downloaded = {normalize(w.name.split("-")[0]): w for w in Path(tmp).glob("*.whl")}
-        for requirement in entry.spec.pip:
-            m = PIP_REQUIREMENT_RE.match(requirement)
-            assert m
-            wheel = downloaded.get(normalize(m.group(1)))
-            if wheel is None:
-                raise ToolFailed(
-                    f"pip did not download a wheel for {requirement}",
-                    "only binary wheels for CPython 3.11 on linux x86-64 are used",
-                )
+        _pip_download([p.requirement for p in pins], Path(tmp))
+        out = []
+        for wheel in Path(tmp).glob("*.whl"):
+            name, version = wheel.name.split("-")[:2]
             digest = sha256_file(wheel)
             _store(wheel, digest)
-            pins.append(LockedPin(m.group(1), m.group(2), (digest.removeprefix("sha256:"),)))
-    path = entry.directory / LOCK_FILE
-    atomic_write(path, format_lock(pins))
-    return path
+            out.append(LockedPin(name, version, (digest.removeprefix("sha256:"),)))
+    missing = {normalize(p.name) for p in pins} - {normalize(p.name) for p in out}
+    if missing:
+        raise ToolFailed(
+            f"pip did not download a wheel for {', '.join(sorted(missing))}",
+            "only binary wheels for CPython 3.11 on linux x86-64 are used",
+        )
+    return out
 
 
 def fetch(entry: Entry, dest: Path) -> list[Path]:

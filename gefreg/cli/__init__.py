@@ -77,7 +77,7 @@ def cli() -> None:
       gefreg new NAME          scaffold a catalog entry that builds and tests at once
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
-      gefreg lock ENTRY        pin the wheels of an entry's pip packages by hash
+      gefreg lock ENTRY        lock an entry's pip packages and every dependency, by hash
       gefreg base build --all  build the curated base images (reproducible digests)
       gefreg build ENTRY       build the image (cached by fingerprint)
       gefreg scan ENTRY        scan the built image and gate it with the policy

@@ -123,6 +123,12 @@ def lint(
     (GR108).
 
     Exits 1 when a finding at or above --failure-threshold remains, 2 when a record is invalid.
+
+    \b
+    Examples:
+      gefreg lint                          # the whole catalog (what CI runs)
+      gefreg lint my-tool --no-hadolint    # one entry, gefreg's own rules only
+      gefreg lint --failure-threshold warning --json
     """
     from gefreg.cli import ui
     from gefreg.scan.lint import lint as run_lint
@@ -155,19 +161,31 @@ def lint(
 @click.argument("entries", nargs=-1, required=True)
 @settings_options
 def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None) -> None:
-    """Write pip.lock for python-template ENTRIES: one wheel hash per packages.pip pin.
+    """Write pip.lock for python-template ENTRIES: every wheel the image needs, with its hash.
 
-    Wheels are downloaded for the image platform (CPython 3.11, linux x86-64) into gefreg's
-    wheel cache; builds then install exactly these files, offline, with --require-hashes.
-    Commit pip.lock next to service.yaml.
+    pip's own resolver finds the whole dependency closure of packages.pip for the image's
+    Python and platform (CPython 3.11, linux x86-64, binary wheels only), without installing
+    anything; distributions the record's Debian packages provide (packages.apt-provides) are
+    left out with what only they need. Builds then install exactly these files, offline, with
+    --require-hashes --no-deps. Commit pip.lock next to service.yaml; lint says when it no
+    longer matches the record.
+
+    \b
+    Examples:
+      gefreg lock my-tool
+      gefreg lock waveform-metadata && git diff catalog/waveform-metadata/pip.lock
     """
     from gefreg.catalog.entries import base_names, load_entry, relative, resolve
     from gefreg.catalog.wheels import lock
+    from gefreg.cli import ui
 
     settings = load(catalog, registry)
     for folder in resolve(settings.catalog, list(entries)):
-        path = lock(load_entry(folder, base_names(settings.catalog)))
-        click.echo(f"wrote {relative(path)}")
+        locked = lock(load_entry(folder, base_names(settings.catalog)))
+        state = "wrote" if locked.changed else "unchanged"
+        wheels = ", ".join(p.requirement for p in locked.pins)
+        count = ui.count(len(locked.pins), "wheel")
+        click.echo(f"{state} {relative(locked.path)}: {count} ({wheels})")
 
 
 @cli.command()

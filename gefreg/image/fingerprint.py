@@ -23,7 +23,8 @@ from gefreg.model import Entry, ServiceSpec
 from gefreg.validators import inside
 
 SCHEME = 1
-OUTSIDE_IMAGE = ("tests", "resources", "volatile")
+# apt_provides reaches the image only through pip.lock, which is a part of its own.
+OUTSIDE_IMAGE = ("tests", "resources", "volatile", "apt_provides")
 PIP_LOCK = "pip.lock"
 
 
