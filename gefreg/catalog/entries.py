@@ -53,9 +53,9 @@ def load_entry(path: Path, known_bases: set[str] | None = None) -> Entry:
     if not record.is_file():
         raise BadInput(f"{path}: no {RECORD_FILE} here", "pass a catalog entry folder or name")
     from gefreg.catalog.service_record import parse_service
-    from gefreg.yamlio import load_yaml
+    from gefreg.yamlio import parse_yaml_file
 
-    spec = parse_service(record, load_yaml(record), known_bases)
+    spec = parse_yaml_file(record, lambda data: parse_service(record, data, known_bases))
     return Entry(spec=spec, directory=record.parent.resolve(), record_path=record)
 
 
@@ -64,9 +64,10 @@ def load_base(path: Path) -> BaseEntry:
     if not record.is_file():
         raise BadInput(f"{path}: no {BASE_FILE} here", "pass a base folder or name")
     from gefreg.catalog.base_record import parse_base
-    from gefreg.yamlio import load_yaml
+    from gefreg.yamlio import parse_yaml_file
 
-    return BaseEntry(parse_base(record, load_yaml(record)), record.parent.resolve(), record)
+    spec = parse_yaml_file(record, lambda data: parse_base(record, data))
+    return BaseEntry(spec, record.parent.resolve(), record)
 
 
 def load_lock(root: Path) -> BaseLock:

@@ -212,6 +212,30 @@ def test_arbitrary_text_in_every_field_keeps_the_instruction_list(catalog: Path,
 
 
 @settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(min_size=1, max_size=60))
+def test_lint_reads_labels_as_dockerfile_parse_does(catalog: Path, text: str) -> None:
+    """`gefreg lint` reads gefreg's own LABEL lines directly (fast) and gets what Docker reads
+    back (test_build checks that against the engine). dockerfile-parse, which it used to ask,
+    finds the same keys but leaves backslashes escaped."""
+    from gefreg.scan.lint import _labels
+
+    for value in (text, *NASTY):
+        out = render(
+            entry_with(catalog, value),
+            load_template("debian"),
+            base=BASE,
+            fingerprint=FAKE_DIGEST,
+            entry_path="demo-service",
+        )
+        parser = DockerfileParser(fileobj=io.BytesIO(out.dockerfile.encode()))
+        read_back = {key: label_text(v) for key, v in out.labels}
+        assert _labels(parser.structure) == read_back
+        assert set(parser.labels) == set(read_back)
+
+
+@settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(path=st.text(min_size=1, max_size=30))
