@@ -34,6 +34,19 @@ class Settings:
         return f"{scheme}://{self.registry}" if scheme else self.registry
 
     @property
+    def image_namespace(self) -> str:
+        """Where this catalog's local build tags live: ``gefreg/<folder>-<hash>``, one
+        namespace per catalog folder, so building one catalog never re-points the tags of
+        another that has an entry of the same name."""
+        import hashlib
+        import re
+
+        folder = self.catalog.parent.name if self.catalog.name == "catalog" else self.catalog.name
+        slug = re.sub(r"[^a-z0-9]+", "-", folder.lower()).strip("-")[:32].strip("-") or "catalog"
+        digest = hashlib.sha256(str(self.catalog).encode()).hexdigest()[:8]
+        return f"gefreg/{slug}-{digest}"
+
+    @property
     def hash_cache(self) -> Path:
         return self.state_dir / "cache" / "hashes.json"
 

@@ -27,8 +27,12 @@ ORDER = (
     "sign",
     "verify",
     "review",
+    "list",
+    "show",
+    "yank",
     "run",
     "reproduce",
+    "clean",
     "export",
     "serve",
     "token",
@@ -92,6 +96,7 @@ def cli() -> None:
       gefreg yank NAME@VER     mark a published version as not to be used (reason)
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
+      gefreg clean             remove gefreg's own stale tags, containers and state
       gefreg export cwl NAME@VERSION  the release as CWL for cwltool, Toil, Slurm
       gefreg serve             the GEF instance: GA4GH TES API and web catalog
 

@@ -239,3 +239,57 @@ def _build_bases(settings: Any, names: list[str], no_cache: bool) -> None:
             )
             bases.push(settings, built)
             progress.done(f"base {name}: {'cached' if built.cached else 'built'} {built.digest}")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@settings_options
+@json_option
+def clean(dry_run: bool, catalog: str | None, registry: str | None, as_json: bool) -> None:
+    """Remove what gefreg made for this catalog and no longer needs — never anything else.
+
+    \b
+    - build tags in this catalog's namespace (gefreg/<folder>-<hash>/NAME) that no
+      current build record names: older builds, entries that left the catalog (tags go
+      one by one, never forced: an image goes with its last tag, unless in use);
+    - run containers of this catalog's services left stopped for over 10 minutes (a
+      killed run; the runner removes its own at once);
+    - state nothing reads any more: build records of images that are gone, build
+      folders and lint output of entries that left, contexts of killed builds.
+
+    Run records, outputs, ledgers, caches, pulled releases, other catalogs' tags and
+    images gefreg did not tag are never touched.
+
+    \b
+    Examples:
+      gefreg clean --dry-run
+      gefreg clean --json
+    """
+    from gefreg.cli import ui
+    from gefreg.engine import Engine
+    from gefreg.run.cleanup import clean as run_clean
+    from gefreg.run.cleanup import plan_clean
+
+    settings = load(catalog, registry)
+    engine = Engine.connect()
+    plan = plan_clean(settings, engine)
+    done = list(plan.removals) if dry_run else run_clean(settings, engine, plan)
+    if as_json:
+        ui.print_json({"dry_run": dry_run, "removals": [r.to_json() for r in done]})
+        return
+    verb = "would remove" if dry_run else "removed"
+    freed = 0
+    for item in done:
+        if item.error:
+            click.echo(f"kept {item.kind} {item.what}: {item.error}")
+            continue
+        freed += item.size or 0
+        size = f"; frees {item.size / 1024**2:.1f} MiB" if item.size else ""
+        click.echo(f"{verb} {item.kind} {item.what} ({item.why}{size})")
+    counts = [
+        ui.count(len(plan.tags), "tag"),
+        ui.count(len(plan.containers), "container"),
+        ui.count(len(plan.state), "state file", "state files"),
+    ]
+    tail = f", {freed / 1024**2:.1f} MiB of images" if freed else ""
+    click.echo(f"{'dry run: ' if dry_run else ''}{', '.join(counts)}{tail}", err=True)

@@ -25,6 +25,7 @@ from gefreg.engine.types import (
     EngineUnavailable,
     ImageInfo,
     StartFailed,
+    StoppedContainer,
     Ulimit,
 )
 from gefreg.errors import EnvironmentFailure
@@ -39,6 +40,7 @@ __all__ = [
     "EngineUnavailable",
     "ImageInfo",
     "StartFailed",
+    "StoppedContainer",
     "Ulimit",
     "engine_answers",
 ]

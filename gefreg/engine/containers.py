@@ -16,6 +16,7 @@ from gefreg.engine.types import (
     ContainerState,
     EngineUnavailable,
     StartFailed,
+    StoppedContainer,
     container_state,
 )
 from gefreg.errors import BadInput, EnvironmentFailure
@@ -181,6 +182,25 @@ class ContainerCalls:
         action = "removing the container"
         with translated(action), refused(action), suppress(docker.errors.NotFound):
             self.client.api.remove_container(container, force=True, v=True)
+
+    def stopped_containers(self, label: str) -> list[StoppedContainer]:
+        """Containers carrying ``label`` that have exited (or died), with when they stopped."""
+        with translated("listing containers"), refused("listing containers"):
+            found = self.client.api.containers(
+                all=True, filters={"label": label, "status": ["exited", "dead"]}
+            )
+            out = []
+            for c in found:
+                state = (self.client.api.inspect_container(c["Id"]) or {}).get("State") or {}
+                out.append(
+                    StoppedContainer(
+                        id=str(c["Id"]),
+                        name=str((c.get("Names") or ["?"])[0]).lstrip("/"),
+                        labels={str(k): str(v) for k, v in (c.get("Labels") or {}).items()},
+                        finished_at=str(state.get("FinishedAt") or ""),
+                    )
+                )
+        return out
 
     def container_ids(self, label: str) -> list[str]:
         """IDs of all containers (running or not) carrying ``label`` (``key`` or ``key=value``)."""

@@ -113,6 +113,41 @@ class ImageCalls:
                     f"the engine refused to tag {image_id} as {repository}:{tag}"
                 )
 
+    def tagged_images(self, repository_prefix: str) -> list[ImageInfo]:
+        """Local images with a tag in a repository starting with ``repository_prefix``
+        (``repo_tags`` lists all their tags; ``labels`` is empty: inspect for those)."""
+        with translated("listing images"), refused("listing images"):
+            images = self.client.api.images(all=False)
+        out = []
+        for image in images or []:
+            tags = tuple(str(t) for t in image.get("RepoTags") or () if t != "<none>:<none>")
+            if any(t.startswith(repository_prefix) for t in tags):
+                out.append(
+                    ImageInfo(
+                        id=str(image["Id"]),
+                        repo_tags=tags,
+                        repo_digests=tuple(str(d) for d in image.get("RepoDigests") or ()),
+                        labels={},
+                        created=str(image.get("Created", "")),
+                        size=int(image.get("Size") or 0),
+                    )
+                )
+        return out
+
+    def untag(self, ref: str) -> str | None:
+        """Remove the tag ``ref`` (and the image, when it was its last tag and no container
+        uses it); never forced. None when done, else why the engine refused."""
+        import docker.errors
+
+        with translated(f"removing {ref}"):
+            try:
+                self.client.api.remove_image(ref, force=False, noprune=False)
+            except docker.errors.ImageNotFound:
+                return None
+            except docker.errors.APIError as exc:
+                return str(exc.explanation or exc)
+        return None
+
     def remove_image(self, ref: str) -> None:
         import docker.errors
 

@@ -33,6 +33,16 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class StoppedContainer:
+    """A container that has exited; ``finished_at`` is the engine's RFC 3339 time."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    finished_at: str
+
+
+@dataclass(frozen=True)
 class BuildEvent:
     """One line of build output; ``step`` is set on 'Step N/M : ...' lines."""
 

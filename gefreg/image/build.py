@@ -42,8 +42,6 @@ from gefreg.image.templates import templates_dir
 from gefreg.model import Entry
 from gefreg.settings import Settings
 
-LOCAL_REPOSITORY = "gefreg"
-
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -56,8 +54,9 @@ class BuildResult:
         return self.record.image_id
 
 
-def local_tags(plan: BuildPlan, key: str) -> list[tuple[str, str]]:
-    repo = f"{LOCAL_REPOSITORY}/{plan.entry.name}"
+def local_tags(settings: Settings, plan: BuildPlan, key: str) -> list[tuple[str, str]]:
+    """The entry's version and build-key tags, in the catalog's own namespace."""
+    repo = f"{settings.image_namespace}/{plan.entry.name}"
     return [(repo, plan.entry.spec.version), (repo, "build-" + key.removeprefix("sha256:")[:12])]
 
 
@@ -84,11 +83,16 @@ def _cache_hit(engine: Engine, settings: Settings, plan: BuildPlan, key: str) ->
     info = engine.image(record.image_id)
     if info is None or info.labels.get("org.gefreg.fingerprint") != plan.fingerprint.digest:
         return None
-    for repo, tag in local_tags(plan, key):
+    tags = local_tags(settings, plan, key)
+    for repo, tag in tags:
         if f"{repo}:{tag}" not in info.repo_tags:
             engine.tag(info.id, repo, tag)
-    # the inputs' file metadata again, e.g. after a `touch`
-    record = dataclasses.replace(record, inputs=snapshot(input_paths(settings, plan)))
+    # the inputs' file metadata again, e.g. after a `touch`; the tags as they are now
+    record = dataclasses.replace(
+        record,
+        inputs=snapshot(input_paths(settings, plan)),
+        tags=tuple(f"{repo}:{tag}" for repo, tag in tags),
+    )
     return BuildResult(record, cached=True, path=save_build(settings, record))
 
 
@@ -177,7 +181,7 @@ def build_entry(
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    tags = local_tags(plan, key)
+    tags = local_tags(settings, plan, key)
     for repo, tag in tags:
         engine.tag(image_id, repo, tag)
     record = BuildRecord(

@@ -134,7 +134,7 @@ def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: E
             on_event=interrupt,
         )
     assert read_build(settings, "interrupted") is None
-    assert engine.image("gefreg/interrupted:1.0.0") is None
+    assert engine.image(f"{settings.image_namespace}/interrupted:1.0.0") is None
 
 
 def test_file_changed_between_render_and_build_is_detected(tmp_path: Path) -> None:

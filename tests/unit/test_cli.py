@@ -117,3 +117,12 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_every_command_has_its_place_in_the_workflow_order() -> None:
+    from gefreg.cli import ORDER
+
+    assert sorted(ORDER) == sorted(cli.commands), set(ORDER) ^ set(cli.commands)
+    overview = cli.help or ""
+    for name in ("init", "new", "lint", "lock", "list", "show", "yank", "clean"):
+        assert f"gefreg {name}" in overview, name
