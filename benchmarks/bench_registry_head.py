@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import best_of, raw_head_floor, report, skopeo_loop
 from gefreg.registry import server as regserver
-from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.registry_fixtures import tiny_image
 
 REPO = "bench/head"

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import best_of, command, report
 from gefreg.registry import server as regserver
-from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.release import keys, ledger, signing, trust_policy
 from gefreg.release.attachments import tag_for
 from gefreg.release.signature_check import VERIFIED, check_release

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import VENV_BIN, best_of, raw_head_floor, report, skopeo_loop
 from gefreg.catalog.entries import load_entry
 from gefreg.registry import server as regserver
-from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.release import ledger, versions
 from gefreg.release.verify import verify
 from tests.helpers import demo_entry, make_catalog

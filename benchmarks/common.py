@@ -59,7 +59,7 @@ def raw_head_floor(address: str, repo: str, tags: list[str], workers: int, diges
     import http.client
     import threading
 
-    from gefreg.registry.client import ACCEPT_MANIFESTS
+    from gefreg.registry.media_types import ACCEPT_MANIFESTS
 
     host, _, port = address.rpartition(":")
     found: list[str] = []

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from gefreg.registry.client import OCI_MANIFEST
 from gefreg.registry.credentials import DockerCredentials
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.fake_http import FakeServer, Reply, Request, basic
 from tests.registry_fixtures import sha256, tiny_image
 

@@ -19,7 +19,8 @@ from typing import Any
 from gefreg.engine import ContainerSpec, ContainerState, ImageInfo, StartFailed
 from gefreg.engine.protocols import RunEngine
 from gefreg.errors import BadInput
-from gefreg.registry.client import OCI_MANIFEST, Manifest
+from gefreg.registry.client import Manifest
+from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.release.verify import RegistryView
 
 # What a fake container does when it "runs": it gets the spec (the mounts' sources are host

@@ -28,9 +28,7 @@ from pathlib import Path
 
 import pytest
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+from gefreg.registry.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 
 CONFIG = """\
 version: 0.1
@@ -229,7 +227,7 @@ def tiny_image(text: str = "hello") -> TinyImage:
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": sha256(layer), "size": len(layer)}],
         },
         sort_keys=True,
     ).encode()

@@ -20,6 +20,7 @@ from gefreg.catalog.entries import BASES_DIR, base_repository, write_lock
 from gefreg.hashing import sha256_bytes
 from gefreg.image import oci
 from gefreg.model import BaseEntry
+from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.settings import Settings
 from gefreg.subprocesses import find_tool, stream_tool
 
@@ -183,7 +184,7 @@ def push(settings: Settings, built: BaseBuild) -> str:
         client.push_blob(repo, blob.digest, image.blob_path(blob.digest))
     body = image.blob_path(image.digest).read_bytes()
     tag = "sha256-" + image.digest.removeprefix("sha256:")[:16]
-    digest = client.put_manifest(repo, tag, body, oci.OCI_MANIFEST)
+    digest = client.put_manifest(repo, tag, body, OCI_MANIFEST)
     # Service images start with this layer: their publish mounts it instead of uploading it.
     from gefreg.registry.layer_cache import LayerCache
 

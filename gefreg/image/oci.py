@@ -23,11 +23,8 @@ from pathlib import Path
 
 from gefreg.fsutil import atomic_write
 from gefreg.hashing import sha256_bytes
+from gefreg.registry.media_types import OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 CHUNK = 1024 * 1024
 
 

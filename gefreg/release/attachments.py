@@ -19,6 +19,7 @@ from typing import Any
 from gefreg.hashing import sha256_bytes
 from gefreg.image import oci
 from gefreg.registry.errors import DigestMismatch, RegistryRejected
+from gefreg.registry.media_types import OCI_CONFIG, OCI_MANIFEST
 
 MAX_LAYERS = 32
 MAX_LAYER_BYTES = 1 << 20
@@ -56,8 +57,8 @@ def manifest_bytes(
     return oci.canonical_json(
         {
             "schemaVersion": 2,
-            "mediaType": oci.OCI_MANIFEST,
-            "config": {"mediaType": oci.OCI_CONFIG, "digest": config_digest, "size": config_size},
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
             "layers": [
                 {
                     "mediaType": layer.media_type,
@@ -99,9 +100,9 @@ def write(
     config = config_bytes(layers)
     config_digest = sha256_bytes(config)
     client.push_blob(repo, config_digest, config)
-    subject = {"mediaType": oci.OCI_MANIFEST, "digest": subject_digest, "size": subject_size}
+    subject = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_size}
     body = manifest_bytes(layers, config_digest, len(config), subject)
-    return str(client.put_manifest(repo, tag_for(subject_digest, suffix), body, oci.OCI_MANIFEST))
+    return str(client.put_manifest(repo, tag_for(subject_digest, suffix), body, OCI_MANIFEST))
 
 
 def read(

@@ -26,6 +26,7 @@ from gefreg.errors import EnvironmentFailure
 from gefreg.hashing import sha256_bytes
 from gefreg.image import oci
 from gefreg.registry.layer_cache import LayerCache
+from gefreg.registry.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 
 CHUNK = 1024 * 1024
 
@@ -76,7 +77,7 @@ def push_image(
                         source not in (None, repository)
                         and client.mount_blob(repository, digest, source)
                     ):
-                        return oci.Blob(digest, size, oci.OCI_LAYER_GZIP)
+                        return oci.Blob(digest, size, OCI_LAYER_GZIP)
                 member = tar.getmember(manifest["Layers"][index])
                 target = tmp / f"layer-{index}.tar.gz"
                 with open(archive, "rb") as fh:  # own handle: layers compress in parallel
@@ -90,7 +91,7 @@ def push_image(
                 client.push_blob(repository, digest, target)
                 cache.put(diff_id, digest, size, repository)
                 target.unlink()
-                return oci.Blob(digest, size, oci.OCI_LAYER_GZIP)
+                return oci.Blob(digest, size, OCI_LAYER_GZIP)
 
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 layers = list(pool.map(layer, range(len(diff_ids))))
@@ -99,9 +100,9 @@ def push_image(
         body = oci.canonical_json(
             {
                 "schemaVersion": 2,
-                "mediaType": oci.OCI_MANIFEST,
+                "mediaType": OCI_MANIFEST,
                 "config": {
-                    "mediaType": oci.OCI_CONFIG,
+                    "mediaType": OCI_CONFIG,
                     "digest": config_digest,
                     "size": len(config_bytes),
                 },
@@ -109,7 +110,7 @@ def push_image(
             }
         )
         digest = sha256_bytes(body)
-        stored = client.put_manifest(repository, digest, body, oci.OCI_MANIFEST)
+        stored = client.put_manifest(repository, digest, body, OCI_MANIFEST)
         if stored != digest:
             raise EnvironmentFailure(f"the registry stored {repository} as {stored}, not {digest}")
         shutil.rmtree(tmp, ignore_errors=True)

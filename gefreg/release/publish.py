@@ -24,6 +24,7 @@ from gefreg.image.build_record import BuildRecord, read_build
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry
 from gefreg.registry.layer_cache import LayerCache
+from gefreg.registry.media_types import OCI_EMPTY, OCI_MANIFEST
 from gefreg.release import ledger, versions
 from gefreg.release.image_push import PushedImage, push_image
 from gefreg.release.keys import KEY_ENV as GEFREG_SIGNING_KEY
@@ -32,7 +33,6 @@ from gefreg.settings import Settings
 
 ARTIFACT_SBOM = "application/vnd.cyclonedx+json"
 ARTIFACT_SCAN = "application/vnd.gefreg.scan.v1+json"
-EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def publish(
                 f"not this build's {pushed.digest}; published versions never change",
                 "bump the version; `gefreg verify` reports tags pushed outside gefreg",
             )
-        client.put_manifest(repo, version, pushed.manifest, _media_type())
+        client.put_manifest(repo, version, pushed.manifest, OCI_MANIFEST)
         after = client.head_manifest(repo, version)
         if after != pushed.digest:
             raise CheckFailed(
@@ -201,7 +201,7 @@ def publish(
             )
             release = dataclasses.replace(release, signed_by=signed.key_id)
         for tag in moved:
-            client.put_manifest(repo, tag, pushed.manifest, _media_type())
+            client.put_manifest(repo, tag, pushed.manifest, OCI_MANIFEST)
         ledger.append(entry.directory, release)
     return Published(
         entry.name,
@@ -213,12 +213,6 @@ def publish(
         tuple(artifacts),
         release.signed_by,
     )
-
-
-def _media_type() -> str:
-    from gefreg.image.oci import OCI_MANIFEST
-
-    return OCI_MANIFEST
 
 
 def _republish(
@@ -276,19 +270,19 @@ def _push_artifacts(
         manifest = oci.canonical_json(
             {
                 "schemaVersion": 2,
-                "mediaType": oci.OCI_MANIFEST,
+                "mediaType": OCI_MANIFEST,
                 "artifactType": media,
-                "config": {"mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": len(empty)},
+                "config": {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": len(empty)},
                 "layers": [{"mediaType": media, "digest": blob, "size": len(data)}],
                 "subject": {
-                    "mediaType": oci.OCI_MANIFEST,
+                    "mediaType": OCI_MANIFEST,
                     "digest": subject,
                     "size": subject_size,
                 },
             }
         )
         tag = f"{subject.replace(':', '-')}.{kind}"
-        digest = client.put_manifest(repo, tag, manifest, oci.OCI_MANIFEST)
+        digest = client.put_manifest(repo, tag, manifest, OCI_MANIFEST)
         out.append((kind, digest))
     return out
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry.client import OCI_MANIFEST, AuthRefused, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.errors import AuthRefused
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.bearer_registry import (
     DIGEST,
     MANIFEST,

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from gefreg.cli import cli
 from gefreg.registry import server as regserver
-from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.registry_fixtures import LocalRegistry, free_port, tiny_image
 
 pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)

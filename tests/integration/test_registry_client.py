@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry.client import (
-    OCI_MANIFEST,
-    RegistryClient,
-    RegistryRejected,
-    RegistryUnavailable,
-)
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.errors import RegistryRejected, RegistryUnavailable
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.registry_fixtures import LocalRegistry, TinyImage, sha256, tiny_image
 
 pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)

@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from gefreg.errors import EXIT_ENVIRONMENT
-from gefreg.registry.client import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    DigestMismatch,
-    RegistryClient,
-    RegistryRejected,
-    RegistryUnavailable,
-)
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.errors import DigestMismatch, RegistryRejected, RegistryUnavailable
+from gefreg.registry.media_types import OCI_INDEX, OCI_MANIFEST
 from tests.fake_http import Reply, Request, serving
 from tests.registry_fixtures import sha256, tiny_image
 

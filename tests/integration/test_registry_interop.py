@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gefreg.registry.client import DOCKER_MANIFEST, OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import DOCKER_MANIFEST, OCI_MANIFEST
 from tests.registry_fixtures import LocalRegistry, TinyImage, tiny_image
 
 pytestmark = pytest.mark.registry  # Debian's docker-registry (CNCF Distribution)

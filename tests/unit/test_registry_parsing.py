@@ -8,7 +8,8 @@ import pytest
 
 from gefreg.errors import BadInput
 from gefreg.registry.auth import Challenge, parse_challenges
-from gefreg.registry.client import RegistryClient, parse_registry
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.transport import parse_registry
 from gefreg.settings import load_settings
 
 
