@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_run.py",
     "bench_signing.py",
     "bench_cwl.py",
+    "bench_serve.py",
 ]
 
 

@@ -201,6 +201,13 @@ def build_router(app_state: Any) -> APIRouter:
         """One task, in the view asked for."""
         return task_view(_visible(app_state.store.get(id), who), view)
 
+    _add_task_actions(router, app_state)
+    return router
+
+
+def _add_task_actions(router: APIRouter, app_state: Any) -> None:
+    """Cancel, and the run records (not part of TES)."""
+
     @router.post(
         "/tasks/{id}:cancel",
         response_model=TesCancelTaskResponse,
@@ -230,8 +237,6 @@ def build_router(app_state: Any) -> APIRouter:
         if not 0 <= executor < len(records) or records[executor] is None:
             raise HTTPException(404, f"executor {executor} of {id} has no run record")
         return records[executor]
-
-    return router
 
 
 def _record(path: str | None) -> Any:

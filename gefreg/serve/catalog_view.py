@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.catalog.entries import base_names, load_entry, service_record_paths
-from gefreg.errors import GefregError
+from gefreg.errors import CheckFailed, GefregError
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port
 from gefreg.registry.client import RegistryClient
-from gefreg.release import ledger, versions
+from gefreg.release import ledger, overview, versions
 from gefreg.settings import Settings
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
@@ -36,7 +36,6 @@ class RegistryFacts:
 
     size: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
-    created: str | None = None
     severities: tuple[tuple[str, int], ...] | None = None
     outcomes: tuple[tuple[str, int], ...] | None = None
     sbom: bytes | None = None
@@ -84,10 +83,11 @@ class EntryView:
     versions: tuple[VersionView, ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()
     problem: str | None = None
+    newest: str | None = None  # what NAME means without a version (not yanked)
 
     @property
     def latest(self) -> VersionView | None:
-        return next((v for v in self.versions if v.yanked is None), None)
+        return next((v for v in self.versions if v.version == self.newest), None)
 
     @property
     def search_text(self) -> str:
@@ -120,14 +120,13 @@ class FactsSource:
 
     def _fetch(self, release: ledger.Release, name: str) -> RegistryFacts:
         problems: list[str] = []
-        repo = release.repository.split("/", 1)[1] if "/" in release.repository else name
         values: dict[str, Any] = {}
         try:
             with RegistryClient(self.settings.registry_url, timeout=10, retries=1) as client:
-                values.update(_image_facts(client, repo, release.digest))
-                values.update(_scan_counts(client, repo, release.digest))
+                values.update(_image_facts(client, release))
+                values.update(_scan_counts(_optional_artifact(client, release, "scan")))
                 if release.sbom_digest:
-                    values["sbom"] = _artifact(client, repo, release.sbom_digest)
+                    values["sbom"] = _optional_artifact(client, release, "sbom")
         except (GefregError, ValueError, KeyError, TypeError) as exc:
             problems.append(f"the registry did not answer for {release.digest}: {exc}")
         if self.cwl is not None:
@@ -182,38 +181,31 @@ class SignatureSource:
         return text
 
 
-def _image_facts(client: RegistryClient, repo: str, digest: str) -> dict[str, Any]:
-    found = client.get_manifest(repo, digest)
+def _image_facts(client: RegistryClient, release: ledger.Release) -> dict[str, Any]:
+    """Size (config and layers, as stored) and labels of the published image."""
+    repo = release.repository.split("/", 1)[1]
+    found = client.get_manifest(repo, release.digest)
     if found is None:
         raise ValueError("the image manifest is gone from the registry")
     manifest = found.json()
     size = int(manifest["config"]["size"]) + sum(int(x["size"]) for x in manifest["layers"])
-    config = json.loads(client.get_blob(repo, manifest["config"]["digest"]))
-    labels = (config.get("config") or {}).get("Labels") or {}
-    return {
-        "size": size,
-        "labels": tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-        "created": str(config.get("created") or "") or None,
-    }
+    labels = overview.labels(client, release)
+    return {"size": size, "labels": tuple(sorted(labels.items()))}
 
 
-def _artifact(client: RegistryClient, repo: str, digest: str) -> bytes | None:
-    found = client.get_manifest(repo, digest)
-    if found is None:
+def _optional_artifact(client: RegistryClient, release: ledger.Release, kind: str) -> bytes | None:
+    """The release's SBOM or scan report (checked to be about this image), None when the
+    registry holds none."""
+    try:
+        return overview.fetch_artifact(client, release, kind)
+    except CheckFailed:
         return None
-    layers = found.json().get("layers") or []
-    return client.get_blob(repo, layers[0]["digest"]) if layers else None
 
 
-def _scan_counts(client: RegistryClient, repo: str, digest: str) -> dict[str, Any]:
-    tag = digest.replace(":", "-") + ".scan"
-    found = client.head_manifest(repo, tag)
-    if found is None:
+def _scan_counts(report: bytes | None) -> dict[str, Any]:
+    if report is None:
         return {}
-    data = _artifact(client, repo, found)
-    if data is None:
-        return {}
-    verdict = json.loads(data).get("verdict") or {}
+    verdict = json.loads(report).get("verdict") or {}
     severities: Counter[str] = Counter()
     outcomes: dict[str, int] = {}
     for key, label in (
@@ -230,14 +222,16 @@ def _scan_counts(client: RegistryClient, repo: str, digest: str) -> dict[str, An
     }
 
 
-def _order(releases: list[ledger.Release]) -> list[ledger.Release]:
+def _order(lines: ledger.LedgerLines) -> list[ledger.Release]:
+    """Newest version first (SemVer order)."""
+
     def key(r: ledger.Release) -> Any:
         try:
             return (1, versions.parse(r.version))
         except ValueError:
             return (0, r.version)
 
-    return sorted(releases, key=key, reverse=True)
+    return sorted(lines.releases, key=key, reverse=True)
 
 
 def _interface(release: ledger.Release) -> ServiceInterface | None:
@@ -279,11 +273,13 @@ class CatalogView:
         except GefregError as exc:
             return EntryView(folder.name, "", "", (), None, None, "", "", problem=exc.message)
         try:
-            releases = _order(ledger.read(folder))
+            lines = ledger.read_lines(folder)
             problem = None
         except GefregError as exc:
-            releases, problem = [], exc.message
-        views = tuple(self.version(spec.name, r) for r in releases)
+            lines, problem = ledger.LedgerLines(()), exc.message
+        yanks = lines.yanks
+        views = tuple(self.version(spec.name, r, yanks.get(r.version)) for r in _order(lines))
+        newest = overview.newest(lines)
         return EntryView(
             name=spec.name,
             description=spec.description,
@@ -296,9 +292,12 @@ class CatalogView:
             versions=views,
             history=_history(folder),
             problem=problem,
+            newest=newest.version if newest else None,
         )
 
-    def version(self, name: str, release: ledger.Release) -> VersionView:
+    def version(
+        self, name: str, release: ledger.Release, yank: ledger.Yank | None = None
+    ) -> VersionView:
         view = VersionView(
             name=name,
             version=release.version,
@@ -311,6 +310,7 @@ class CatalogView:
             interface=_interface(release),
             facts=self.facts.facts(release, name),
             signature=self.signature(name, release),
+            yanked=f"{yank.reason} (yanked {yank.yanked})" if yank else None,
         )
         return VersionView(**{**view.__dict__, "commands": commands(view)})
 

@@ -88,12 +88,19 @@ def trusted_release(
 ) -> tuple[ResolvedImage, ServiceInterface]:
     """The release ``text`` names and the interface it runs with; NotARelease otherwise."""
     name, version = parse_release(settings, text)
-    published = [r.version for r in ledger.read(settings.catalog / name)]
+    lines = ledger.read_lines(settings.catalog / name)
+    published = [r.version for r in lines.releases]
     if version not in published:
         raise NotARelease(
             f"image {text!r}: {name} {version} is not a published release "
             f"(published: {', '.join(published) or 'none'})",
             HINT,
+        )
+    yank = lines.yanks.get(version)
+    if yank is not None:
+        raise NotARelease(
+            f"image {text!r}: {name} {version} was yanked on {yank.yanked}: {yank.reason}",
+            "use a release that is not yanked (the web catalog lists them)",
         )
     try:
         image = resolve_image(

@@ -61,7 +61,10 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
     run("key", "generate", str(tmp_path / "keys"))
     run("trust", "add", str(tmp_path / "keys" / "gefreg.pub"), "--id", "curators", *opts)
     run("build", *opts, NAME)
-    run("publish", *opts, NAME, "--sign-key", str(tmp_path / "keys" / "gefreg.key"))
+    signed = run(
+        "publish", *opts, NAME, "--sign-key", str(tmp_path / "keys" / "gefreg.key"), "--json"
+    )
+    digests = {"1.0.0": json.loads(signed)["digest"]}
     record = catalog / NAME / "service.yaml"
     record.write_text(record.read_text().replace('"1.0.0"', '"1.0.1"'))
     run("build", *opts, NAME)
@@ -115,6 +118,15 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
         unsigned = requests.get(f"{server.url}/entries/{NAME}/1.0.1/", timeout=30).text
         assert "unsigned — this catalog requires signatures" in unsigned
         records = requests.get(f"{api}/{task_id}/record", headers=headers, timeout=10).json()
-        assert json.dumps(records)  # the run record of the signed release
+        assert records[0]["image"]["manifest_digest"] == digests["1.0.0"]
+
+        # a yanked release no longer runs, and the catalog says why
+        run("yank", *opts, f"{NAME}@1.0.0", "--reason", "wrong results for empty folders")
+        yanked = requests.post(api, json=task("1.0.0"), headers=headers, timeout=30)
+        assert yanked.status_code == 400
+        assert "was yanked" in yanked.json()["msg"] and "empty folders" in yanked.json()["msg"]
+        entry = requests.get(f"{server.url}/entries/{NAME}/", timeout=30).text
+        assert "yes: wrong results for empty folders" in entry
+        assert "<strong>yanked</strong> 1.0.0" in entry  # the ledger history shows the yank line
     finally:
         server.stop()
