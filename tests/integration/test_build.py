@@ -114,7 +114,8 @@ def test_record_values_reach_labels_verbatim_and_never_instructions(
     steps = [
         line.split(" : ", 1)[1].split()[0] for line in log.splitlines() if line.startswith("Step ")
     ]
-    assert steps == ["FROM", "COPY", "COPY", "ENV", "USER", "CMD", "LABEL", "LABEL"]
+    # COPY busybox as /bin/sh (the static template's shell), as /bin/busybox, then the script
+    assert steps == ["FROM", "COPY", "COPY", "COPY", "ENV", "USER", "CMD", "LABEL", "LABEL"]
 
 
 def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: Engine) -> None:
