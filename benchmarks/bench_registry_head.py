@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import best_of, raw_head_floor, report, skopeo_loop
+from gefreg.registry import processes
 from gefreg.registry import server as regserver
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
@@ -67,7 +68,7 @@ def main() -> None:
     tags = [f"v{i:04d}" for i in range(args.tags)]
 
     with tempfile.TemporaryDirectory() as tmp:
-        served = regserver.serve(regserver.free_port(), Path(tmp) / "registry")
+        served = regserver.serve(processes.free_port(), Path(tmp) / "registry")
         address = served.status.address or ""
         try:
             start = time.perf_counter()

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import best_of, command, report
+from gefreg.registry import processes
 from gefreg.registry import server as regserver
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
@@ -79,7 +80,7 @@ def main() -> None:
     if shutil.which("skopeo") is None:
         sys.exit("skopeo is not installed: apt-get install skopeo")
     with tempfile.TemporaryDirectory() as tmp:
-        served = regserver.serve(regserver.free_port(), Path(tmp) / "registry")
+        served = regserver.serve(processes.free_port(), Path(tmp) / "registry")
         address = served.status.address or ""
         try:
             settings, release, key = setup(address, Path(tmp))

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import VENV_BIN, best_of, raw_head_floor, report, skopeo_loop
 from gefreg.catalog.entries import load_entry
+from gefreg.registry import processes
 from gefreg.registry import server as regserver
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
@@ -134,7 +135,7 @@ def main() -> None:
     checked = len(tags) + len(floating)
 
     with tempfile.TemporaryDirectory() as tmp:
-        served = regserver.serve(regserver.free_port(), Path(tmp) / "registry")
+        served = regserver.serve(processes.free_port(), Path(tmp) / "registry")
         address = served.status.address or ""
         try:
             catalog = make_entry(Path(tmp))

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from gefreg.cli import cli
+from gefreg.registry import processes, server_launch
 from gefreg.registry import server as regserver
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
@@ -85,7 +86,7 @@ def test_serve_status_stop(place: Place) -> None:
 
     code, out = gefreg("registry", "stop", "--data", str(place.data))
     assert code == 0 and f"registry on {place.address} stopped" in out, out
-    assert regserver.answers(place.address) is None
+    assert processes.answers(place.address) is None
     code, out = gefreg("registry", "status", "--data", str(place.data))
     assert code == 1 and "registry not running" in out, out
     code, out = gefreg("registry", "stop", "--data", str(place.data))
@@ -103,7 +104,7 @@ def test_the_server_collects_garbage_less_often_unless_told(
     monkeypatch.delenv("GOGC", raising=False)
     assert serve(place)[0] == 0
     pid = regserver.status(place.data).pid
-    assert pid is not None and environ_of(pid)["GOGC"] == regserver.GOGC
+    assert pid is not None and environ_of(pid)["GOGC"] == server_launch.GOGC
     regserver.stop(place.data)
     monkeypatch.setenv("GOGC", "150")  # the user's own setting wins
     assert serve(place)[0] == 0
@@ -190,7 +191,7 @@ def test_a_registry_that_dies_at_start_shows_its_log(
 def test_missing_registry_image_is_exit_3_with_a_hint(
     place: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(regserver.ENV_IMAGE, "gefreg-test/no-such-registry-image:0")
+    monkeypatch.setenv(server_launch.ENV_IMAGE, "gefreg-test/no-such-registry-image:0")
     code, out = serve(place, "--backend", "docker")
     assert (
         code == 3 and "cannot run the registry image gefreg-test/no-such-registry-image:0" in out
@@ -206,7 +207,7 @@ def test_a_health_port_taken_meanwhile_is_picked_again(
         busy.listen()
         taken = busy.getsockname()[1]
         ports = iter([taken])
-        real = regserver.free_port
+        real = processes.free_port
         monkeypatch.setattr(regserver, "free_port", lambda: next(ports, None) or real())
         code, out = serve(place)
     assert code == 0, out
@@ -255,7 +256,7 @@ def standin_image(tmp_path: Path) -> Iterator[str]:
 def test_docker_backend_runs_the_registry_image(
     place: Place, standin_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(regserver.ENV_IMAGE, standin_image)
+    monkeypatch.setenv(server_launch.ENV_IMAGE, standin_image)
     code, out = serve(place, "--backend", "docker")
     assert code == 0, out
     assert f"registry serving on {place.address} (docker, container " in out
@@ -267,7 +268,7 @@ def test_docker_backend_runs_the_registry_image(
         text=True,
         check=True,
     )
-    assert f"GOGC={regserver.GOGC}" in json.loads(inspected.stdout)
+    assert f"GOGC={server_launch.GOGC}" in json.loads(inspected.stdout)
 
     image = tiny_image("in a container")
     with RegistryClient(place.address) as client:
@@ -283,4 +284,4 @@ def test_docker_backend_runs_the_registry_image(
     from gefreg.engine.registry_container import registry_container_running
 
     assert not registry_container_running(status.container)
-    assert regserver.answers(place.address) is None
+    assert processes.answers(place.address) is None

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from gefreg.registry import processes, server_launch
 from gefreg.registry import server as regserver
 
 
 def test_config_quotes_paths_and_binds_loopback(tmp_path: Path) -> None:
     odd = tmp_path / 'a "quoted" folder: with colon'
-    text = regserver.render_config(5123, odd, 5124, "s3cr3t")
+    text = server_launch.render_config(5123, odd, 5124, "s3cr3t")
     assert 'addr: "127.0.0.1:5123"' in text and 'addr: "127.0.0.1:5124"' in text
     assert f"rootdirectory: {json.dumps(str(odd))}" in text
     assert "delete:\n    enabled: true" in text and 'secret: "s3cr3t"' in text
@@ -38,21 +39,21 @@ def test_a_just_spawned_process_is_alive_and_known_by_its_start_time() -> None:
     for _ in range(20):
         pid = os.posix_spawn("/bin/sleep", ["/bin/sleep", "30"], dict(os.environ), setsid=True)
         try:
-            ticks = regserver._start_ticks(pid)
+            ticks = processes.start_ticks(pid)
             assert ticks is not None
-            assert regserver._alive(pid, ticks)
-            assert not regserver._alive(pid, ticks + 1)  # a recycled pid is not ours
+            assert processes.alive(pid, ticks)
+            assert not processes.alive(pid, ticks + 1)  # a recycled pid is not ours
         finally:
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while regserver._alive(pid) and time.monotonic() < deadline:
+        while processes.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert not regserver._alive(pid, ticks)
+        assert not processes.alive(pid, ticks)
 
 
 def test_port_free(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        assert not regserver.port_free(busy.getsockname()[1])
-    assert regserver.port_free(regserver.free_port())
+        assert not processes.port_free(busy.getsockname()[1])
+    assert processes.port_free(processes.free_port())
