@@ -5,7 +5,6 @@ function, and prints. Library modules are imported inside commands so `gefreg --
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -110,6 +109,8 @@ def main() -> None:
     try:
         cli(prog_name="gefreg")
     except Exception:
+        import traceback
+
         traceback.print_exc()
         click.echo(
             "gefreg: internal error (a bug): please report it with the traceback above.", err=True

@@ -56,7 +56,7 @@ def trivy_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
-        from gefreg.scan.trivy import TrivyOptions
+        from gefreg.scan.trivy_options import TrivyOptions
 
         given = {name: kwargs.pop(name) for name in TRIVY_OPTIONS}
         return func(*args, trivy=TrivyOptions(**given), **kwargs)

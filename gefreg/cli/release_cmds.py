@@ -13,7 +13,7 @@ from gefreg.cli.signing_cmds import sign_key_option
 from gefreg.errors import CheckFailed
 
 if TYPE_CHECKING:
-    from gefreg.scan.trivy import TrivyOptions
+    from gefreg.scan.trivy_options import TrivyOptions
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from gefreg.cli import cli
 from gefreg.cli.options import load, policy_option, settings_options, trivy_options
 
 if TYPE_CHECKING:
-    from gefreg.scan.trivy import TrivyOptions
+    from gefreg.scan.trivy_options import TrivyOptions
 
 FORMATS = ("table", "json", "sarif")
 

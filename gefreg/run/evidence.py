@@ -15,7 +15,7 @@ from gefreg.errors import CheckFailed
 from gefreg.image.build_plan import BuildPlan
 from gefreg.image.build_record import BuildRecord
 from gefreg.release.publish import PublishEvidence
-from gefreg.scan.trivy import TrivyOptions
+from gefreg.scan.trivy_options import TrivyOptions
 from gefreg.settings import Settings
 
 

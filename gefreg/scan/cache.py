@@ -32,7 +32,8 @@ from typing import Any
 
 from gefreg import fsutil
 from gefreg.scan.findings import Finding
-from gefreg.scan.trivy import ImageMeta, ScannerInfo, VulnerabilityScan
+from gefreg.scan.trivy_options import ScannerInfo, VulnerabilityScan
+from gefreg.scan.trivy_report import ImageMeta
 
 FORMAT = 1
 NO_DB_RETRY = timedelta(hours=1)

@@ -12,7 +12,7 @@ from gefreg.scan.findings import FindingClass
 from gefreg.scan.policy import Decision, threshold_name
 
 if TYPE_CHECKING:
-    from gefreg.scan.image_scan import ScanReport
+    from gefreg.scan.scan_report import ScanReport
 
 
 SHORT_CLASS = {

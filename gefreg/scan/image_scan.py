@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from gefreg import __version__
 from gefreg.catalog.entries import find_entry
 from gefreg.errors import BadInput
 from gefreg.image.build_record import BuildRecord, require_build
@@ -34,123 +31,22 @@ from gefreg.scan.cache import (
     write_json,
 )
 from gefreg.scan.findings import HADOLINT_SEVERITY, Finding, FindingClass
-from gefreg.scan.policy import POLICY_FILE, Policy, Verdict, evaluate, load_policy
-from gefreg.scan.trivy import (
-    ImageMeta,
+from gefreg.scan.policy import Policy, evaluate
+from gefreg.scan.policy_file import load_policy, policy_files
+from gefreg.scan.scan_report import ScanReport
+from gefreg.scan.trivy_options import (
     ScannerInfo,
     TrivyOptions,
     VulnerabilityScan,
     db_info,
-    image_meta,
-    load_report,
-    parse_report,
     remember_trivy_version,
-    scan_image,
     scanner_info,
-    start_sbom,
     trivy_version,
-    write_sbom,
 )
+from gefreg.scan.trivy_report import ImageMeta, image_meta, load_report, parse_report
 from gefreg.settings import Settings
 
 Progress = Callable[[str], None]
-
-
-def policy_files(catalog: Path | None, policy: Path | None, entry_dir: Path | None) -> list[Path]:
-    """``--policy FILE`` (else ``CATALOG/policy.yaml`` if present), then the entry's own."""
-    files = []
-    if policy is not None:
-        files.append(policy)
-    elif catalog is not None and (catalog / POLICY_FILE).is_file():
-        files.append(catalog / POLICY_FILE)
-    if entry_dir is not None and (entry_dir / POLICY_FILE).is_file():
-        files.append(entry_dir / POLICY_FILE)
-    return files
-
-
-@dataclass(frozen=True)
-class ScanReport:
-    """Everything a scan found and decided, and what is needed to reproduce it."""
-
-    reference: str
-    entry: str | None
-    image: ImageMeta
-    scanner: ScannerInfo
-    hadolint: str | None
-    vulnerabilities: VulnerabilityScan
-    verdict: Verdict
-    scanned_at: datetime
-    cached: bool
-    folder: Path | None
-    trivy_report: Path | None
-    sbom: Path | None
-    dockerfile: Path | None
-    commands: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict.passed
-
-    @property
-    def policy(self) -> Policy:
-        return self.verdict.policy
-
-    @property
-    def report_path(self) -> Path | None:
-        return self.folder / REPORT if self.folder else None
-
-    def location(self, finding: Finding) -> str | None:
-        """The file a finding points at: the saved Dockerfile for hadolint findings."""
-        if finding.kind is FindingClass.DOCKERFILE and self.dockerfile is not None:
-            return str(self.dockerfile)
-        return finding.path
-
-    def summary(self) -> str:
-        verdict = "passed" if self.passed else "FAILED"
-        subject = self.entry or self.reference
-        blocking = len(self.verdict.blocking)
-        text = f"scan {verdict}: {subject}: {blocking} blocking finding"
-        text += "" if blocking == 1 else "s"
-        if not self.vulnerabilities.evaluated:
-            text += ", vulnerabilities not evaluated (no vulnerability DB)"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        files = {
-            "report": self.report_path,
-            "trivy_report": self.trivy_report,
-            "sbom": self.sbom,
-            "dockerfile": self.dockerfile,
-        }
-        return {
-            "gefreg_scan": 1,
-            "gefreg_version": __version__,
-            "passed": self.passed,
-            "summary": self.summary(),
-            "reasons": self.verdict.reasons(),
-            "subject": {
-                "reference": self.reference,
-                "entry": self.entry,
-                **self.image.to_json(),
-            },
-            "scanners": {
-                "trivy": self.scanner.to_json(),
-                "hadolint": {"version": self.hadolint} if self.hadolint else None,
-            },
-            "vulnerabilities": {
-                **self.vulnerabilities.to_json(),
-                "when_unavailable": self.policy.db_unavailable.value,
-                "blocks": self.verdict.db_blocks,
-            },
-            "policy": self.policy.to_json(),
-            "verdict": self.verdict.to_json(),
-            "scanned_at": self.scanned_at.isoformat(),
-            "cached": self.cached,
-            "files": {k: str(v) if v else None for k, v in files.items()},
-            "commands": list(self.commands),
-            "notes": list(self.notes),
-        }
 
 
 def _hadolint_version(memo: Path) -> str:
@@ -277,6 +173,10 @@ def _run_scanners(
     hadolint: str | None,
     say: Progress,
 ) -> tuple[CachedScan, tuple[str, ...]]:
+    from concurrent.futures import ThreadPoolExecutor  # (imports not needed for cached results)
+
+    from gefreg.scan.trivy import scan_image, start_sbom, write_sbom
+
     workspace = cache.workspace()
     try:
         scanned_at = datetime.now(UTC)

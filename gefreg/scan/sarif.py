@@ -17,7 +17,7 @@ from gefreg.scan.findings import Finding, FindingClass, Severity
 from gefreg.scan.policy import Decision, Outcome
 
 if TYPE_CHECKING:
-    from gefreg.scan.image_scan import ScanReport
+    from gefreg.scan.scan_report import ScanReport
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # GitHub code scanning ranks security results by this CVSS-like number.

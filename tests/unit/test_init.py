@@ -16,7 +16,8 @@ from gefreg.catalog.entries import load_all, load_lock
 from gefreg.catalog.new_catalog import CURATED_BASES, init_catalog
 from gefreg.cli import cli
 from gefreg.errors import BadInput
-from gefreg.scan.policy import Policy, load_policy
+from gefreg.scan.policy import Policy
+from gefreg.scan.policy_file import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

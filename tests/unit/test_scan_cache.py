@@ -21,18 +21,16 @@ from gefreg.scan.cache import (
 )
 from gefreg.scan.findings import Finding, FindingClass, Severity
 from gefreg.scan.tool_versions import tool_version
-from gefreg.scan.trivy import (
+from gefreg.scan.trivy import is_db_failure, trivy_error, trivy_failure
+from gefreg.scan.trivy_options import (
     DbInfo,
-    ImageMeta,
     ScannerInfo,
     TrivyOptions,
     VulnerabilityScan,
-    is_db_failure,
     scanner_info,
-    trivy_error,
-    trivy_failure,
     trivy_version,
 )
+from gefreg.scan.trivy_report import ImageMeta
 from gefreg.subprocesses import find_tool
 
 IMAGE = "sha256:" + "ab" * 32

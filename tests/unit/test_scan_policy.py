@@ -9,8 +9,9 @@ import pytest
 
 from gefreg.errors import InvalidRecord
 from gefreg.scan.findings import Finding, FindingClass, Severity
-from gefreg.scan.policy import DbUnavailable, Outcome, Policy, evaluate, load_policy
-from gefreg.scan.trivy import load_report, parse_report
+from gefreg.scan.policy import DbUnavailable, Outcome, Policy, evaluate
+from gefreg.scan.policy_file import load_policy
+from gefreg.scan.trivy_report import load_report, parse_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trivy"
 TODAY = date(2025, 3, 1)
