@@ -18,9 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from gefreg.catalog.service_record import RECORD_FILE
 from gefreg.errors import BadInput
-from gefreg.model import NAME_RE, SCRATCH, TEMPLATES
+from gefreg.model import NAME_RE, RECORD_FILE, SCRATCH, TEMPLATES
 
 DEFAULT_BASE = {"debian": "debian-bookworm", "python": "python-bookworm", "static": SCRATCH}
 # The comment that marks a placeholder line, and the values `new` writes when not told.

@@ -10,24 +10,20 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gefreg.catalog.record_contents import ContentFields
+from gefreg.catalog.record_tests import TestFields
 from gefreg.model import (
-    APT_PACKAGE_RE,
-    DIGEST_RE,
     ENV_KEY_RE,
     NAME_RE,
-    PIP_REQUIREMENT_RE,
     PORT_NAME_RE,
     SCRATCH,
     TEMPLATES,
     Port,
     Resources,
     ServiceSpec,
-    ServiceTest,
 )
-from gefreg.model import RECORD_FILE as RECORD_FILE  # re-exported: the schema's file name
 from gefreg.validators import (
     check_container_path,
-    check_entry_path,
     check_env_value,
     check_maintainer,
     check_port_path,
@@ -35,11 +31,9 @@ from gefreg.validators import (
     check_spdx,
     check_text,
     check_url,
-    inside,
     parse_duration,
     parse_memory,
 )
-from gefreg.yamlio import FieldReader
 
 MAX_MEMORY = 1024**4  # 1 TiB
 MAX_TIMEOUT = 30 * 86400.0
@@ -73,11 +67,9 @@ OPTIONAL = (
 )
 
 RESERVED_NAMES = ("bases", "templates")
-PROVIDED_KEY = "apt-provides"
-DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 
 
-class _ServiceReader(FieldReader):
+class _ServiceReader(ContentFields, TestFields):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.directory = path.parent
@@ -224,71 +216,6 @@ class _ServiceReader(FieldReader):
                 "use template: static for scratch images",
             )
 
-    def _packages(
-        self, top: Any, template: str | None
-    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        if top.get("packages") is None:
-            return (), (), ()
-        node = self.mapping(top, "packages", "packages", optional=("apt", "pip", PROVIDED_KEY))
-        if node is None:
-            return (), (), ()
-        apt: tuple[str, ...] = ()
-        pip: tuple[str, ...] = ()
-        if node.get("apt") is not None:
-            apt = self.string_list(
-                node,
-                "apt",
-                "packages.apt",
-                pattern=APT_PACKAGE_RE,
-                expected="a Debian package name (optionally =version)",
-            )
-            if template == "static" and apt:
-                self.fail(node, "apt", "packages.apt", "the static template installs no packages")
-        if node.get("pip") is not None:
-            pip = self.string_list(
-                node,
-                "pip",
-                "packages.pip",
-                pattern=PIP_REQUIREMENT_RE,
-                expected="a pinned requirement like obspy==1.5.1",
-                hint="pin every pip package with ==",
-            )
-            if pip and template != "python":
-                self.fail(
-                    node,
-                    "pip",
-                    "packages.pip",
-                    "only the python template installs pip packages",
-                    "set template: python",
-                )
-        return apt, pip, self._provided(node, pip)
-
-    def _provided(self, node: Any, pip: tuple[str, ...]) -> tuple[str, ...]:
-        """Python distributions the record's Debian packages provide: `gefreg lock` leaves
-        them (and what only they need) out of the pip closure."""
-        if node.get(PROVIDED_KEY) is None:
-            return ()
-        field = f"packages.{PROVIDED_KEY}"
-        names = self.string_list(
-            node,
-            PROVIDED_KEY,
-            field,
-            pattern=DISTRIBUTION_RE,
-            expected="a Python distribution name like numpy",
-        )
-        if names and not pip:
-            self.fail(node, PROVIDED_KEY, field, "only means something with packages.pip")
-        pinned = {re.sub(r"[-_.]+", "-", p.split("==")[0]).lower() for p in pip}
-        for i, name in enumerate(names):
-            if re.sub(r"[-_.]+", "-", name).lower() in pinned:
-                self.fail(
-                    node[PROVIDED_KEY],
-                    i,
-                    f"{field}[{i}]",
-                    f"{name} is pinned in packages.pip: it cannot also come from Debian",
-                )
-        return names
-
     def _ports(self, top: Any, side: str) -> tuple[Port, ...]:
         node = top[side]
         if not isinstance(node, list):
@@ -348,68 +275,8 @@ class _ServiceReader(FieldReader):
                         )
                 seen.append((side, port.path))
 
-    def _argv(self, top: Any, key: str, allow_empty: bool = True) -> tuple[str, ...]:
-        return self.string_list(
-            top,
-            key,
-            key,
-            allow_empty=allow_empty,
-            check=lambda s: "contains a NUL byte" if "\0" in s else None,
-        )
-
     def _opt_url(self, top: Any, key: str) -> str | None:
         return self.optional_string(top, key, key, expected="an http(s) URL", check=check_url)
-
-    def _files(self, top: Any) -> tuple[tuple[str, str], ...]:
-        node = self.mapping(top, "files", "files", open_keys=True)
-        if node is None:
-            return ()
-        out = []
-        for src in node:
-            if not isinstance(src, str):
-                continue  # already reported by mapping(): keys must be strings
-            field = f"files.{src}"
-            error = check_entry_path(src)
-            if error:
-                self.fail(
-                    node,
-                    src,
-                    field,
-                    error,
-                    "ship files from inside the entry directory",
-                    at_key=True,
-                )
-                continue
-            target = inside(self.directory, str(src))
-            if target is None:
-                self.fail(
-                    node,
-                    src,
-                    field,
-                    "resolves outside the entry directory (symlink?)",
-                    "copy the file into the entry instead of linking to it",
-                    at_key=True,
-                )
-                continue
-            if not target.exists():
-                self.fail(
-                    node,
-                    src,
-                    field,
-                    f"no such file in the entry: {self.directory / src}",
-                    at_key=True,
-                )
-                continue
-            dst = self.string(
-                node,
-                src,
-                field,
-                check=check_container_path,
-                expected="an absolute path in the image",
-            )
-            if dst:
-                out.append((str(src), dst))
-        return tuple(sorted(out))
 
     def _env(self, top: Any) -> tuple[tuple[str, str], ...]:
         node = self.mapping(top, "env", "env", open_keys=True)
@@ -477,109 +344,6 @@ class _ServiceReader(FieldReader):
             timeout=timeout,
             pids=int(pids or defaults.pids),
         )
-
-    def _tests(
-        self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]
-    ) -> tuple[ServiceTest, ...]:
-        node = top["tests"]
-        if not isinstance(node, list):
-            self.fail(top, "tests", "tests", "expected a list of tests")
-            return ()
-        in_names = {p.name for p in inputs}
-        out_names = {p.name for p in outputs}
-        tests, names = [], set()
-        for i in range(len(node)):
-            field = f"tests[{i}]"
-            item = self.mapping(
-                node, i, field, required=("name", "inputs", "expect"), optional=("args",)
-            )
-            if item is None or not {"name", "inputs", "expect"} <= set(item):
-                continue
-            name = self.string(
-                item, "name", f"{field}.name", pattern=PORT_NAME_RE, expected="a test name"
-            )
-            if name in names:
-                self.fail(item, "name", f"{field}.name", f"duplicate test name {name!r}")
-            names.add(name)
-            test_inputs = self._test_inputs(item, field, in_names)
-            expect = self._test_expect(item, field, out_names)
-            args = self._argv(item, "args") if item.get("args") is not None else ()
-            if name:
-                tests.append(ServiceTest(name, test_inputs, expect, args))
-        return tuple(tests)
-
-    def _test_inputs(self, item: Any, field: str, ports: set[str]) -> tuple[tuple[str, str], ...]:
-        node = self.mapping(item, "inputs", f"{field}.inputs", open_keys=True)
-        if node is None:
-            return ()
-        for port in ports - set(node):
-            self.fail(item, "inputs", f"{field}.inputs", f"no folder for input port {port!r}")
-        out = []
-        for port in node:
-            where = f"{field}.inputs.{port}"
-            if port not in ports:
-                self.fail(
-                    node,
-                    port,
-                    where,
-                    f"unknown input port {port!r}",
-                    f"ports: {', '.join(sorted(ports))}",
-                )
-                continue
-            rel = self.string(node, port, where, check=check_entry_path)
-            if rel is None:
-                continue
-            target = inside(self.directory, rel)
-            if target is None or not target.is_dir():
-                self.fail(node, port, where, f"no such folder in the entry: {rel}")
-                continue
-            out.append((str(port), rel))
-        return tuple(sorted(out))
-
-    def _test_expect(self, item: Any, field: str, ports: set[str]) -> tuple[tuple[str, str], ...]:
-        node = self.mapping(item, "expect", f"{field}.expect", open_keys=True)
-        if node is None:
-            return ()
-        if not node:
-            self.fail(item, "expect", f"{field}.expect", "expect at least one output file")
-        out = []
-        for key in node:
-            where = f"{field}.expect.{key}"
-            port, _, rel = str(key).partition("/")
-            if port not in ports or not rel or check_entry_path(rel):
-                self.fail(
-                    node,
-                    key,
-                    where,
-                    "expected OUTPUT-PORT/relative/path",
-                    f"output ports: {', '.join(sorted(ports))}",
-                )
-                continue
-            digest = self.string(
-                node,
-                key,
-                where,
-                pattern=DIGEST_RE,
-                expected="sha256:<64 hex digits>",
-                hint="`gefreg test --update` writes the current hashes",
-            )
-            if digest:
-                out.append((str(key), digest))
-        return tuple(sorted(out))
-
-    def _volatile(self, top: Any, outputs: tuple[Port, ...]) -> tuple[str, ...]:
-        names = {p.name for p in outputs}
-        patterns = self.string_list(top, "volatile", "volatile")
-        for i, pattern in enumerate(patterns):
-            if pattern.partition("/")[0] not in names:
-                self.fail(
-                    top["volatile"],
-                    i,
-                    f"volatile[{i}]",
-                    "expected OUTPUT-PORT/glob like metadata/*.log",
-                    f"output ports: {', '.join(sorted(names))}",
-                )
-        return patterns
 
 
 def parse_service(path: Path, doc: Any, known_bases: set[str] | None = None) -> ServiceSpec:

@@ -20,12 +20,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gefreg.catalog.entries import BASES_DIR, LOCK_FILE, base_names, load_entry
-from gefreg.catalog.service_record import RECORD_FILE
 from gefreg.errors import BadInput, GefregError, InvalidRecord, ToolMissing
 from gefreg.hashing import HashCache
 from gefreg.image import fingerprint as fp
 from gefreg.image.templates import load_template
-from gefreg.model import SCRATCH, Entry
+from gefreg.model import RECORD_FILE, SCRATCH, Entry
 from gefreg.release import ledger, versions
 from gefreg.release.trust_review import TrustReview, review_trust
 from gefreg.settings import Settings
