@@ -63,19 +63,19 @@ step "10/10 reproduce the run from its record and compare the outputs"
 gefreg reproduce "$run/run.json" --output "$run/rerun" --json > "$run/reproduce.json"
 
 step "summary"
-python3 - "$demo" "$run" <<'PY'
-import json, pathlib, sys
-demo, run = map(pathlib.Path, sys.argv[1:])
-print("published (from the release ledgers):")
-for ledger in sorted((demo / "catalog").glob("*/releases.jsonl")):
-    for line in ledger.read_text().splitlines():
-        r = json.loads(line)
-        print(f"  {ledger.parent.name:18} {r['version']:7} {r['repository']}@{r['digest']}")
+echo "published (gefreg list):"
+gefreg list | sed 's/^/  /'
+python3 - "$demo" "$run" "$GEFREG_REGISTRY" <<'PY'
+import json, os, pathlib, sys
+demo, run = (pathlib.Path(os.path.relpath(p)) for p in sys.argv[1:3])
 record = json.loads((run / "run.json").read_text())
 print(f"run record:   {run / 'run.json'}  ({record['status']}, exit {record['exit_code']})")
 print(f"outputs:      {run / 'output'}")
 report = json.loads((run / "reproduce.json").read_text())
 verdict = "reproduced: outputs identical" if report.get("identical") else "NOT reproduced"
 print(f"rerun:        {verdict} ({report.get('rerun')})")
+print("run it on a folder of your own (miniSEED files):")
+print(f"  .venv/bin/gefreg run waveform-metadata@1.0.0 --catalog {demo / 'catalog'} "
+      f"--registry {sys.argv[3]} --input YOUR-FOLDER --output RESULTS-FOLDER")
 PY
 printf '\ndemo finished in %ss\n' "$(( $(date +%s) - start ))"

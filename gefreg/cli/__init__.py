@@ -5,6 +5,7 @@ function, and prints. Library modules are imported inside commands so `gefreg --
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -46,11 +47,27 @@ Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced
 
 
 class Group(click.Group):
-    """Lists commands in workflow order and maps gefreg errors to exit codes, in one place."""
+    """Lists commands in workflow order and maps gefreg errors to exit codes, in one place.
+    Usage errors (click's) are reported like gefreg's own: `gefreg: error:` and a hint."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         known = [name for name in ORDER if name in self.commands]
         return known + sorted(set(self.commands) - set(known))
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # e.g. `gefreg --bogus`
+            from gefreg.cli import ui
+
+            ui.usage_error(exc)
+            raise SystemExit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -59,6 +76,11 @@ class Group(click.Group):
             from gefreg.cli import ui
 
             ui.error(exc)
+            ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # a command's own arguments or options
+            from gefreg.cli import ui
+
+            ui.usage_error(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

@@ -22,6 +22,12 @@ def base() -> None:
     Bases are records too: CATALOG/bases/NAME/base.yaml (suite, variant, packages, a fixed
     source_date_epoch). Building the same record twice gives the same image digest; the
     digest is written to CATALOG/bases/lock.json, which service renders pin FROM by digest.
+
+    \b
+    Examples:
+      gefreg base build --all                # every base: mmdebstrap, then pushed
+      gefreg base build python-bookworm --no-push --json
+      gefreg base build --all --no-cache     # check the reproducibility claim
     """
 
 
@@ -78,7 +84,7 @@ def base_build(
                 settings,
                 by_name[name],
                 no_cache=no_cache,
-                on_line=progress.reporter(name),
+                on_line=progress.noter(name),
             )
             result: dict[str, Any] = built.to_json()
             if push:
@@ -165,19 +171,24 @@ def build(
     known = base_names(settings.catalog)
     results = []
     with ui.Progress() as progress:
+        progress.watch_pulls(engine)  # a base the engine lacks is pulled first
         for folder in folders:
             entry = load_entry(folder, known)
             name = entry.name
-            show = progress.reporter(name)
+            show, note = progress.reporter(name), progress.noter(name)
 
-            def on_event(event: BuildEvent, show: Callable[[str], None] = show) -> None:
-                # A terminal shows the current step; a log also gets what the steps print
-                # (the engine's own " ---> " bookkeeping aside; the build log has it all).
+            def on_event(
+                event: BuildEvent,
+                show: Callable[[str], None] = show,
+                note: Callable[[str], None] = note,
+            ) -> None:
+                # Each Dockerfile step is a step; what it prints is shown within it (the
+                # engine's own " ---> " bookkeeping aside; the build log has it all).
                 text = event.text.rstrip()
                 if event.step:
                     show(text if len(text) <= 160 else text[:157] + "...")
-                elif not progress.live and text and not text.startswith(" ---> "):
-                    show(text)
+                elif text and not text.startswith(" ---> "):
+                    note(text)
 
             result = build_entry(
                 settings, entry, engine=engine, no_cache=no_cache, lock=lock, on_event=on_event
@@ -235,7 +246,7 @@ def _build_bases(settings: Any, names: list[str], no_cache: bool) -> None:
                 settings,
                 record,
                 no_cache=no_cache,
-                on_line=progress.reporter(f"base {name}"),
+                on_line=progress.noter(f"base {name}"),
             )
             bases.push(settings, built)
             progress.done(f"base {name}: {'cached' if built.cached else 'built'} {built.digest}")

@@ -65,7 +65,8 @@ def serve(port: int, data: Path | None, backend: str) -> None:
     Examples:
       gefreg registry serve
       gefreg registry serve --port 5001 --data /srv/gefreg-registry
-      export GEFREG_REGISTRY=127.0.0.1:5001   # then point gefreg at it
+    It prints the `export GEFREG_REGISTRY=...` line when gefreg would not use it by
+    itself (another port than $GEFREG_REGISTRY or 127.0.0.1:5000).
     """
     from gefreg.registry import server as regserver
 
@@ -77,6 +78,20 @@ def serve(port: int, data: Path | None, backend: str) -> None:
     else:
         click.echo(f"registry serving on {st.address} ({st.backend}, {who})")
     click.echo(f"  storage: {st.storage}\n  log:     {st.log}")
+    if st.address:
+        _point_at(st.address)
+
+
+def _point_at(address: str) -> None:
+    """When gefreg would not use this registry by itself, say how to point it there."""
+    import os
+
+    from gefreg.settings import DEFAULT_REGISTRY
+
+    current = os.environ.get("GEFREG_REGISTRY") or DEFAULT_REGISTRY
+    if current.removeprefix("http://").rstrip("/") != address:
+        click.echo(f"  gefreg uses {current}; point it at this one:")
+        click.echo(f"  export GEFREG_REGISTRY={address}")
 
 
 @registry.command()

@@ -131,6 +131,7 @@ def publish(
                 gate=gate,
                 floating=versions.FLOATING if floating else (),
                 on_step=progress.reporter(entry.name),
+                on_bytes=progress.transfer(),
                 sign_key=key,
             )
             tags = f" (+ {', '.join(published.floating)})" if published.floating else ""

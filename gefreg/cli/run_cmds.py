@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,26 +39,27 @@ def _observer(progress: Progress) -> RunObserver:
     from gefreg.run.request import RunObserver
 
     class Shown(RunObserver):
-        """Steps as status lines; hashing of more than 64 MiB as a throttled byte count."""
+        """Steps as status lines; hashing of more than 64 MiB as a step with bytes and rate."""
 
         def __init__(self) -> None:
             self.lock = threading.Lock()
-            self.last = 0.0
+            self.hashing_what: str | None = None
+            self.report: Callable[[int, int | None], None] | None = None
 
         def status(self, text: str) -> None:
             with self.lock:
+                self.hashing_what = None
                 progress.status(text)
 
         def hashing(self, what: str, done: int, total: int) -> None:
             if total < PROGRESS_MIN_BYTES:
                 return
-            now = time.monotonic()
-            every = 0.2 if progress.live else 5.0
             with self.lock:
-                if done < total and now - self.last < every:
-                    return
-                self.last = now
-                progress.status(f"hashing {what}: {done / 1e9:.2f} of {total / 1e9:.2f} GB")
+                if what != self.hashing_what or self.report is None:
+                    self.hashing_what = what
+                    progress.status(f"hashing {what} ({total / 1e9:.2f} GB)")
+                    self.report = progress.transfer()
+                self.report(done, total)
 
     return Shown()
 
@@ -146,21 +147,22 @@ def run_cmd(
         target = None
     settings = _settings(catalog, registry, need_catalog=image_ref is None)
     engine = Engine.connect()
-    request = plan_run(
-        settings,
-        engine,
-        target=target,
-        image_ref=image_ref,
-        inputs=inputs,
-        outputs=outputs,
-        args=args,
-        limits=LimitOverrides(memory, cpus, timeout, pids),
-        record=record,
-        force=force,
-        allow_untrusted=allow_untrusted,
-        ledger=CatalogLedger(settings),
-    )
     with ui.Progress() as progress:
+        progress.watch_pulls(engine)
+        request = plan_run(
+            settings,
+            engine,
+            target=target,
+            image_ref=image_ref,
+            inputs=inputs,
+            outputs=outputs,
+            args=args,
+            limits=LimitOverrides(memory, cpus, timeout, pids),
+            record=record,
+            force=force,
+            allow_untrusted=allow_untrusted,
+            ledger=CatalogLedger(settings),
+        )
         result = run_service(request, engine=engine, observer=_observer(progress))
         progress.done(_summary(result))
         progress.done(f"run record: {result.record_path}")
@@ -229,6 +231,7 @@ def reproduce(
     settings = _settings(catalog, registry, need_catalog=False)
     engine = Engine.connect()
     with ui.Progress() as progress:
+        progress.watch_pulls(engine)
         report = run_reproduce(
             settings,
             engine,
@@ -315,17 +318,18 @@ def test_cmd(
             f"test {version} from the catalog revision that has it (git checkout), or test "
             f"{entry.name}@{entry.spec.version}",
         )
-    else:  # a published version comes from the ledger, pulled by digest; else the build
-        image = verify_image(
-            engine,
-            resolve_image(
-                settings,
-                f"{entry.name}@{version}",
-                engine=engine,
-                ledger=CatalogLedger(settings),
-            ),
-        )
     with ui.Progress() as progress:
+        if version is not None:  # a published version: from the ledger, pulled by digest
+            progress.watch_pulls(engine)
+            image = verify_image(
+                engine,
+                resolve_image(
+                    settings,
+                    f"{entry.name}@{version}",
+                    engine=engine,
+                    ledger=CatalogLedger(settings),
+                ),
+            )
         report = run_tests(
             settings,
             entry,

@@ -106,20 +106,16 @@ def scan(
         from gefreg.scan.image_scan import scan as run_scan
 
         settings = load(catalog, registry)
-        progress = (
-            None
-            if output is None and not ui.is_terminal()
-            else (lambda text: click.echo(f"gefreg: {text}", err=True))
-        )
-        report = run_scan(
-            settings,
-            target,
-            policy_file=policy_file,
-            options=trivy,
-            today=day,
-            use_cache=not no_cache,
-            progress=progress,
-        )
+        with ui.Progress() as progress:
+            report = run_scan(
+                settings,
+                target,
+                policy_file=policy_file,
+                options=trivy,
+                today=day,
+                use_cache=not no_cache,
+                progress=progress.status,
+            )
     chosen = OutputFormat(fmt)
     if output is not None:
         output.write_text(render(report, chosen))

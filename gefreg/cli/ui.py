@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,22 @@ def error(exc: GefregError) -> None:
     click.echo(f"gefreg: error: {exc.message}", err=True)
     if exc.hint:
         click.echo(f"  hint: {exc.hint}", err=True)
+
+
+def usage_error(exc: click.UsageError) -> None:
+    """A click usage error in gefreg's form: what is wrong, the usage line, where help is."""
+    message = exc.format_message().strip()
+    message, _, suggestion = message.partition("Did you mean")
+    message = message.strip().rstrip(".( ")
+    message = message[:1].lower() + message[1:] if message[1:2].islower() else message
+    click.echo(f"gefreg: error: {message}", err=True)
+    if suggestion:
+        click.echo(f"  hint: did you mean{suggestion.rstrip(').')}", err=True)
+    ctx = exc.ctx
+    if ctx is not None:
+        usage = ctx.get_usage().removeprefix("Usage: ").strip()
+        click.echo(f"  usage: {usage}", err=True)
+        click.echo(f"  hint: `{ctx.command_path} --help` explains it, with examples", err=True)
 
 
 def count(number: int, noun: str, plural: str | None = None) -> str:
@@ -41,47 +58,154 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
-class Progress:
-    """Shows long work: a live status line on a terminal, plain lines otherwise (CI logs).
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+SHOW_STEP_TIME = 2.0  # steps that took at least this long say so when they end
 
-    Always writes to stderr so stdout stays clean for --json.
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 60 else f"{int(value // 60)} min {value % 60:.0f} s"
+
+
+def _megabytes(value: float) -> str:
+    return f"{value / 1e6:.1f} MB"
+
+
+class Progress:
+    """Shows long work truthfully, on stderr (stdout stays clean for --json).
+
+    A step (:meth:`status`) is what runs now; :meth:`note` adds a line within it and
+    :meth:`transfer` reports bytes moved (shown with the rate). On a terminal the live line
+    shows the step, its detail and its elapsed time; otherwise (CI logs) each step is printed
+    when it starts, a line repeats it every ``every`` seconds with the detail and the time so
+    far ($GEFREG_PROGRESS_EVERY, default 10), and a step that took a while says so at its end.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, every: float | None = None) -> None:
+        import os
+        import threading
+
         self.enabled = enabled
         self.live = enabled and sys.stderr.isatty()
+        configured = os.environ.get("GEFREG_PROGRESS_EVERY")
+        self.every = every if every is not None else float(configured or PROGRESS_EVERY)
         self._status: Any = None
         self._console: Any = None
+        self._lock = threading.RLock()
+        self._step: str | None = None
+        self._detail = ""
+        self._started = 0.0
+        self._printed = 0.0
+        self._samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> Progress:
+        import threading
+
         if self.live:
             self._console = console(stderr=True)
             self._status = self._console.status("starting…")
             self._status.__enter__()
+        if self.enabled:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        self._end_step()
         if self._status is not None:
             self._status.__exit__(*exc)
 
-    def status(self, text: str) -> None:
-        """The current activity (a step); shown live, or printed as a line."""
-        if not self.enabled:
-            return
-        if self._status is not None:
-            self._status.update(text[:150])
+    def _line(self, text: str) -> None:
+        if self._console is not None:
+            self._console.print(text, markup=False, highlight=False)
         else:
             click.echo(text, err=True)
+
+    def _end_step(self) -> None:
+        with self._lock:
+            if self._step is not None and self.enabled:
+                took = time.monotonic() - self._started
+                if took >= SHOW_STEP_TIME:
+                    self._line(f"  {_seconds(took)}: {self._step}")
+            self._step = None
+
+    def status(self, text: str) -> None:
+        """A new step starts (the previous one ends); shown live, or printed as a line."""
+        if not self.enabled:
+            return
+        self._end_step()
+        with self._lock:
+            self._step, self._detail, self._samples = text, "", []
+            self._started = self._printed = time.monotonic()
+            if self._status is not None:
+                self._status.update(text[:150])
+            else:
+                click.echo(text, err=True)
+
+    def note(self, text: str) -> None:
+        """A line within the current step (a tool's output): live detail, or a printed line."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._detail = text
+            if self._status is None:
+                click.echo(text, err=True)
+
+    def transfer(self) -> Callable[[int, int | None], None]:
+        """A callback for bytes moved so far in the current step (and the total, if known):
+        shown as 'X of Y MB, R MB/s'. Safe to call from worker threads."""
+
+        def report(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            with self._lock:
+                self._samples = [(t, d) for t, d in self._samples if now - t <= 5.0]
+                self._samples.append((now, done))
+                first_t, first_d = self._samples[0]
+                rate = (done - first_d) / (now - first_t) if now > first_t else 0.0
+                amount = f"{done / 1e6:.1f} of {_megabytes(total)}" if total else _megabytes(done)
+                self._detail = f"{amount}, {_megabytes(rate)}/s"
+
+        return report
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                if self._step is None:
+                    continue
+                now = time.monotonic()
+                elapsed = _seconds(now - self._started)
+                detail = f" — {self._detail}" if self._detail else ""
+                if self._status is not None:
+                    self._status.update(f"{self._step[:120]}{detail[:80]} ({elapsed})")
+                elif now - self._printed >= self.every:
+                    self._printed = now
+                    click.echo(f"  … {self._step}{detail} ({elapsed})", err=True)
+
+    def watch_pulls(self, engine: Any) -> None:
+        """Every image the engine pulls shows as a step with its bytes and rate."""
+
+        def listener(ref: str) -> Callable[[int, int | None], None]:
+            self.status(f"pulling {ref}")
+            return self.transfer()
+
+        engine.pull_listener = listener
 
     def reporter(self, prefix: str) -> Callable[[str], None]:
-        """A callback showing each line as the current status, prefixed (e.g. an entry name)."""
+        """A callback showing each line as a new step, prefixed (e.g. an entry name)."""
         return lambda text: self.status(f"{prefix}: {text}")
 
+    def noter(self, prefix: str) -> Callable[[str], None]:
+        """A callback showing each line as a note of the current step, prefixed."""
+        return lambda text: self.note(f"{prefix}: {text}")
+
     def done(self, text: str) -> None:
-        """A finished piece of work: always printed as a line."""
+        """A finished piece of work (ends the current step): always printed as a line."""
         if not self.enabled:
             return
-        if self._console is not None:
-            self._console.print(text)
-        else:
-            click.echo(text, err=True)
+        self._end_step()
+        with self._lock:
+            self._line(text)

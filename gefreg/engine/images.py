@@ -16,6 +16,32 @@ from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
 STEP_RE = re.compile(r"^Step (\d+/\d+) : (.*)$")
 
 
+def _follow_pull(
+    events: Iterable[dict[str, Any]], report: Callable[[int, int | None], None] | None
+) -> None:
+    """Read the engine's pull stream to its end; an error in it fails the pull. Bytes
+    downloaded per layer are summed for ``report``."""
+    current: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for event in events:
+        if event.get("error"):
+            raise EnvironmentFailure(
+                f"the pull failed: {event['error']}",
+                "is the registry running? `gefreg registry status`",
+            )
+        layer, state = str(event.get("id") or ""), event.get("status")
+        detail = event.get("progressDetail") or {}
+        if state == "Downloading" and detail.get("total"):
+            current[layer] = int(detail.get("current") or 0)
+            totals[layer] = int(detail["total"])
+        elif state in ("Download complete", "Pull complete", "Already exists") and layer:
+            current[layer] = totals.get(layer, current.get(layer, 0))
+        else:
+            continue
+        if report is not None:
+            report(sum(current.values()), sum(totals.values()) or None)
+
+
 class ImageCalls:
     """Mixed into :class:`gefreg.engine.Engine`; ``client`` is the docker SDK client."""
 
@@ -58,14 +84,22 @@ class ImageCalls:
                     refs.append(str(ref))
         return refs
 
+    # Set by a caller that shows progress: called with the reference when a pull starts, it
+    # returns what hears the bytes downloaded so far (and the total known so far).
+    pull_listener: Callable[[str], Callable[[int, int | None], None]] | None = None
+
     def pull(self, ref: str) -> ImageInfo:
         """Pull ``repository@sha256:...`` (or a tag) from its registry."""
         import docker.errors
 
         repository, _, digest = ref.partition("@")
+        report = self.pull_listener(ref) if self.pull_listener is not None else None
         with translated(f"pulling {ref}"):
             try:
-                self.client.api.pull(repository, tag=digest or None)
+                events = self.client.api.pull(
+                    repository, tag=digest or None, stream=True, decode=True
+                )
+                _follow_pull(events, report)
             except docker.errors.APIError as exc:
                 raise EnvironmentFailure(
                     f"could not pull {ref}: {exc.explanation or exc}",

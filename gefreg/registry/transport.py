@@ -21,6 +21,7 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,40 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 5.0
 MAX_RETRY_AFTER = 10.0
 USER_AGENT = f"gefreg/{__version__}"
+
+
+class CountedFile:
+    """A file to upload that reports the bytes sent so far (each attempt starts at 0)."""
+
+    def __init__(self, path: Path, size: int, on_bytes: Callable[[int], None]) -> None:
+        self.path, self.size, self.on_bytes = path, size, on_bytes
+
+    def open(self) -> _CountingReader:
+        self.on_bytes(0)
+        return _CountingReader(open(self.path, "rb"), self.size, self.on_bytes)
+
+
+class _CountingReader:
+    """What requests streams: ``read`` in blocks, ``__len__`` for the Content-Length."""
+
+    def __init__(self, fh: Any, size: int, on_bytes: Callable[[int], None]) -> None:
+        self.fh, self.size, self.on_bytes, self.sent = fh, size, on_bytes, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, n: int = -1) -> bytes:
+        chunk: bytes = self.fh.read(n)
+        self.sent += len(chunk)
+        if chunk:
+            self.on_bytes(self.sent)
+        return chunk
+
+    def __enter__(self) -> _CountingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
 
 
 @dataclass(frozen=True)
@@ -189,7 +224,7 @@ class Transport:
         need: str,
         *,
         headers: dict[str, str] | None = None,
-        data: bytes | Path | None = None,
+        data: bytes | Path | CountedFile | None = None,
         params: dict[str, str] | None = None,
         retries: int | None = None,
     ) -> requests.Response:
@@ -218,7 +253,7 @@ class Transport:
         url: str,
         *,
         headers: dict[str, str] | None = None,
-        data: bytes | Path | None = None,
+        data: bytes | Path | CountedFile | None = None,
         params: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         retries: int | None = None,
@@ -257,7 +292,7 @@ class Transport:
         method: str,
         url: str,
         headers: dict[str, str] | None,
-        data: bytes | Path | None,
+        data: bytes | Path | CountedFile | None,
         params: dict[str, str] | None,
         auth: tuple[str, str] | None,
     ) -> requests.Response:
@@ -268,10 +303,15 @@ class Transport:
             and url.startswith(self.endpoint.url + "/")
         ):
             return self._head_from_pool(url, headers)
-        # A file is streamed from disk, bytes are sent as they are.
-        path = data if isinstance(data, Path) else None
-        body = None if isinstance(data, Path) else data
-        with open(path, "rb") if path else contextlib.nullcontext(body) as stream:
+        # A file is streamed from disk (afresh for every attempt), bytes are sent as they are.
+        opened: Any
+        if isinstance(data, CountedFile):
+            opened = data.open()
+        elif isinstance(data, Path):
+            opened = open(data, "rb")  # noqa: SIM115
+        else:
+            opened = contextlib.nullcontext(data)
+        with opened as stream:
             return self._session.request(
                 method,
                 url,

@@ -16,6 +16,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +55,39 @@ def compress_layer(source: Any, target: Path) -> tuple[str, int, str]:
     )
 
 
+class _Uploaded:
+    """Bytes sent so far over every blob of one push (layers upload in parallel)."""
+
+    def __init__(self, report: Callable[[int, int | None], None] | None) -> None:
+        self.report = report
+        self.lock = threading.Lock()
+        self.sent: dict[str, int] = {}
+
+    def for_blob(self, digest: str) -> Callable[[int], None] | None:
+        if self.report is None:
+            return None
+        report = self.report
+
+        def seen(sent: int) -> None:
+            with self.lock:
+                self.sent[digest] = sent
+                total = sum(self.sent.values())
+            report(total, None)
+
+        return seen
+
+
 def push_image(
-    engine: Engine, client: Any, image_ref: str, repository: str, cache: LayerCache
+    engine: Engine,
+    client: Any,
+    image_ref: str,
+    repository: str,
+    cache: LayerCache,
+    on_bytes: Callable[[int, int | None], None] | None = None,
 ) -> PushedImage:
-    """Upload every blob of a local image and put its manifest by digest (no tag)."""
+    """Upload every blob of a local image and put its manifest by digest (no tag).
+    ``on_bytes`` hears the bytes uploaded so far (from worker threads)."""
+    uploaded = _Uploaded(on_bytes)
     with tempfile.TemporaryDirectory(prefix="gefreg-push-") as tmp_name:
         tmp = Path(tmp_name)
         archive = engine.save(image_ref, tmp / "image.tar")
@@ -88,7 +119,7 @@ def push_image(
                         f"layer {index} of {image_ref} does not match its "
                         f"diff ID ({computed} != {diff_id})"
                     )
-                client.push_blob(repository, digest, target)
+                client.push_blob(repository, digest, target, uploaded.for_blob(digest))
                 cache.put(diff_id, digest, size, repository)
                 target.unlink()
                 return oci.Blob(digest, size, OCI_LAYER_GZIP)

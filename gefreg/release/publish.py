@@ -122,10 +122,12 @@ def publish(
     floating: tuple[str, ...] = versions.FLOATING,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_step: Callable[[str], None] = lambda _: None,
+    on_bytes: Callable[[int, int | None], None] | None = None,
     sign_key: SigningKey | None = None,
 ) -> Published:
     """Publish the entry's current build (see the module docstring). With ``sign_key`` the
-    image is signed and attested (cosign layout) before the ledger line is appended."""
+    image is signed and attested (cosign layout) before the ledger line is appended.
+    ``on_step`` hears each step, ``on_bytes`` the bytes uploaded so far."""
     from gefreg.release import signing, trust_policy
 
     check_no_placeholders(entry)
@@ -148,9 +150,9 @@ def publish(
         return _republish(settings, entry, client, existing, build, repo, engine)
     on_step("checking the scan policy and tests")
     evidence = gate(plan, build)
-    on_step(f"uploading {entry.name} {version} to {settings.registry}/{repo}")
+    on_step(f"compressing and uploading {entry.name} {version} to {settings.registry}/{repo}")
     cache = LayerCache.of(settings.state_dir)
-    pushed = push_image(engine, client, build.image_id, repo, cache)
+    pushed = push_image(engine, client, build.image_id, repo, cache, on_bytes)
     with ledger.locked(entry.directory):
         lines = ledger.read_lines(entry.directory)  # another publisher may have won meanwhile
         releases = lines.releases

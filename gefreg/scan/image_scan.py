@@ -180,7 +180,7 @@ def _run_scanners(
     workspace = cache.workspace()
     try:
         scanned_at = datetime.now(UTC)
-        say(f"scanning {subject.reference} with Trivy")
+        say(f"Trivy: scanning {subject.reference}")
         ref = subject.image_id or subject.reference
         findings: tuple[Finding, ...] = ()
         with start_sbom(workspace / SBOM) as converter, ThreadPoolExecutor(1) as pool:
@@ -196,9 +196,11 @@ def _run_scanners(
             if subject.entry is not None:
                 say(f"rendering the Dockerfile of {subject.entry}")
                 dockerfile = _render(settings, subject)
-                say("checking the Dockerfile with hadolint")
+                say("hadolint: checking the Dockerfile (Trivy still scanning)")
                 (workspace / DOCKERFILE).write_text(dockerfile.text)
                 findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
+                if not scanning.done():  # the step now is Trivy's, not hadolint's
+                    say(f"Trivy: scanning {subject.reference} (hadolint done)")
             result = scanning.result()
             say("writing the CycloneDX SBOM")
             write_sbom(workspace / TRIVY_REPORT, converter)

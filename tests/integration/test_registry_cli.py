@@ -61,6 +61,8 @@ def test_serve_status_stop(place: Place) -> None:
     code, out = serve(place)
     assert code == 0, out
     assert f"registry serving on {place.address} (binary, pid " in out
+    # gefreg would use 127.0.0.1:5000 ($GEFREG_REGISTRY is unset): it says how to point it here
+    assert f"\n  export GEFREG_REGISTRY={place.address}\n" in out
     status = regserver.status(place.data)
     assert status.running and status.answers and status.healthy
     assert status.pid is not None and os.getsid(status.pid) == status.pid  # its own session
@@ -74,8 +76,14 @@ def test_serve_status_stop(place: Place) -> None:
         client.put_manifest("cli/test", "1.0", image.manifest, OCI_MANIFEST)
     assert (place.data / "storage" / "docker" / "registry" / "v2" / "repositories" / "cli").is_dir()
 
-    code, out = serve(place)
-    assert code == 0 and f"already serving on {place.address} (pid {status.pid})" in out, out
+    result = CliRunner().invoke(
+        cli,
+        ["registry", "serve", "--port", str(place.port), "--data", str(place.data)],
+        env={"GEFREG_REGISTRY": place.address},
+    )
+    out = result.stdout
+    assert result.exit_code == 0 and f"already serving on {place.address} (pid {status.pid})" in out
+    assert "export GEFREG_REGISTRY" not in out  # gefreg already uses it
 
     code, out = gefreg("registry", "status", "--data", str(place.data))
     assert code == 0 and "answers /v2/, healthy" in out, out

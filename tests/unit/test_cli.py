@@ -64,6 +64,45 @@ def test_usage_error_exits_2(catalog: Path) -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "lines"),
+    [
+        (
+            ["render"],
+            [
+                "gefreg: error: missing argument 'ENTRY'",
+                "  usage: gefreg render [OPTIONS] ENTRY",
+                "  hint: `gefreg render --help` explains it, with examples",
+            ],
+        ),
+        (
+            ["lnt"],
+            [
+                "gefreg: error: no such command 'lnt'",
+                "  hint: did you mean 'lint'?",
+                "  usage: gefreg [OPTIONS] COMMAND [ARGS]...",
+                "  hint: `gefreg --help` explains it, with examples",
+            ],
+        ),
+        (["--bogus"], ["gefreg: error: no such option '--bogus'"]),
+        (["base", "build", "--nope"], ["gefreg: error: no such option '--nope'"]),
+        (
+            ["new", "x", "--template", "foo"],
+            [
+                "gefreg: error: invalid value for '--template': 'foo' is not one of 'debian', "
+                "'python', 'static'"
+            ],
+        ),
+    ],
+)
+def test_usage_errors_speak_like_gefreg(args: list[str], lines: list[str]) -> None:
+    result = CliRunner().invoke(cli, args, prog_name="gefreg")
+    assert result.exit_code == 2
+    err = result.stderr.splitlines()
+    assert err[: len(lines)] == lines
+    assert "Error:" not in result.stderr and "Try '" not in result.stderr
+
+
 def test_lint_passes_a_clean_catalog(catalog: Path) -> None:
     code, out, _ = run("lint", "--catalog", str(catalog), "--json")
     report = json.loads(out)
