@@ -12,7 +12,6 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from gefreg.registry.errors import (
 )
 from gefreg.registry.media_types import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX
 from gefreg.registry.pipelining import pipelined_heads
-from gefreg.registry.transport import USER_AGENT, CountedFile, Transport
+from gefreg.registry.transport import USER_AGENT, CountedFile, Sent, Transport
 
 _REPO = re.compile(
     r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
@@ -127,20 +126,12 @@ class RegistryClient:
             return False
         raise self.http.rejected(resp, f"HEAD blob {digest} in {repo}")
 
-    def push_blob(
-        self,
-        repo: str,
-        digest: str,
-        data: bytes | Path,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
+    def push_blob(self, repo: str, digest: str, data: bytes | Path, on_bytes: Sent = None) -> None:
         """Upload a blob unless present. Files are streamed from disk, never read whole.
 
         The registry checks the content against ``digest`` (Distribution answers
         DIGEST_INVALID otherwise); an upload cut off mid-way starts a new upload session.
-        ``on_bytes`` hears how many bytes of this blob were sent so far (from 0 again when an
-        attempt starts over).
-        """
+        ``on_bytes`` hears the bytes of this blob sent so far (each attempt from 0)."""
         _check_repo(repo)
         _check_digest(digest)
         if isinstance(data, bytes) and sha256_bytes(data) != digest:
@@ -157,9 +148,7 @@ class RegistryClient:
                     location,
                     f"{repo}:push",
                     headers=headers,
-                    data=CountedFile(data, size, on_bytes)
-                    if on_bytes is not None and isinstance(data, Path)
-                    else data,
+                    data=CountedFile.of(data, on_bytes),
                     params=params,
                     retries=0,
                 )

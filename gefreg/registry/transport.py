@@ -44,11 +44,21 @@ MAX_RETRY_AFTER = 10.0
 USER_AGENT = f"gefreg/{__version__}"
 
 
+Sent = Callable[[int], None] | None  # hears the bytes of an upload sent so far
+
+
 class CountedFile:
     """A file to upload that reports the bytes sent so far (each attempt starts at 0)."""
 
     def __init__(self, path: Path, size: int, on_bytes: Callable[[int], None]) -> None:
         self.path, self.size, self.on_bytes = path, size, on_bytes
+
+    @classmethod
+    def of(cls, data: bytes | Path, on_bytes: Sent) -> bytes | Path | CountedFile:
+        """``data`` as it is, or a file that reports its bytes when someone listens."""
+        if on_bytes is None or not isinstance(data, Path):
+            return data
+        return cls(data, data.stat().st_size, on_bytes)
 
     def open(self) -> _CountingReader:
         self.on_bytes(0)
