@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gefreg.engine import Engine
-from gefreg.registry.client import OCI_MANIFEST, RegistryClient
+from gefreg.registry.client import RegistryClient
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.integration.test_publish import entry, gefreg
 from tests.registry_fixtures import LocalRegistry, tiny_image
 
