@@ -1,4 +1,4 @@
-"""Pytest plugin: a catalog with releases published to the session's real registry, for the
+"""Pytest plugin: a catalog with releases published to a real registry of its own, for the
 GEF instance's integration tests (the TES API, the web catalog and the static site).
 
 ``tes-sleeper`` sleeps (seconds as its argument) then writes a file; ``fixity-manifest`` is
@@ -14,7 +14,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tes
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 
 from gefreg.cli import cli
 from tests.helpers import build_tree, busybox_entry, make_catalog
+from tests.registry_fixtures import LocalRegistry
 from tests.serve_helpers import ServerProcess, tokens
 
 SHIPPED = Path(__file__).resolve().parents[1] / "catalog"
@@ -105,14 +105,28 @@ def _catalog(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tes_instance(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    from gefreg.engine import Engine, engine_answers
-    from gefreg.run.hardening import RUN_LABEL
+def tes_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    from gefreg.engine import engine_answers
 
     if not engine_answers():
         pytest.skip("no Docker engine")  # the docker marker turns this into a failure in CI
     root = tmp_path_factory.mktemp("tes")
     os.chmod(root, 0o755)
+    # Its own registry: the shipped fixity-manifest is published here too, and the session
+    # registry belongs to the tests that publish the shipped catalog themselves.
+    registry = LocalRegistry(root / "registry")
+    registry.root.mkdir()
+    registry.start()
+    try:
+        yield from _instance(root, registry)
+    finally:
+        registry.kill()
+
+
+def _instance(root: Path, registry: LocalRegistry) -> Iterator[Instance]:
+    from gefreg.engine import Engine
+    from gefreg.run.hardening import RUN_LABEL
+
     catalog = _catalog(root)
     env = {"GEFREG_STATE": str(root / "state")}
     opts = ["--catalog", str(catalog), "--registry", registry.address]
