@@ -212,8 +212,11 @@ def reproduce(
 ) -> None:
     """Re-run the run recorded in RECORD and compare its outputs with the recorded ones.
 
-    The same image (by recorded image ID; refused when the engine lacks it), command, limits
-    and inputs (refused when their hashes differ from the record). Files matching the
+    The same image — trusted only when the catalog vouches for it (a release in the ledger of
+    the configured registry, or a build gefreg made; a record naming another registry, digest
+    or image ID is refused with exit 1 before anything is pulled) — command, limits and inputs
+    (refused when their hashes differ from the record). --allow-untrusted re-runs the engine's
+    own image with the recorded ID (never pulled), recorded as trusted: false. Files matching the
     service's `volatile` patterns or --ignore are listed as ignored, never silently dropped.
     Exit 0 when the outputs are identical, 1 when they differ (added, removed and changed files
     are listed with sizes), 2 for bad input, 3 when the engine failed.
@@ -295,7 +298,8 @@ def test_cmd(
     from gefreg.engine import Engine
     from gefreg.errors import BadInput, CheckFailed
     from gefreg.release.ledger import CatalogLedger
-    from gefreg.run.image_choice import resolve_image, verify_image
+    from gefreg.release.trust import verify_image
+    from gefreg.run.image_choice import resolve_image
     from gefreg.run.service_tests import built_image, run_tests
 
     settings = _settings(catalog, registry, need_catalog=True)
@@ -311,7 +315,7 @@ def test_cmd(
         return
     engine = Engine.connect()
     if version is None:
-        image = built_image(settings, entry)
+        image = built_image(settings, entry, engine)
     elif version != entry.spec.version:
         raise BadInput(
             f"service.yaml declares the tests of {entry.name} {entry.spec.version}, not {version}",

@@ -108,6 +108,8 @@ class TrustedRelease:
     interface: Mapping[str, Any] | None = None  # ServiceInterface.to_json() of the release
     fingerprint: str | None = None  # the record fingerprint the ledger holds for it
     signed_by: str | None = None  # the key id the ledger says signed it at publish
+    image_id: str | None = None  # the image ID published (the pulled image must have it)
+    where: str | None = None  # "FILE:LINE" of its ledger line
 
 
 def ledger_path(entry_dir: Path) -> Path:
@@ -272,6 +274,26 @@ def only_appended(old: str, new: str) -> bool:
     return not old or old.endswith("\n") or new == old or new[len(old)] == "\n"
 
 
+def line_of(path: Path, version: str) -> int | None:
+    """The number of the line of ``path`` that releases ``version`` (for messages)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for number, raw in enumerate(lines, start=1):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if (
+            isinstance(data, dict)
+            and data.get("version") == version
+            and data.get("schema", SCHEMA) == SCHEMA
+        ):
+            return number
+    return None
+
+
 class CatalogLedger:
     """The runner's view of the ledgers: NAME[@VERSION] → the published manifest digest.
 
@@ -303,6 +325,7 @@ class CatalogLedger:
                 f"{release.repository.rsplit('/', 1)[0]}",
             )
         registry = release.repository.split("/", 1)[0]
+        path = ledger_path(self.settings.catalog / name)
         return TrustedRelease(
             name=name,
             version=release.version,
@@ -312,4 +335,6 @@ class CatalogLedger:
             interface=release.interface,
             fingerprint=release.fingerprint,
             signed_by=release.signed_by,
+            image_id=release.image_id,
+            where=f"{path}:{line_of(path, release.version)}",
         )

@@ -48,7 +48,9 @@ def publish_gate(
         tests: dict[str, Any] = {"declared": len(entry.spec.tests), "passed": True}
         if entry.spec.tests:
             on_step(f"testing {entry.name} ({len(entry.spec.tests)} tests)")
-            result = run_tests(settings, entry, engine=engine, image=built_image(settings, entry))
+            result = run_tests(
+                settings, entry, engine=engine, image=built_image(settings, entry, engine)
+            )
             if not result.passed:
                 failed = [r.name for r in result.results if not r.passed]
                 raise CheckFailed(

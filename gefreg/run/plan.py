@@ -23,13 +23,8 @@ from gefreg.image.interface import (
     assign_ports,
 )
 from gefreg.model import Resources
-from gefreg.run.image_choice import (
-    Ledger,
-    ResolvedImage,
-    resolve_image,
-    resolve_untrusted,
-    verify_image,
-)
+from gefreg.release.trust import Ledger, ResolvedImage, verify_image
+from gefreg.run.image_choice import resolve_image, resolve_untrusted
 from gefreg.run.record import default_record_path, now
 from gefreg.run.request import RunRequest, new_run_id
 from gefreg.settings import Settings

@@ -14,6 +14,7 @@ from pathlib import Path
 from gefreg.engine import ContainerSpec
 from gefreg.engine.protocols import RunEngine
 from gefreg.errors import BadInput
+from gefreg.release.trust import ResolvedImage, verify_image
 from gefreg.run.compare import compare_outputs
 from gefreg.run.folders import (
     check_disjoint,
@@ -25,7 +26,6 @@ from gefreg.run.folders import (
     remove_made,
 )
 from gefreg.run.hardening import HARDENED, container_spec
-from gefreg.run.image_choice import ResolvedImage, verify_image
 from gefreg.run.ownership import EntryId, Identity, entry_ids
 from gefreg.run.record import (
     ContainerFacts,

@@ -31,8 +31,8 @@ from gefreg import __version__
 from gefreg.errors import BadInput, EnvironmentFailure
 from gefreg.hashing import sha256_file
 from gefreg.model import Resources
+from gefreg.release.trust import ResolvedImage
 from gefreg.run.hardening import Hardening
-from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.tree_manifest import TreeManifest
 
 SCHEMA = "gefreg.run/1"

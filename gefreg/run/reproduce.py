@@ -1,8 +1,10 @@
 """Re-run a recorded run and say whether it reproduced.
 
-The re-run uses only the record and the engine: the same image (by recorded image ID, and
-registry digest when there is one; refused when the engine does not have it), the same command,
-arguments and limits, and the same inputs — at their recorded paths or given anew, refused
+The re-run uses the same image — what the record says about it is only a claim: trust is
+re-established from the catalog (:func:`gefreg.release.trust.trust_image`: a release in the
+ledger of the configured registry, or a build gefreg made, or with ``allow_untrusted`` the
+engine's own image, recorded as untrusted) — the same command, arguments and limits, and the
+same inputs — at their recorded paths or given anew, refused
 unless their manifests equal the recorded ones. The new outputs go to ``--output DIR`` (one
 sub-folder per output port) or next to the new run's own record, and are compared file by file
 with the recorded outputs. Patterns the service declared ``volatile`` (carried in the record)
@@ -19,9 +21,10 @@ from typing import Any
 from gefreg.engine.protocols import RunEngine
 from gefreg.errors import BadInput
 from gefreg.image.interface import Fields, assign_ports, interface_from_record
+from gefreg.release.ledger import CatalogLedger
+from gefreg.release.trust import ImageClaim, trust_image
 from gefreg.run.compare import Comparison, compare_outputs
 from gefreg.run.execute import run_service
-from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import default_record_path, now, read_run_record
 from gefreg.run.request import RunObserver, RunRequest, RunResult, new_run_id
 from gefreg.run.tree_manifest import TreeManifest
@@ -68,19 +71,31 @@ class ReproduceReport:
         }
 
 
-def recorded_image(record: dict[str, Any], where: str) -> ResolvedImage:
-    """The record's ``image``, every field checked (BadInput naming the field)."""
+def recorded_claim(record: dict[str, Any], where: str) -> ImageClaim:
+    """What the record's ``image`` claims, every field checked (BadInput naming the field).
+    Its ``trusted`` is not part of the claim: trust is re-established from the catalog."""
     f = Fields(where)
     data = f.mapping(f.get(record, "image"), "image")
-    f.digest(f.get(data, "image_id", "image"), "image.image_id")
-    if data.get("manifest_digest") is not None:
-        f.digest(data["manifest_digest"], "image.manifest_digest")
-    f.text(f.get(data, "name", "image"), "image.name")
-    for key in ("version", "registry", "repository", "ref", "source"):
-        f.optional_text(data.get(key), f"image.{key}")
+    image_id = f.digest(f.get(data, "image_id", "image"), "image.image_id")
+    digest = data.get("manifest_digest")
+    if digest is not None:
+        f.digest(digest, "image.manifest_digest")
+    name = f.text(f.get(data, "name", "image"), "image.name")
+    texts = {
+        key: f.optional_text(data.get(key), f"image.{key}")
+        for key in ("version", "registry", "repository", "ref", "source")
+    }
     if not isinstance(data.get("trusted"), bool):
         raise f.fail("image.trusted", "true or false", data.get("trusted"))
-    return ResolvedImage.from_json(dict(data))
+    return ImageClaim(
+        name,
+        texts["version"],
+        image_id,
+        digest,
+        texts["registry"],
+        texts["repository"],
+        texts["ref"] or name,
+    )
 
 
 def recorded_ports(
@@ -125,15 +140,15 @@ def reproduce(
     f = Fields(where)
     original_id = f.text(original["id"], "id")
     args = f.strings(original["args"], "args")
-    image = recorded_image(original, where)
-    if not image.trusted and not allow_untrusted:
-        raise BadInput(
-            f"{record_path}: the recorded image was not from the catalog",
-            "pass --allow-untrusted to re-run it anyway",
-        )
+    claim = recorded_claim(original, where)
     service = interface_from_record(original, where)
+    if service.name != claim.name:
+        raise f.fail("service.name", f"the image's name {claim.name!r}", service.name)
     recorded_inputs = recorded_ports(original, "inputs", [p.name for p in service.inputs], where)
     recorded_outputs = recorded_ports(original, "outputs", [p.name for p in service.outputs], where)
+    image = trust_image(
+        settings, engine, claim, ledger=CatalogLedger(settings), allow_untrusted=allow_untrusted
+    )
     overrides = assign_ports("input", service.inputs, inputs, every_port=False)
     folders = {port: overrides.get(port, Path(path)) for port, (path, _) in recorded_inputs.items()}
     expected_inputs = {port: manifest for port, (_, manifest) in recorded_inputs.items()}

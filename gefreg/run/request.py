@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Resources
-from gefreg.run.image_choice import ResolvedImage
+from gefreg.release.trust import ResolvedImage
 from gefreg.run.tree_manifest import TreeManifest
 
 if TYPE_CHECKING:

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.engine.protocols import RunEngine
+from gefreg.engine.protocols import ImageStore, RunEngine
 from gefreg.errors import BadInput
 from gefreg.image.build_record import require_build
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Entry, ServiceTest
+from gefreg.release.trust import ImageClaim, ResolvedImage, trust_image
 from gefreg.run.compare import matching_pattern
 from gefreg.run.execute import run_service
-from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import now
 from gefreg.run.request import RunObserver, RunRequest
 from gefreg.settings import Settings
@@ -190,8 +190,11 @@ def _run_one(
     )
 
 
-def built_image(settings: Settings, entry: Entry, version: str | None = None) -> ResolvedImage:
-    """The entry's current build, which must be of ``version`` (default: the record's)."""
+def built_image(
+    settings: Settings, entry: Entry, engine: ImageStore, version: str | None = None
+) -> ResolvedImage:
+    """The entry's current build, which must be of ``version`` (default: the record's),
+    as the one trust decision sees it."""
     wanted = version or entry.spec.version
     record = require_build(settings, entry.name)
     if record.version != wanted:
@@ -199,7 +202,8 @@ def built_image(settings: Settings, entry: Entry, version: str | None = None) ->
             f"{entry.name}@{wanted} is not built (the build is version {record.version})",
             f"rebuild: gefreg build {entry.name}",
         )
-    return ResolvedImage.of_build(record, f"{entry.name}@{wanted}")
+    claim = ImageClaim(entry.name, wanted, record.image_id, ref=f"{entry.name}@{wanted}")
+    return trust_image(settings, engine, claim, ledger=None)
 
 
 def run_tests(
@@ -213,7 +217,7 @@ def run_tests(
 ) -> TestReport:
     """Run every test of ``entry`` against ``image`` (default: the entry's current build)."""
     if image is None:
-        image = built_image(settings, entry)
+        image = built_image(settings, entry, engine)
     results = []
     fresh: dict[str, dict[str, str]] = {}
     for test in entry.spec.tests:

@@ -4,11 +4,10 @@ nothing else.
 ``NAME@VERSION`` or ``REGISTRY/NAME@sha256:DIGEST``; the second must be the configured
 registry and a digest the ledger of NAME lists. Either way the decision is made by the one
 path ``gefreg run NAME@VERSION`` takes (:func:`gefreg.run.image_choice.resolve_image` with the
-catalog's ledger), and only an answer that came from the ledger counts: a local build is not a
-release. Its signature is then checked as the catalog's trust.yaml demands
-(:func:`gefreg.release.signature_check.check_release`, the check every consumer makes). The
-server asks again right before each run, so a release yanked, a key revoked or a ledger
-changed after submission is noticed.
+catalog's ledger, which asks :func:`gefreg.release.trust.trust_image`, the one trust decision:
+it also checks the signature as the catalog's trust.yaml demands), and only an answer that came
+from the ledger counts: a local build is not a release. The server asks again right before each
+run, so a release yanked, a key revoked or a ledger changed after submission is noticed.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import is_digest
 from gefreg.release import ledger
-from gefreg.release.signature_check import check_release
-from gefreg.run.image_choice import ResolvedImage, resolve_image
+from gefreg.release.trust import ResolvedImage
+from gefreg.run.image_choice import resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
 
@@ -74,15 +73,6 @@ def parse_release(settings: Settings, text: str) -> tuple[str, str]:
     return name, version
 
 
-def check_signature(settings: Settings, name: str, version: str) -> None:
-    """What the catalog's trust.yaml says about the release (signature, key, provenance),
-    through the signing check every consumer makes; CheckFailed naming the failed check."""
-    release = ledger.CatalogLedger(settings).lookup(name, version)
-    if release is None:
-        raise CheckFailed(f"{name} {version} is not in the ledger")
-    check_release(settings, release)
-
-
 def trusted_release(
     settings: Settings, engine: Engine, text: str
 ) -> tuple[ResolvedImage, ServiceInterface]:
@@ -114,7 +104,6 @@ def trusted_release(
             HINT,
         )
     try:
-        check_signature(settings, name, version)
         image, interface = choose_interface(settings, engine, image)
     except (BadInput, CheckFailed) as exc:
         raise NotARelease(f"image {text!r}: {exc.message}", exc.hint) from None

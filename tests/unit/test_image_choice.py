@@ -9,13 +9,8 @@ import pytest
 
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.release.ledger import TrustedRelease
-from gefreg.run.image_choice import (
-    ResolvedImage,
-    Target,
-    parse_target,
-    resolve_image,
-    verify_image,
-)
+from gefreg.release.trust import ResolvedImage, UntrustedImage, verify_image
+from gefreg.run.image_choice import Target, parse_target, resolve_image
 from gefreg.settings import Settings
 from tests.fakes import FakeEngine, image_info
 from tests.helpers import demo_entry, make_catalog, write_build
@@ -90,7 +85,7 @@ def test_digest_is_trusted_only_when_gefreg_built_it(tmp_path: Path) -> None:
     by_digest = resolve(settings, f"demo@{DIGEST}", engine)
     assert by_digest.trusted and by_digest.image_id == ID_A
     assert (by_digest.manifest_digest, by_digest.repository) == (DIGEST, "reg/demo")
-    with pytest.raises(BadInput, match="not an image gefreg built for demo"):
+    with pytest.raises(UntrustedImage, match="not an image gefreg built for demo"):
         resolve(settings, f"demo@{ID_B}", engine)
     assert not resolve(settings, f"demo@{ID_B}", engine, allow_untrusted=True).trusted
 

@@ -15,9 +15,9 @@ from gefreg.engine import ContainerSpec, EngineUnavailable
 from gefreg.errors import BadInput, EnvironmentFailure
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
+from gefreg.release.trust import ResolvedImage
 from gefreg.run import execute
 from gefreg.run.execute import run_service
-from gefreg.run.image_choice import ResolvedImage
 from gefreg.run.record import read_run_record
 from gefreg.run.request import RunRequest
 from tests.fakes import FakeEngine, image_info

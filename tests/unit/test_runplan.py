@@ -13,7 +13,7 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import DEFAULT_UID, Port, Resources
 from gefreg.release.ledger import TrustedRelease
-from gefreg.run.image_choice import ResolvedImage
+from gefreg.release.trust import ResolvedImage
 from gefreg.run.plan import choose_interface, interface_for, plan_run
 from gefreg.settings import Settings
 from tests.fakes import FakeEngine

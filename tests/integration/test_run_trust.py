@@ -1,0 +1,179 @@
+"""Issue 11.1, performed for real: run records that name an image the catalog never published —
+a local image swapped in by ID, an image in another registry — are refused by `reproduce`
+before anything is pulled or run (exit 1, naming the check); with --allow-untrusted the re-run
+is recorded as ``trusted: false``. Trust is re-established from the catalog every time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gefreg.cli import cli
+from gefreg.engine import Engine
+from tests.helpers import busybox_entry, make_catalog, own_run_containers
+from tests.registry_fixtures import LocalRegistry
+
+pytestmark = pytest.mark.docker
+
+NAME = "tr-copy"
+SCRIPT = "cp /data/in/a.txt /data/out/copy.txt\n"
+EVIL = "echo pwned > /data/out/copy.txt\n"
+
+
+def gefreg(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@dataclass(frozen=True)
+class Published:
+    root: Path
+    env: dict[str, str]
+    opts: list[str]
+    record: Path  # a successful run of tr-copy@1.0.0, pulled from the catalog's registry
+    outside: str  # the ID of a local image gefreg never built or published
+    state: Path
+
+    def tampered(self, name: str, **image: Any) -> Path:
+        data = json.loads(self.record.read_text())
+        data["image"].update(image)
+        path = self.root / f"{name}.json"
+        path.write_text(json.dumps(data))
+        return path
+
+    def runs(self) -> list[Path]:
+        return sorted((self.state / "runs").glob("*/run.json"))
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def published(tmp_path: Path, fresh_registry: LocalRegistry) -> Iterator[Published]:
+    os.chmod(tmp_path, 0o755)
+    catalog = make_catalog(
+        tmp_path / "catalog",
+        busybox_entry(
+            NAME,
+            SCRIPT,
+            inputs=[{"name": "data", "path": "/data/in"}],
+            outputs=[{"name": "result", "path": "/data/out"}],
+        ),
+    )
+    (catalog / "policy.yaml").write_text("vulnerability-db-unavailable: warn\n")
+    os.chmod(catalog / NAME / "busybox", 0o755)
+    state = tmp_path / "state"
+    env = {"GEFREG_STATE": str(state)}
+    opts = ["--catalog", str(catalog), "--registry", fresh_registry.address]
+    for command in ("build", "publish"):
+        code, _, err = gefreg(env, command, *opts, NAME)
+        assert code == 0, err
+    (tmp_path / "in").mkdir(mode=0o755)
+    (tmp_path / "in" / "a.txt").write_text("alpha\n")
+    record = tmp_path / "rec" / "run.json"
+    code, _, err = gefreg(
+        env, "run", *opts, f"{NAME}@1.0.0", "-i", str(tmp_path / "in"),
+        "-o", str(tmp_path / "out"), "--record", str(record),
+    )  # fmt: skip
+    assert code == 0, err
+    # an image outside the catalog, with the same layout and another script
+    context = tmp_path / "outside"
+    context.mkdir()
+    (context / "busybox").write_bytes((catalog / NAME / "busybox").read_bytes())
+    os.chmod(context / "busybox", 0o755)
+    (context / "run.sh").write_text(EVIL)
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY run.sh /opt/run.sh\n"
+        "LABEL org.gefreg.test=run-trust\n"
+    )
+    tag = f"gefreg-test/outside-{os.urandom(6).hex()}:1"
+    docker("build", "-q", "-t", tag, str(context))
+    outside = docker("image", "inspect", "-f", "{{.Id}}", tag).strip()
+    yield Published(tmp_path, env, opts, record, outside, state)
+    engine = Engine.connect()
+    for container in own_run_containers(engine, tmp_path):
+        engine.remove_container(container)
+    subprocess.run(["docker", "rmi", "-f", outside], capture_output=True, check=False)
+
+
+def test_a_swapped_image_id_is_refused_before_anything_runs(
+    published: Published, engine: Engine
+) -> None:
+    before = published.runs()
+    swapped = published.tampered(
+        "swapped", image_id=published.outside, manifest_digest=None, registry=None,
+        repository=None, source="build-record",
+    )  # fmt: skip
+    code, out, err = gefreg(published.env, "reproduce", *published.opts, str(swapped))
+    assert code == 1, out + err
+    assert (
+        f"{published.outside[:19]} is neither a release of {NAME} 1.0.0 in the ledger of " in err
+    ) and f"nor an image gefreg built for {NAME}" in err
+    assert "--allow-untrusted" in err
+    assert published.runs() == before  # no re-run was started: no record, no container
+    assert own_run_containers(engine, published.root) == []
+    # the ID swapped but the registry digest kept: the ledger's image ID decides
+    kept = published.tampered("kept", image_id=published.outside)
+    code, _, err = gefreg(published.env, "reproduce", *published.opts, str(kept))
+    assert code == 1 and f"the image ID {published.outside} is not the released image" in err
+    assert published.runs() == before
+    # allowed: it runs, and the new record says what it is
+    code, out, err = gefreg(
+        published.env, "reproduce", *published.opts, str(swapped), "--allow-untrusted", "--json"
+    )
+    report = json.loads(out)
+    assert code == 1 and not report["identical"]  # it wrote "pwned"
+    rerun = json.loads(Path(report["rerun"]).read_text())
+    assert rerun["image"]["trusted"] is False and rerun["service"]["trusted"] is False
+    assert rerun["image"]["image_id"] == published.outside and rerun["image"]["source"] == "engine"
+
+
+def test_an_image_in_another_registry_is_refused_before_it_is_pulled(
+    published: Published, registry: LocalRegistry, engine: Engine
+) -> None:
+    elsewhere = f"{registry.address}/{NAME}"
+    docker("tag", published.outside, f"{elsewhere}:evil")
+    docker("push", f"{elsewhere}:evil")
+    digest = docker("image", "inspect", "-f", "{{index .RepoDigests 0}}", f"{elsewhere}:evil")
+    digest = digest.strip().rpartition("@")[2]
+    docker("rmi", "-f", published.outside)  # a re-run would have to pull it
+    assert engine.image(published.outside) is None
+    before = published.runs()
+    moved = published.tampered(
+        "moved", registry=registry.address, repository=elsewhere, manifest_digest=digest,
+        image_id=published.outside,
+    )  # fmt: skip
+    code, out, err = gefreg(published.env, "reproduce", *published.opts, str(moved))
+    assert code == 1, out + err
+    assert f"the registry {registry.address} is not the one the catalog published" in err
+    assert engine.image(published.outside) is None  # nothing was pulled
+    assert engine.image(f"{elsewhere}@{digest}") is None
+    assert published.runs() == before
+    # allowed, an untrusted image is still never pulled: the engine does not have it
+    code, _, err = gefreg(
+        published.env, "reproduce", *published.opts, str(moved), "--allow-untrusted"
+    )
+    assert code == 2 and "never pulled for untrusted runs" in err
+    assert engine.image(published.outside) is None
+    # the genuine record reproduces
+    code, out, err = gefreg(published.env, "reproduce", *published.opts, str(published.record))
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("identical: 1 files the same")
+
+
+def test_run_by_digest_of_an_outside_image_is_refused(published: Published) -> None:
+    code, _, err = gefreg(
+        published.env, "run", *published.opts, f"{NAME}@{published.outside}",
+        "-i", str(published.root / "in"), "-o", str(published.root / "o2"),
+    )  # fmt: skip
+    assert code == 1 and f"is not an image gefreg built for {NAME}" in err
+    assert not (published.root / "o2").exists()
