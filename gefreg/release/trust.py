@@ -152,7 +152,10 @@ def trust_image(
     ref = claim.ref or claim.name
     try:
         if named_entry(settings.catalog, claim.name) is None:
-            raise UntrustedImage(f"{claim.name!r} is not a catalog entry (in {settings.catalog})")
+            raise UntrustedImage(
+                f"{claim.name!r} is not a catalog entry (in {settings.catalog})",
+                "name the catalog it comes from: --catalog DIR or GEFREG_CATALOG",
+            )
         release = ledger.lookup(claim.name, claim.version) if ledger is not None else None
         if release is not None and _claims_release(claim, release):
             _release_checks(settings, release)

@@ -134,7 +134,8 @@ class Services:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"GEFREG_STATE": str(self.settings.state_dir)}
+        # reproduce re-establishes trust from the catalog: it needs it as much as run does
+        return {"GEFREG_STATE": str(self.settings.state_dir), "GEFREG_CATALOG": str(self.catalog)}
 
 
 def static_service(name: str, script: str, **fields: Any) -> dict[str, Any]:
