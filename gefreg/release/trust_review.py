@@ -48,6 +48,16 @@ def review_trust(old_text: str | None, new_text: str | None, path: Path) -> Trus
         old = _policy(old_text, path)
     except Exception:
         return TrustReview(True, (), ("the base revision's trust.yaml was invalid",))
+    problems, notes = _earlier_keys(old, new, path)
+    notes += _new_keys(old, new)
+    if old.require_signatures and not new.require_signatures:
+        notes.append("require-signatures turned off: unsigned releases will run again")
+    return TrustReview(True, tuple(problems), tuple(notes))
+
+
+def _earlier_keys(old: TrustPolicy, new: TrustPolicy, path: Path) -> tuple[list[str], list[str]]:
+    """(problems, notes) about the keys the base revision had: a revoked key stays listed and
+    revoked, a key id keeps its key; removals and new entries are noted."""
     problems: list[str] = []
     notes: list[str] = []
     by_print = {k.public_key.fingerprint: k for k in new.keys}
@@ -70,13 +80,18 @@ def review_trust(old_text: str | None, new_text: str | None, path: Path) -> Trus
                 f"key {before.id!r} may now sign {', '.join(after.entries)} "
                 f"(was {', '.join(before.entries)})"
             )
+    return problems, notes
+
+
+def _new_keys(old: TrustPolicy, new: TrustPolicy) -> list[str]:
+    """Notes on keys added or newly revoked by the change."""
+    notes: list[str] = []
     for key in new.keys:
-        if old.key(key.id) is None:
+        earlier = old.key(key.id)
+        if earlier is None:
             notes.append(
                 f"key {key.id!r} added ({key.public_key.fingerprint}) for {', '.join(key.entries)}"
             )
-        if key.revoked is not None and (old.key(key.id) is None or old.key(key.id).revoked is None):  # type: ignore[union-attr]
+        if key.revoked is not None and (earlier is None or earlier.revoked is None):
             notes.append(f"key {key.id!r} revoked: {key.revoked.reason}")
-    if old.require_signatures and not new.require_signatures:
-        notes.append("require-signatures turned off: unsigned releases will run again")
-    return TrustReview(True, tuple(problems), tuple(notes))
+    return notes

@@ -77,7 +77,6 @@ def _findings_table(
 
 def format_table(report: ScanReport, color: bool = False, width: int = 100) -> str:
     from rich.console import Console
-    from rich.markup import escape
 
     out = io.StringIO()
     console = Console(
@@ -88,7 +87,15 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
         highlight=False,
         soft_wrap=True,
     )
-    verdict = report.verdict
+    for section in (_header, _vulnerability_scan, _findings, _exceptions_and_notes, _footer):
+        section(console, report)
+    return out.getvalue()
+
+
+def _header(console: Any, report: ScanReport) -> None:
+    """The subject, the scanners with their DB, the policy and whether results were cached."""
+    from rich.markup import escape
+
     policy = report.policy
     status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
     console.print(f"[bold]gefreg scan[/] {escape(report.entry or report.reference)}: {status}")
@@ -113,40 +120,42 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     limits = ", ".join(f"{k.value} ≥ {threshold_name(v)}" for k, v in policy.thresholds)
     console.print(
         f"            blocks: {limits}; ignore-unfixed: "
-        f"{str(policy.ignore_unfixed).lower()}; as of {verdict.today.isoformat()}"
+        f"{str(policy.ignore_unfixed).lower()}; as of {report.verdict.today.isoformat()}"
     )
     if report.cached:
         console.print(f"  cached    scanner results from {report.scanned_at:%Y-%m-%d %H:%M} UTC")
     console.print()
 
-    vulns = report.vulnerabilities
-    if not vulns.evaluated:
-        effect = (
-            "[bold red]this blocks the image[/]"
-            if verdict.db_blocks
-            else "[yellow]allowed by the policy (warn)[/]"
-        )
-        console.print(
-            "[bold]Vulnerabilities: NOT EVALUATED[/] — Trivy could not use a "
-            f"vulnerability DB; {effect} (vulnerability-db-unavailable: "
-            f"{policy.db_unavailable.value})"
-        )
-        console.print(f"  reason: {vulns.reason}", markup=False)
-        console.print(f"  fix:    {vulns.fix}", markup=False)
-        console.print()
 
-    if verdict.blocking:
-        console.print(
-            _findings_table(
-                report, f"Blocking ({len(verdict.blocking)})", verdict.blocking, why=False
-            )
-        )
-    if verdict.suppressed:
-        console.print(
-            _findings_table(
-                report, f"Suppressed ({len(verdict.suppressed)})", verdict.suppressed, why=True
-            )
-        )
+def _vulnerability_scan(console: Any, report: ScanReport) -> None:
+    """Whether vulnerabilities were looked for; when not, why, the fix and what the policy says."""
+    vulns = report.vulnerabilities
+    if vulns.evaluated:
+        return
+    effect = (
+        "[bold red]this blocks the image[/]"
+        if report.verdict.db_blocks
+        else "[yellow]allowed by the policy (warn)[/]"
+    )
+    console.print(
+        "[bold]Vulnerabilities: NOT EVALUATED[/] — Trivy could not use a "
+        f"vulnerability DB; {effect} (vulnerability-db-unavailable: "
+        f"{report.policy.db_unavailable.value})"
+    )
+    console.print(f"  reason: {vulns.reason}", markup=False)
+    console.print(f"  fix:    {vulns.fix}", markup=False)
+    console.print()
+
+
+def _findings(console: Any, report: ScanReport) -> None:
+    """Blocking and suppressed findings as tables; those below the threshold as a list."""
+    verdict = report.verdict
+    for title, decisions, why in (
+        ("Blocking", verdict.blocking, False),
+        ("Suppressed", verdict.suppressed, True),
+    ):
+        if decisions:
+            console.print(_findings_table(report, f"{title} ({len(decisions)})", decisions, why))
     below = verdict.below_threshold
     if below:
         counts: dict[str, int] = {}
@@ -157,6 +166,10 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
         console.print(f"Below threshold ({len(below)}, not blocking): {text}")
         for d in below:
             console.print(f"  {d.finding.describe()}", markup=False)
+
+
+def _exceptions_and_notes(console: Any, report: ScanReport) -> None:
+    verdict = report.verdict
     for title, items in (
         ("Expired exceptions (no longer applied)", verdict.expired),
         ("Stale exceptions (matched nothing; remove them?)", verdict.stale),
@@ -169,6 +182,12 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     console.print()
+
+
+def _footer(console: Any, report: ScanReport) -> None:
+    """The files kept beside the report, the summary and the reasons of the verdict."""
+    from rich.markup import escape
+
     for label, path in (
         ("report", report.report_path),
         ("trivy report", report.trivy_report),
@@ -179,9 +198,8 @@ def format_table(report: ScanReport, color: bool = False, width: int = 100) -> s
     console.print(
         ("[bold green]" if report.passed else "[bold red]") + escape(report.summary()) + "[/]"
     )
-    for reason in verdict.reasons():
+    for reason in report.verdict.reasons():
         console.print(f"  {reason}", markup=False)
-    return out.getvalue()
 
 
 FORMATTERS: dict[OutputFormat, Formatter] = {

@@ -69,29 +69,31 @@ class LintReport:
         }
 
 
-def project_rules(plan: BuildPlan) -> list[tuple[int | None, str, str]]:
+Violation = tuple[int | None, str, str]  # (line, rule, message)
+
+
+def project_rules(plan: BuildPlan) -> list[Violation]:
     """gefreg's own rules on a rendered Dockerfile: (line, rule, message) for each violation."""
     from dockerfile_parse import DockerfileParser
 
     parser = DockerfileParser(fileobj=io.BytesIO(plan.dockerfile.encode()))
     structure = parser.structure
-    out: list[tuple[int | None, str, str]] = []
+    labels = _labels(structure)
+    if labels is None:  # not LABEL lines as gefreg writes them: let dockerfile-parse read them
+        labels = parser.labels
+    return _instruction_rules(structure) + _label_rules(plan, labels)
+
+
+def _instruction_rules(structure: list[dict[str, Any]]) -> list[Violation]:
+    """GR101/GR102 pinned bases, GR103 a final USER that is not root, GR104 no ADD of URLs."""
+    out: list[Violation] = []
     stages: set[str] = set()
     final_user: tuple[int, str] | None = None
     for ins in structure:
         line, kind, value = ins["startline"] + 1, ins["instruction"], ins["value"]
         if kind == "FROM":
-            words = value.split()
-            image = words[0]
-            if len(words) >= 3 and words[1].lower() == "as":
-                stages.add(words[2].lower())
             final_user = None
-            if image.lower() in stages or image == SCRATCH:
-                continue
-            if "@sha256:" not in image:
-                out.append((line, "GR101", f"base {image} is not pinned by digest"))
-            if image.rsplit("/", 1)[-1].split("@")[0].endswith(":latest"):
-                out.append((line, "GR102", f"base {image} uses the mutable tag 'latest'"))
+            out += _base_rules(line, value, stages)
         elif kind == "USER":
             final_user = (line, value.strip())
         elif kind == "ADD" and ("http://" in value or "https://" in value):
@@ -100,12 +102,30 @@ def project_rules(plan: BuildPlan) -> list[tuple[int | None, str, str]]:
         out.append((None, "GR103", "the final stage has no USER: the image would run as root"))
     elif final_user[1].split(":")[0] in ("root", "0"):
         out.append((final_user[0], "GR103", "the final USER is root"))
-    labels = _labels(structure)
-    if labels is None:  # not LABEL lines as gefreg writes them: let dockerfile-parse read them
-        labels = parser.labels
-    for key in REQUIRED_LABELS:
-        if key not in labels:
-            out.append((None, "GR105", f"label {key} is missing"))
+    return out
+
+
+def _base_rules(line: int, value: str, stages: set[str]) -> list[Violation]:
+    """A FROM line (``stages`` collects the names of earlier build stages)."""
+    words = value.split()
+    image = words[0]
+    if len(words) >= 3 and words[1].lower() == "as":
+        stages.add(words[2].lower())
+    if image.lower() in stages or image == SCRATCH:
+        return []
+    out: list[Violation] = []
+    if "@sha256:" not in image:
+        out.append((line, "GR101", f"base {image} is not pinned by digest"))
+    if image.rsplit("/", 1)[-1].split("@")[0].endswith(":latest"):
+        out.append((line, "GR102", f"base {image} uses the mutable tag 'latest'"))
+    return out
+
+
+def _label_rules(plan: BuildPlan, labels: dict[str, str]) -> list[Violation]:
+    """GR105 every required label is there, GR106 the GEF port labels say what the record says."""
+    out: list[Violation] = [
+        (None, "GR105", f"label {key} is missing") for key in REQUIRED_LABELS if key not in labels
+    ]
     spec = plan.entry.spec
     ports = ports_from_labels(labels)
     for side, record_ports in (("input", spec.inputs), ("output", spec.outputs)):
