@@ -219,6 +219,20 @@ class FakeEngine:
             except FileExistsError:
                 raise BadInput(f"{path} already exists", "gefreg never overwrites files") from None
 
+    def follow_logs(
+        self, container: str, on_line: Callable[[str, str], None]
+    ) -> Callable[[float], None]:
+        """The service runs inside wait_container here: its lines come when it is waited for."""
+        self.calls.append("follow")
+
+        def wait(timeout: float) -> None:
+            c = self.containers[container]
+            for stream, data in (("stdout", c.stdout), ("stderr", c.stderr)):
+                for line in data.decode(errors="replace").splitlines():
+                    on_line(stream, line)
+
+        return wait
+
     def remove_container(self, container: str) -> None:
         self.calls.append("remove")
         if self.containers.pop(container, None) is not None:

@@ -12,6 +12,7 @@ import click
 
 from gefreg.cli import cli
 from gefreg.cli.options import json_option, settings_options
+from gefreg.errors import CheckFailed
 
 if TYPE_CHECKING:
     from gefreg.cli.ui import Progress
@@ -35,16 +36,24 @@ def _settings(catalog: str | None, registry: str | None, need_catalog: bool) -> 
     return Settings(Path("catalog").resolve(), registry or DEFAULT_REGISTRY, state)
 
 
-def _observer(progress: Progress) -> RunObserver:
+def _observer(progress: Progress, follow: bool = False) -> RunObserver:
+    from gefreg.run.log_tail import visible
     from gefreg.run.request import RunObserver
 
     class Shown(RunObserver):
-        """Steps as status lines; hashing of more than 64 MiB as a step with bytes and rate."""
+        """Steps as status lines; hashing of more than 64 MiB as a step with bytes and rate;
+        with ``follow`` every line the service writes, as it writes it (on stderr, made
+        visible: stdout stays clean for --json, and no escape sequence reaches the terminal)."""
+
+        follows = follow
 
         def __init__(self) -> None:
             self.lock = threading.Lock()
             self.hashing_what: str | None = None
             self.report: Callable[[int, int | None], None] | None = None
+
+        def output(self, stream: str, line: str) -> None:
+            progress.echo(f"{'out' if stream == 'stdout' else 'err'} | {visible(line)}")
 
         def status(self, text: str) -> None:
             with self.lock:
@@ -97,6 +106,7 @@ def _summary(result: RunResult) -> str:
 @click.option("--cpus", type=float, help="CPU limit, e.g. 0.5 [default: the record's].")
 @click.option("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 90s, 10m.")
 @click.option("--pids", type=int, help="Process limit [default: the record's].")
+@click.option("--follow", "-f", is_flag=True, help="Show what the service writes while it runs.")
 @settings_options
 @json_option
 def run_cmd(
@@ -112,6 +122,7 @@ def run_cmd(
     cpus: float | None,
     timeout: str | None,
     pids: int | None,
+    follow: bool,
     catalog: str | None,
     registry: str | None,
     as_json: bool,
@@ -126,18 +137,19 @@ def run_cmd(
 
     The run record (JSON) lists image, command, mounts, limits as applied, times, exit code,
     logs, and the sha256 of every input and output file. Its path is printed; --json prints
-    the record instead. Exit 0 when the service succeeded, 1 when it failed or timed out,
+    the record instead. --follow shows what the service writes while it runs; when it fails,
+    the last lines of its stderr are shown with the path of the whole log. Exit 0 when the service succeeded, 1 when it failed or timed out,
     2 for bad input, 3 when the engine failed (the record then says `incomplete`).
 
     \b
     Examples:
       gefreg run fixity-manifest --input data/ --output out/
       gefreg run netcdf-summary@1.0.0 -i netcdf=nc/ -o summary=out/ --timeout 10m
+      gefreg run waveform-metadata --input ~/archive --output out/ --follow
       gefreg run --image my/tool:dev --allow-untrusted -i in/ -o out/ -- --verbose
     """
     from gefreg.cli import ui
     from gefreg.engine import Engine
-    from gefreg.errors import CheckFailed
     from gefreg.release.ledger import CatalogLedger
     from gefreg.run.execute import run_service
     from gefreg.run.plan import LimitOverrides, plan_run
@@ -163,7 +175,7 @@ def run_cmd(
             allow_untrusted=allow_untrusted,
             ledger=CatalogLedger(settings),
         )
-        result = run_service(request, engine=engine, observer=_observer(progress))
+        result = run_service(request, engine=engine, observer=_observer(progress, follow))
         progress.done(_summary(result))
         progress.done(f"run record: {result.record_path}")
     if as_json:
@@ -171,11 +183,27 @@ def run_cmd(
     else:
         click.echo(str(result.record_path))
     if not result.succeeded:
-        stderr_log = result.record_path.with_name(result.record.logs[1].path)
-        raise CheckFailed(
-            f"{request.service.name} {result.status}: {result.error}",
-            f"its stderr: {stderr_log}",
+        raise _failed(
+            request.service.name,
+            result.status,
+            result.error,
+            result.record_path.with_name(result.record.logs[1].path),
+            shown=follow,
         )
+
+
+def _failed(name: str, status: str, error: str | None, stderr: Path, shown: bool) -> CheckFailed:
+    """Why a service failed, with the last lines of its stderr (unless they were just shown
+    live) and where the whole log is."""
+    from gefreg.run.log_tail import tail
+
+    message = f"{name} {status}: {error}"
+    lines = [] if shown else tail(stderr)
+    if lines:
+        message += "\n  last lines of its stderr:\n" + "\n".join(f"    | {line}" for line in lines)
+    elif not shown:
+        message += "\n  (its stderr is empty)"
+    return CheckFailed(message, f"its whole stderr: {stderr}")
 
 
 @cli.command()
@@ -255,6 +283,18 @@ def reproduce(
         raise CheckFailed(f"{record} did not reproduce (see above)")
 
 
+def _print_stderr(record: Path) -> None:
+    from gefreg.run.log_tail import tail
+    from gefreg.run.record import log_paths
+
+    stderr = log_paths(record)[1]
+    lines = tail(stderr)
+    click.echo("  last lines of its stderr:" if lines else "  its stderr is empty")
+    for line in lines:
+        click.echo(f"    | {line}")
+    click.echo(f"  whole stderr: {stderr}")
+
+
 def _print_tests(report: Any) -> None:
     for result in report.results:
         verdict = "PASS" if result.passed else "FAIL"
@@ -267,6 +307,8 @@ def _print_tests(report: Any) -> None:
                 line += f" (expected {str(check.expected)[:19]}…)"
             click.echo(line)
         if not result.passed:
+            if result.run_status != "succeeded":
+                _print_stderr(result.record)
             click.echo(f"  record: {result.record}")
             if result.outputs:
                 click.echo(f"  outputs kept in: {result.outputs}")

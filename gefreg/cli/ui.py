@@ -155,6 +155,12 @@ class Progress:
             if self._status is None:
                 click.echo(text, err=True)
 
+    def echo(self, text: str) -> None:
+        """A line of output in the middle of a step (above the live line on a terminal)."""
+        if self.enabled:
+            with self._lock:
+                self._line(text)
+
     def transfer(self) -> Callable[[int, int | None], None]:
         """A callback for bytes moved so far in the current step (and the total, if known):
         shown as 'X of Y MB, R MB/s'. Safe to call from worker threads."""

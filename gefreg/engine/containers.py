@@ -3,7 +3,9 @@ logs, remove."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,48 @@ class ContainerCalls:
                     container, stdout=want_out, stderr=not want_out, stream=True, follow=False
                 )
                 _write_new(path, chunks)
+
+    def follow_logs(
+        self, container: str, on_line: Callable[[str, str], None]
+    ) -> Callable[[float], None]:
+        """Call ``on_line("stdout"|"stderr", line)`` for each line the container writes, as
+        it writes it, from two threads; the streams end when the container stops. Returns a
+        function that waits (up to a timeout) for both to finish."""
+        threads = [
+            threading.Thread(target=self._follow, args=(container, stream, on_line), daemon=True)
+            for stream in ("stdout", "stderr")
+        ]
+        for thread in threads:
+            thread.start()
+
+        def wait(timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+        return wait
+
+    def _follow(self, container: str, stream: str, on_line: Callable[[str, str], None]) -> None:
+        import docker.errors
+
+        pending = b""
+        try:
+            chunks = self.client.api.logs(
+                container,
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
+                stream=True,
+                follow=True,
+            )
+            for chunk in chunks:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_line(stream, line.decode("utf-8", errors="replace"))
+        except (docker.errors.DockerException, OSError):
+            return  # following is a courtesy: the saved logs are the record
+        if pending:
+            on_line(stream, pending.decode("utf-8", errors="replace"))
 
     def remove_container(self, container: str) -> None:
         import docker.errors

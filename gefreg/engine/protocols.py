@@ -6,6 +6,7 @@ instead, so they can be exercised without Docker (``tests/fakes.py`` has typed f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +41,10 @@ class ContainerRuntime(Protocol):
     def kill_container(self, container: str) -> None: ...
 
     def save_logs(self, container: str, stdout: Path, stderr: Path) -> None: ...
+
+    def follow_logs(
+        self, container: str, on_line: Callable[[str, str], None]
+    ) -> Callable[[float], None]: ...
 
     def remove_container(self, container: str) -> None: ...
 

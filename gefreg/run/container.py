@@ -30,6 +30,7 @@ from gefreg.run.record import LogFacts, RunRecord, now, timestamp, write_record
 from gefreg.run.request import RunObserver
 
 KILL_GRACE_S = 30.0
+FOLLOW_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,11 @@ class ContainerRun:
         self._update(started=timestamp(now()))
         self.t0 = time.monotonic()
         start_error = None
+        followed = None
         try:
             engine.start_container(container)
+            if self.observer.follows:
+                followed = engine.follow_logs(container, self.observer.output)
             code = engine.wait_container(container, limits.timeout)
         except StartFailed as exc:
             start_error, code = exc.message, -1
@@ -104,6 +108,8 @@ class ContainerRun:
             self.observer.status(f"timed out after {limits.timeout:g} s: killing the container")
             engine.kill_container(container)
             engine.wait_container(container, KILL_GRACE_S)
+        if followed is not None:
+            followed(FOLLOW_GRACE_S)  # the last lines still on their way
         state = engine.inspect_container(container)
         engine.save_logs(container, *self.prepared.logs)
         engine.remove_container(container)

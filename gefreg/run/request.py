@@ -92,6 +92,12 @@ class RunResult:
 class RunObserver:
     """Hears about a run's progress; the library never prints. Override what you need."""
 
+    follows = False  # True: hear every line the service writes, while it runs (`run --follow`)
+
+    def output(self, stream: str, line: str) -> None:
+        """A line the service wrote to ``stream`` ("stdout" or "stderr"), as it wrote it
+        (only when ``follows``; from engine threads). The saved logs are the record."""
+
     def status(self, text: str) -> None:
         """A step started (checking, hashing, running, ...)."""
 

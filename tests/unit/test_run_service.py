@@ -192,3 +192,26 @@ def test_bad_folders_are_refused_before_any_container(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="overlap"):
         run_service(request(tmp_path, outputs=(("result", tmp_path / "in" / "o"),)), engine=engine)
     assert engine.calls == [] and not (tmp_path / "rec").exists()
+
+
+def test_a_followed_run_hears_every_line_as_written(tmp_path: Path) -> None:
+    from gefreg.run.request import RunObserver
+
+    class Listener(RunObserver):
+        follows = True
+
+        def __init__(self) -> None:
+            self.lines: list[tuple[str, str]] = []
+
+        def output(self, stream: str, line: str) -> None:
+            self.lines.append((stream, line))
+
+    engine = engine_with(writes({"r.txt": b"r"}, code=1))
+    engine.stdout, engine.stderr = b"one\ntwo\n", b"Traceback: boom\n"
+    listener = Listener()
+    result = run_service(request(tmp_path), engine=engine, observer=listener)
+    assert result.status == "failed"
+    assert listener.lines == [("stdout", "one"), ("stdout", "two"), ("stderr", "Traceback: boom")]
+    assert engine.calls.index("follow") == engine.calls.index("start") + 1
+    assert (tmp_path / "rec" / "run.stderr.log").read_bytes() == b"Traceback: boom\n"  # still saved
+    assert "follow" not in engine_with().calls  # nobody listens: nothing followed
