@@ -138,8 +138,9 @@ def run_cmd(
     The run record (JSON) lists image, command, mounts, limits as applied, times, exit code,
     logs, and the sha256 of every input and output file. Its path is printed; --json prints
     the record instead. --follow shows what the service writes while it runs; when it fails,
-    the last lines of its stderr are shown with the path of the whole log. Exit 0 when the service succeeded, 1 when it failed or timed out,
-    2 for bad input, 3 when the engine failed (the record then says `incomplete`).
+    the last lines of its stderr are shown with the path of the whole log. Exit 0 when the
+    service succeeded, 1 when it failed or timed out, 2 for bad input, 3 when the engine
+    failed (the record then says `incomplete`).
 
     \b
     Examples:
