@@ -32,8 +32,8 @@ NAME = "fixity-manifest"
 ENV = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, env=ENV, **kw)  # type: ignore[call-overload]
+def sh(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, env=ENV)
 
 
 def timed(argv: list[str]) -> float:

@@ -1,2 +1,4 @@
-"""The OCI registry client every stage uses (transport, authentication, credentials, pipelined
-HEADs) and the embedded CNCF Distribution server. Knows registries, not catalogs."""
+"""Registries: the OCI Distribution API client every stage uses (the transport with retries
+and authentication apart from the API calls, Docker's credentials, pipelined HEADs, the media
+types, the layer cache) and the embedded CNCF Distribution server (its launch and processes).
+Knows registries, not catalogs."""

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gefreg.catalog.entries import load_base, load_entry
 from gefreg.cli import cli
-from gefreg.engine import Engine
+from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, BuildFailed
 from gefreg.image import bases
 from gefreg.image.build import build_entry
@@ -122,8 +122,8 @@ def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: E
     catalog = static_catalog(tmp_path, name="interrupted")
     settings = make_settings(catalog, tmp_path)
 
-    def interrupt(event: object) -> None:
-        if getattr(event, "step", None) and "USER" in str(event.step):
+    def interrupt(event: BuildEvent) -> None:
+        if event.step and "USER" in event.step:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

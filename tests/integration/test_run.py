@@ -218,7 +218,7 @@ def run(
 ) -> tuple[int, dict[str, Any]]:
     """`gefreg run NAME -i in -o out --record rec/run.json --json ...`: exit code and record."""
     record = record or tmp_path / "rec" / "run.json"
-    code, out, err = gefreg(
+    code, printed, err = gefreg(
         services,
         "run",
         "--catalog",
@@ -233,8 +233,8 @@ def run(
         "--json",
         *extra,
     )
-    assert out.strip(), f"no record printed; exit {code}; stderr:\n{err}"
-    return code, json.loads(out)
+    assert printed.strip(), f"no record printed; exit {code}; stderr:\n{err}"
+    return code, json.loads(printed)
 
 
 def sha(data: bytes) -> str:

@@ -97,7 +97,7 @@ def build_image(tag: str, files: dict[str, Any], user: str | None = "65534:65534
 @pytest.fixture(scope="module")
 def images() -> Iterator[dict[str, str]]:
     """Tag → image ID of the test images; removed afterwards."""
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         "secret": {"opt": {"app": {"id_rsa": private_key(), "run.sh": "echo hi\n"}}},
         "token": {"opt": {"app": {"config.env": f"GITHUB_TOKEN={github_token()}\n"}}},
         "clean": {"opt": {"app": {"run.sh": "echo hi\n"}}},

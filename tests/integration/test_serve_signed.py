@@ -125,8 +125,8 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
         yanked = requests.post(api, json=task("1.0.0"), headers=headers, timeout=30)
         assert yanked.status_code == 400
         assert "was yanked" in yanked.json()["msg"] and "empty folders" in yanked.json()["msg"]
-        entry = requests.get(f"{server.url}/entries/{NAME}/", timeout=30).text
-        assert "yes: wrong results for empty folders" in entry
-        assert "<strong>yanked</strong> 1.0.0" in entry  # the ledger history shows the yank line
+        page = requests.get(f"{server.url}/entries/{NAME}/", timeout=30).text
+        assert "yes: wrong results for empty folders" in page
+        assert "<strong>yanked</strong> 1.0.0" in page  # the ledger history shows the yank line
     finally:
         server.stop()

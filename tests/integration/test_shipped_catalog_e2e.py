@@ -33,8 +33,8 @@ def test_every_shipped_entry_builds_scans_tests_publishes_and_verifies(
     shipped: ShippedCatalog, tmp_path: Path
 ) -> None:
     entries, records = load_all(shipped.settings.catalog)
-    for record in records:
-        shipped.base(record.name)
+    for base in records:
+        shipped.base(base.name)
     names = [e.name for e in entries]
     code, out, err = gefreg(shipped, "build", *names, "--json")
     assert code == 0, err

@@ -142,7 +142,7 @@ def test_signed_publish_stores_cosign_signature_and_attestations(
     assert critical["image"]["docker-manifest-digest"] == digest
 
     from securesystemslib.dsse import Envelope
-    from securesystemslib.signer import SSlibKey
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
     manifest, folder = skopeo_dir(registry.address, pub.name, f"{tag}.att", tmp_path / "att")
     types = [layer["annotations"]["predicateType"] for layer in manifest["layers"]]

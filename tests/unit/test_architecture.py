@@ -37,3 +37,13 @@ def test_no_cache_or_state_is_committed() -> None:
         check=False,
     ).stdout.split()
     assert len(ignored) == 3
+
+
+def test_no_module_is_over_400_lines() -> None:
+    """One module per concept, each readable in a sitting: split a module that outgrows this."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / "gefreg").rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}

@@ -93,6 +93,7 @@ def test_runs_only_trust_releases_in_the_configured_registry(tmp_path: Path) -> 
         catalog=tmp_path / "catalog", registry="127.0.0.1:5000", state_dir=tmp_path / "state"
     )
     ledger = CatalogLedger(settings)
-    assert ledger.lookup("tool", "1.0.0").repository == "127.0.0.1:5000/tool"
+    found = ledger.lookup("tool", "1.0.0")
+    assert found is not None and found.repository == "127.0.0.1:5000/tool"
     with pytest.raises(CheckFailed, match=r"gefreg trusts 127\.0\.0\.1:5000/tool"):
         ledger.lookup("tool", None)  # the newest is 1.1.0, in another registry

@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from dockerfile_parse import DockerfileParser
 from hypothesis import HealthCheck, given, settings
@@ -243,7 +244,8 @@ def test_unsafe_bare_values_are_rejected_not_rendered(catalog: Path, path: str) 
     base = load_entry(catalog / "demo-service", {"debian-bookworm"})
     for field in ("files", "apt", "workdir"):
         value = {"files": (("run.sh", path),), "apt": (path,), "workdir": path}[field]
-        entry = dataclasses.replace(base, spec=dataclasses.replace(base.spec, **{field: value}))
+        changed: dict[str, Any] = {field: value}
+        entry = dataclasses.replace(base, spec=dataclasses.replace(base.spec, **changed))
         try:
             assert rendered_structure(entry)[0].count("COPY") >= 0
         except BadInput as exc:

@@ -11,9 +11,11 @@ import pytest
 
 from gefreg.errors import BadInput, InvalidRecord
 from gefreg.release import ledger
-from gefreg.release.verify import floating_targets, verify
+from gefreg.release.verify import LedgerFolder, floating_targets, verify
 from gefreg.release.yank import yank
-from tests.unit.test_verify import FakeRegistry, manifest, release
+from tests.fakes import FakeRegistry
+from tests.fakes import manifest_body as manifest
+from tests.unit.test_verify import release
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -64,9 +66,7 @@ def test_yank_appends_a_line_and_moves_floating_tags_back(tmp_path: Path) -> Non
     assert (folder / ledger.LEDGER_FILE).read_text() == after
 
 
-def ledger_owner(folder: Path) -> object:
-    from gefreg.release.verify import LedgerFolder
-
+def ledger_owner(folder: Path) -> LedgerFolder:
     return LedgerFolder("demo", folder)
 
 
