@@ -145,6 +145,7 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     build_cmds,
     scan_cmds,
     run_cmds,
+    test_cmds,
     registry_cmds,
     release_cmds,
     export_cmds,
