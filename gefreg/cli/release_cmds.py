@@ -301,7 +301,8 @@ def yank(
     Appends a line to CATALOG/NAME/releases.jsonl (commit it: review checks it like a
     release) and moves the floating tags (1, 1.2, latest) that pointed at it back to the
     highest release that is not yanked; a tag no other release can take stays until the next
-    release of its line. `run` refuses a yanked version unless --allow-yanked; `show`,
+    release of its line. `run NAME` skips yanked releases and `run NAME@VERSION` refuses a
+    yanked one unless --allow-yanked (the run record then says so); `show`,
     `verify` and `review` say that it is yanked and why. Yanking again is a no-op.
 
     \b

@@ -102,6 +102,9 @@ def _summary(result: RunResult) -> str:
 @click.option("--force", is_flag=True, help="Allow non-empty output folders (nothing is deleted).")
 @click.option("--image", "image_ref", metavar="REF", help="Run a local image not in the catalog.")
 @click.option("--allow-untrusted", is_flag=True, help="Allow images that are not in the catalog.")
+@click.option(
+    "--allow-yanked", is_flag=True, help="Run a yanked release anyway (the record says so)."
+)
 @click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512m [default: the record's].")
 @click.option("--cpus", type=float, help="CPU limit, e.g. 0.5 [default: the record's].")
 @click.option("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 90s, 10m.")
@@ -118,6 +121,7 @@ def run_cmd(
     force: bool,
     image_ref: str | None,
     allow_untrusted: bool,
+    allow_yanked: bool,
     memory: str | None,
     cpus: float | None,
     timeout: str | None,
@@ -174,6 +178,7 @@ def run_cmd(
             record=record,
             force=force,
             allow_untrusted=allow_untrusted,
+            allow_yanked=allow_yanked,
             ledger=CatalogLedger(settings),
         )
         result = run_service(request, engine=engine, observer=_observer(progress, follow))
@@ -227,6 +232,7 @@ def _failed(name: str, status: str, error: str | None, stderr: Path, shown: bool
     "--ignore", multiple=True, metavar="PATTERN", help="Also ignore PORT/glob (like volatile)."
 )
 @click.option("--allow-untrusted", is_flag=True, help="Re-run an image not from the catalog.")
+@click.option("--allow-yanked", is_flag=True, help="Re-run a release yanked since.")
 @settings_options
 @json_option
 def reproduce(
@@ -235,6 +241,7 @@ def reproduce(
     inputs: tuple[str, ...],
     ignore: tuple[str, ...],
     allow_untrusted: bool,
+    allow_yanked: bool,
     catalog: str | None,
     registry: str | None,
     as_json: bool,
@@ -272,6 +279,7 @@ def reproduce(
             inputs=inputs,
             ignore=ignore,
             allow_untrusted=allow_untrusted,
+            allow_yanked=allow_yanked,
             observer=_observer(progress),
         )
         progress.done(f"re-run record: {report.rerun.record_path}")

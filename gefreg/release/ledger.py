@@ -110,6 +110,7 @@ class TrustedRelease:
     signed_by: str | None = None  # the key id the ledger says signed it at publish
     image_id: str | None = None  # the image ID published (the pulled image must have it)
     where: str | None = None  # "FILE:LINE" of its ledger line
+    yanked: Yank | None = None  # when it was yanked (the runner refuses it unless allowed)
 
 
 def ledger_path(entry_dir: Path) -> Path:
@@ -297,9 +298,10 @@ def line_of(path: Path, version: str) -> int | None:
 class CatalogLedger:
     """The runner's view of the ledgers: NAME[@VERSION] → the published manifest digest.
 
-    Without a version, the newest release that is not a pre-release answers (or the newest
-    pre-release when there is nothing else). Only releases in the configured registry are
-    trusted: a ledger line naming another registry is refused, not followed."""
+    Without a version, the newest release that is neither yanked nor a pre-release answers (or
+    the newest pre-release when there is nothing else). A yanked release says so. Only
+    releases in the configured registry are trusted: a ledger line naming another registry is
+    refused, not followed."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -307,12 +309,14 @@ class CatalogLedger:
     def lookup(self, name: str, version: str | None) -> TrustedRelease | None:
         from gefreg.release import versions
 
-        releases = read(self.settings.catalog / name)
+        lines = read_lines(self.settings.catalog / name)
+        releases = lines.releases
         if version is not None:
             release = find(releases, version)
-        else:
-            final = [r.version for r in releases if not versions.is_prerelease(r.version)]
-            newest = versions.highest(final or [r.version for r in releases])
+        else:  # the newest release not yanked; when every one is, the newest (refused later)
+            pool = [r.version for r in lines.usable()] or [r.version for r in releases]
+            final = [v for v in pool if not versions.is_prerelease(v)]
+            newest = versions.highest(final or pool)
             release = find(releases, newest) if newest else None
         if release is None:
             return None
@@ -337,4 +341,5 @@ class CatalogLedger:
             signed_by=release.signed_by,
             image_id=release.image_id,
             where=f"{path}:{line_of(path, release.version)}",
+            yanked=lines.yanks.get(release.version),
         )

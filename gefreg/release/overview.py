@@ -186,6 +186,8 @@ class EntryPage:
             return None
         target = self.name + (f"@{self.selected.version}" if self.selected else "")
         words = ["gefreg run", target]
+        if self.selected is not None and self.selected.yanked is not None:
+            words.append("--allow-yanked")
         for flag, ports in (
             ("--input", self.interface.inputs),
             ("--output", self.interface.outputs),

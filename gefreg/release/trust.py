@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gefreg.catalog.entries import named_entry
+from gefreg.catalog.entries import close_names, named_entry, names_hint
 from gefreg.engine import ImageInfo
 from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput, CheckFailed
@@ -43,6 +43,10 @@ from gefreg.settings import Settings
 
 class UntrustedImage(CheckFailed):
     """The catalog does not vouch for the image a request names (exit 1)."""
+
+
+class YankedRelease(CheckFailed):
+    """The release was yanked: it must not be used unless the caller allows it (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +69,11 @@ class ResolvedImage:
     interface_source: str | None = field(default=None, compare=False, repr=False)
     # the image ID the ledger says was published: what a pulled release must have
     released_id: str | None = field(default=None, compare=False, repr=False)
+    # a yanked release run anyway (--allow-yanked): {"reason": ..., "yanked": date}
+    yanked: Mapping[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "image_id": self.image_id,
@@ -78,6 +84,9 @@ class ResolvedImage:
             "trusted": self.trusted,
             "source": self.source,
         }
+        if self.yanked is not None:
+            data["yanked"] = dict(self.yanked)
+        return data
 
     @classmethod
     def of_build(
@@ -112,6 +121,9 @@ class ResolvedImage:
             interface=release.interface,
             interface_source=release.where,
             released_id=release.image_id,
+            yanked=None
+            if release.yanked is None
+            else {"reason": release.yanked.reason, "yanked": release.yanked.yanked},
         )
 
 
@@ -147,17 +159,27 @@ def trust_image(
     *,
     ledger: Ledger | None,
     allow_untrusted: bool = False,
+    allow_yanked: bool = False,
 ) -> ResolvedImage:
-    """The image ``claim`` may run as, decided by the catalog (see the module docstring)."""
+    """The image ``claim`` may run as, decided by the catalog (see the module docstring).
+    A yanked release is refused unless ``allow_yanked`` (the result then says it was)."""
     ref = claim.ref or claim.name
     try:
         if named_entry(settings.catalog, claim.name) is None:
+            typo = not allow_untrusted and close_names(settings.catalog, claim.name)
+            if typo:  # a typo is no reason to run an untrusted image: no such suggestion
+                raise BadInput(
+                    f"{claim.name!r} is not a catalog entry (in {settings.catalog})",
+                    names_hint(settings.catalog, claim.name),
+                )
             raise UntrustedImage(
                 f"{claim.name!r} is not a catalog entry (in {settings.catalog})",
                 "name the catalog it comes from: --catalog DIR or GEFREG_CATALOG",
             )
         release = ledger.lookup(claim.name, claim.version) if ledger is not None else None
         if release is not None and _claims_release(claim, release):
+            if release.yanked is not None and not allow_yanked:
+                raise _yanked(settings, release)
             _release_checks(settings, release)
             info = engine.image(f"{release.repository}@{release.manifest_digest}")
             return ResolvedImage.of_release(release, ref, info.id if info else "")
@@ -170,6 +192,21 @@ def trust_image(
             exc.hint = f"{exc.hint}; {allow}" if exc.hint else allow
             raise
         return _local_untrusted(engine, claim, ref)
+
+
+def _yanked(settings: Settings, release: TrustedRelease) -> YankedRelease:
+    from gefreg.release.ledger import read_lines
+
+    assert release.yanked is not None
+    usable = [r.version for r in read_lines(settings.catalog / release.name).usable()]
+    instead = (
+        f"run {release.name} (its newest release not yanked: {usable[-1]}), or " if usable else ""
+    )
+    return YankedRelease(
+        f"{release.name} {release.version} was yanked on {release.yanked.yanked[:10]}: "
+        f"{release.yanked.reason}",
+        f"{instead}pass --allow-yanked to run it anyway (the run record says so)",
+    )
 
 
 def _claims_release(claim: ImageClaim, release: TrustedRelease) -> bool:
@@ -221,18 +258,31 @@ def _build_of(settings: Settings, claim: ImageClaim) -> BuildRecord:
             f"{settings.registry} nor an image gefreg built for {claim.name}"
         )
     record = read_build(settings, claim.name)
+    published = _published(settings, claim.name)
     if record is None:
         raise BadInput(
-            f"{claim.name} is not built or published",
+            f"{claim.name}{'@' + claim.version if claim.version else ''} is not built or "
+            f"published{published}",
             f"build it first: gefreg build {claim.name}",
         )
     if claim.version is not None and record.version != claim.version:
         raise BadInput(
-            f"{claim.name}@{claim.version} is not built or published "
+            f"{claim.name}@{claim.version} is not built or published{published} "
             f"(the build of {claim.name} is version {record.version})",
             f"run {claim.name}@{record.version}, or build that version",
         )
     return record
+
+
+def _published(settings: Settings, name: str) -> str:
+    """'; published: 1.0.0, 1.1.0 (yanked)' for messages about a version that is not one."""
+    from gefreg.release.ledger import read_lines
+
+    lines = read_lines(settings.catalog / name)
+    shown = [
+        r.version + (" (yanked)" if lines.is_yanked(r.version) else "") for r in lines.releases
+    ]
+    return f"; published: {', '.join(shown)}" if shown else ""
 
 
 def _release_checks(settings: Settings, release: TrustedRelease) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gefreg.catalog.entries import named_entry
+from gefreg.catalog.entries import close_names, named_entry, names_hint
 from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput
 from gefreg.model import is_digest
@@ -42,6 +42,7 @@ from gefreg.release.trust import (
     trust_image,
     untrusted,
 )
+from gefreg.release.versions import understood
 from gefreg.settings import Settings
 
 
@@ -61,7 +62,7 @@ def parse_target(text: str) -> Target:
         if not is_digest(pin):
             raise BadInput(f"{text!r}: expected sha256:<64 hex digits> after '@'")
         return Target(name, None, pin)
-    return Target(name, pin or None, None)
+    return Target(name, understood(pin) if pin else None, None)  # `@v1.2.3` is 1.2.3
 
 
 def resolve_image(
@@ -71,12 +72,17 @@ def resolve_image(
     engine: ImageStore,
     ledger: Ledger | None = None,
     allow_untrusted: bool = False,
+    allow_yanked: bool = False,
 ) -> ResolvedImage:
     """Resolve a command-line target to one pinned image (see the module docstring)."""
     t = parse_target(target)
     if not t.name or named_entry(settings.catalog, t.name) is None:
         if not allow_untrusted:
             what = f"{t.name!r} is not a catalog entry" if t.name else "a bare digest"
+            if t.name and close_names(settings.catalog, t.name):  # a typo: no --allow-untrusted
+                raise BadInput(
+                    f"{what} (in {settings.catalog})", names_hint(settings.catalog, t.name)
+                )
             raise BadInput(
                 f"{what}: refusing to run an image that is not in the catalog",
                 f"catalog: {settings.catalog}; pass --allow-untrusted to run it anyway",
@@ -85,7 +91,14 @@ def resolve_image(
     if t.digest:
         return _by_digest(settings, engine, t.name, t.digest, target, allow_untrusted)
     claim = ImageClaim(t.name, t.version, ref=target)
-    return trust_image(settings, engine, claim, ledger=ledger, allow_untrusted=allow_untrusted)
+    return trust_image(
+        settings,
+        engine,
+        claim,
+        ledger=ledger,
+        allow_untrusted=allow_untrusted,
+        allow_yanked=allow_yanked,
+    )
 
 
 def _by_digest(

@@ -139,6 +139,7 @@ def plan_run(
     record: Path | None = None,
     force: bool = False,
     allow_untrusted: bool = False,
+    allow_yanked: bool = False,
     ledger: Ledger | None = None,
 ) -> RunRequest:
     """Everything ``gefreg run`` decides before it runs anything."""
@@ -154,7 +155,12 @@ def plan_run(
     else:
         assert target is not None
         image = resolve_image(
-            settings, target, engine=engine, ledger=ledger, allow_untrusted=allow_untrusted
+            settings,
+            target,
+            engine=engine,
+            ledger=ledger,
+            allow_untrusted=allow_untrusted,
+            allow_yanked=allow_yanked,
         )
     image, service = choose_interface(settings, engine, image)
     resources, overridden = apply_overrides(service.resources, limits or LimitOverrides())

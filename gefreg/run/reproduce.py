@@ -128,6 +128,7 @@ def reproduce(
     inputs: Sequence[str] = (),
     ignore: Sequence[str] = (),
     allow_untrusted: bool = False,
+    allow_yanked: bool = False,
     observer: RunObserver | None = None,
 ) -> ReproduceReport:
     original = read_run_record(record_path)
@@ -147,7 +148,12 @@ def reproduce(
     recorded_inputs = recorded_ports(original, "inputs", [p.name for p in service.inputs], where)
     recorded_outputs = recorded_ports(original, "outputs", [p.name for p in service.outputs], where)
     image = trust_image(
-        settings, engine, claim, ledger=CatalogLedger(settings), allow_untrusted=allow_untrusted
+        settings,
+        engine,
+        claim,
+        ledger=CatalogLedger(settings),
+        allow_untrusted=allow_untrusted,
+        allow_yanked=allow_yanked,
     )
     overrides = assign_ports("input", service.inputs, inputs, every_port=False)
     folders = {port: overrides.get(port, Path(path)) for port, (path, _) in recorded_inputs.items()}

@@ -73,8 +73,27 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
     assert row["latest"]["version"] == "1.0.0" and row["yanked"] == 1
     shown = gefreg("show", *opts, "pub-browse@1.1.0")
     assert "YANKED: writes the wrong version" in shown.stdout
+    page = json.loads(gefreg("show", *opts, "pub-browse@1.1.0", "--json").stdout)
+    assert page["run"] == "gefreg run pub-browse@1.1.0 --allow-yanked --input DIR --output DIR"
     again = gefreg("yank", *opts, "pub-browse@1.1.0", "--reason", "twice")
     assert again.exit_code == 0 and "already yanked" in again.stdout
+
+    # Runs refuse the yanked version unless told, and then the run record says so.
+    (tmp_path / "in").mkdir()
+    run = ["run", *opts, "-i", str(tmp_path / "in")]
+    refused = gefreg(*run, "-o", str(tmp_path / "out-a"), "pub-browse@1.1.0")
+    assert refused.exit_code == 1 and "pub-browse 1.1.0 was yanked on " in refused.stderr
+    assert "--allow-yanked" in refused.stderr and not (tmp_path / "out-a").exists()
+    newest = gefreg(*run, "-o", str(tmp_path / "out-b"), "pub-browse", "--json")
+    assert newest.exit_code == 0, newest.stderr
+    assert json.loads(newest.stdout)["image"]["version"] == "1.0.0"  # the newest not yanked
+    allowed = gefreg(
+        *run, "-o", str(tmp_path / "out-c"), "pub-browse@1.1.0", "--allow-yanked", "--json"
+    )
+    assert allowed.exit_code == 0, allowed.stderr
+    image = json.loads(allowed.stdout)["image"]
+    assert image["version"] == "1.1.0" and image["yanked"]["reason"] == "writes the wrong version"
+    assert (tmp_path / "out-c" / "version.txt").read_text() == "1.1.0\n"
 
     # The next release of the 1.0 line takes `1` and `latest` forward again.
     v101 = publish(pub, "1.0.1")

@@ -148,3 +148,80 @@ def test_the_pulled_image_must_be_the_released_one(settings: Settings) -> None:
     image = trust_image(settings, fake, ImageClaim("demo", "1.0.0"), ledger=Ledger())
     with pytest.raises(UntrustedImage, match=f"was published as {RELEASED}"):
         verify_image(fake, image)
+
+
+# --- yanked releases, typos and versions: the same one decision ------------------------------
+
+
+def ledger_with_yank(settings: Settings) -> None:
+    from gefreg.release.ledger import Release, Yank
+
+    lines = [
+        Release(v, d, f"{REGISTRY}/demo", "sha256:" + "1" * 64, None, i, "2026-01-01T00:00:00Z")
+        for v, d, i in (("1.0.0", DIGEST, RELEASED), ("1.1.0", EVIL_DIGEST, OUTSIDE))
+    ]
+    text = "".join(r.to_line() for r in lines)
+    text += Yank("1.1.0", "wrong units", "2026-02-01T00:00:00Z").to_line()
+    (settings.catalog / "demo" / "releases.jsonl").write_text(text)
+
+
+def decide_with_ledger(settings: Settings, target: str, **kw: bool) -> trust.ResolvedImage:
+    from gefreg.release.ledger import CatalogLedger
+    from gefreg.run.image_choice import resolve_image
+
+    return resolve_image(settings, target, engine=engine(), ledger=CatalogLedger(settings), **kw)
+
+
+def test_a_yanked_release_is_refused_unless_allowed_and_then_recorded(
+    settings: Settings,
+) -> None:
+    ledger_with_yank(settings)
+    assert decide_with_ledger(settings, "demo").version == "1.0.0"  # the newest not yanked
+    with pytest.raises(trust.YankedRelease) as refused:
+        decide_with_ledger(settings, "demo@1.1.0")
+    assert refused.value.exit_code == 1
+    assert refused.value.message == "demo 1.1.0 was yanked on 2026-02-01: wrong units"
+    assert refused.value.hint and "run demo (its newest release not yanked: 1.0.0)" in (
+        refused.value.hint
+    )
+    with pytest.raises(trust.YankedRelease):  # --allow-untrusted is not --allow-yanked
+        decide_with_ledger(settings, "demo@1.1.0", allow_untrusted=True)
+    image = decide_with_ledger(settings, "demo@1.1.0", allow_yanked=True)
+    assert image.version == "1.1.0" and image.source == "ledger"
+    assert image.to_json()["yanked"] == {"reason": "wrong units", "yanked": "2026-02-01T00:00:00Z"}
+    assert "yanked" not in decide_with_ledger(settings, "demo@1.0.0").to_json()
+
+
+def test_every_release_yanked_is_said_so(settings: Settings) -> None:
+    from gefreg.release.ledger import Yank
+
+    ledger_with_yank(settings)
+    path = settings.catalog / "demo" / "releases.jsonl"
+    path.write_text(path.read_text() + Yank("1.0.0", "also wrong", "t").to_line())
+    with pytest.raises(trust.YankedRelease, match=r"demo 1\.1\.0 was yanked") as refused:
+        decide_with_ledger(settings, "demo")
+    assert refused.value.hint == "pass --allow-yanked to run it anyway (the run record says so)"
+
+
+def test_a_typo_gets_did_you_mean_and_never_allow_untrusted(settings: Settings) -> None:
+    for target in ("dmeo", "demo-", "dem@1.0.0"):
+        with pytest.raises(BadInput) as typo:
+            decide_with_ledger(settings, target)
+        assert typo.value.hint == "did you mean demo?"
+        assert "--allow-untrusted" not in str(typo.value) + str(typo.value.hint)
+    with pytest.raises(BadInput) as far:
+        decide_with_ledger(settings, "something-else")
+    assert far.value.hint and "--allow-untrusted" in far.value.hint  # not a typo of anything
+    with pytest.raises(BadInput) as typo:  # the one decision says the same
+        trust_image(settings, engine(), ImageClaim("dmeo"), ledger=Ledger())
+    assert typo.value.hint == "did you mean demo?"
+
+
+def test_versions_as_typed_and_versions_that_are_not(settings: Settings) -> None:
+    ledger_with_yank(settings)
+    assert decide_with_ledger(settings, "demo@v1.0.0").version == "1.0.0"  # `v` understood
+    with pytest.raises(BadInput) as unknown:
+        decide_with_ledger(settings, "demo@1.2.0")
+    assert "demo@1.2.0 is not built or published; published: 1.0.0, 1.1.0 (yanked)" in (
+        unknown.value.message
+    )
