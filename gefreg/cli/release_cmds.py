@@ -314,10 +314,12 @@ def yank(
     from gefreg.errors import BadInput
     from gefreg.registry.client import RegistryClient
     from gefreg.release.ledger import ledger_path
+    from gefreg.release.versions import understood
     from gefreg.release.yank import yank as run_yank
 
     settings = load(catalog, registry)
-    name, _, version = target.partition("@")
+    name, _, pin = target.partition("@")
+    version = understood(pin)  # `@v1.2.3` is 1.2.3
     if not name or not version:
         raise BadInput(f"{target!r}: name the version to yank", "write NAME@VERSION")
     [folder] = resolve(settings.catalog, [name])

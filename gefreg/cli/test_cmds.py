@@ -59,12 +59,14 @@ def test_cmd(
     from gefreg.release.ledger import CatalogLedger
     from gefreg.release.trust import verify_image
     from gefreg.run.image_choice import resolve_image
+    from gefreg.release.versions import understood
     from gefreg.run.service_tests import built_image, run_tests
 
     settings = _settings(catalog, registry, need_catalog=True)
     name, version = target, None
     if not Path(target).exists() and "@" in target:
-        name, _, version = target.partition("@")
+        name, _, pin = target.partition("@")
+        version = understood(pin)  # `@v1.2.3` is 1.2.3
     [folder] = resolve(settings.catalog, [name])
     entry = load_entry(folder, base_names(settings.catalog))
     if not entry.spec.tests:
