@@ -58,8 +58,8 @@ def test_cmd(
     from gefreg.errors import BadInput, CheckFailed
     from gefreg.release.ledger import CatalogLedger
     from gefreg.release.trust import verify_image
-    from gefreg.run.image_choice import resolve_image
     from gefreg.release.versions import understood
+    from gefreg.run.image_choice import resolve_image
     from gefreg.run.service_tests import built_image, run_tests
 
     settings = _settings(catalog, registry, need_catalog=True)
