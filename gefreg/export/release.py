@@ -25,7 +25,7 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import PORT_NAME_RE
 from gefreg.registry.client import RegistryClient
-from gefreg.release.ledger import LEDGER_FILE, CatalogLedger, TrustedRelease
+from gefreg.release.ledger import LEDGER_FILE, CatalogLedger, TrustedRelease, read_lines
 from gefreg.release.signature_check import SignatureStatus, check_release
 from gefreg.run.image_choice import parse_target, resolve_image
 from gefreg.run.plan import choose_interface
@@ -126,11 +126,17 @@ def resolve_release(
 def _check_signature(
     settings: Settings, client: RegistryClient, name: str, version: str
 ) -> tuple[TrustedRelease, SignatureStatus]:
-    """The catalog's signature check (trust.yaml), as every consumer runs it: refused (exit 1,
-    naming the check and key) when the release may not be used."""
+    """May the release be used? Not when it was yanked, nor when the catalog's signature check
+    (trust.yaml) refuses it, as every consumer runs it (exit 1, naming the check and key)."""
     trusted = CatalogLedger(settings).lookup(name, version)
     if trusted is None:  # resolve_image found it a moment ago: the ledger changed meanwhile
         raise CheckFailed(f"{name}@{version} left the ledger while exporting it")
+    yank = read_lines(settings.catalog / name).yanks.get(version)
+    if yank is not None:  # until the runner's one trust function decides this for every caller
+        raise CheckFailed(
+            f"{name}@{version} was yanked on {yank.yanked}: {yank.reason}",
+            f"export a release that is not yanked (gefreg show {name} lists them)",
+        )
     return trusted, check_release(settings, trusted, client=client)
 
 

@@ -283,6 +283,20 @@ def test_an_unsigned_release_is_refused_when_trust_yaml_requires_signatures(
     assert "is not signed" in err and "requires signatures" in err
 
 
+def test_a_yanked_release_is_refused(published: Published, tmp_path: Path) -> None:
+    ledger = published.catalog / "cx-noshell" / "releases.jsonl"
+    before = ledger.read_bytes()
+    code, _, err = published.gefreg(
+        "yank", *published.opts(), "cx-noshell@1.0.0", "--reason", "wrong results"
+    )
+    try:
+        assert code == 0, err
+        code, out, err = published.gefreg("export", "cwl", *published.opts(), "cx-noshell@1.0.0")
+        assert code == 1 and out == "" and "was yanked" in err and "wrong results" in err
+    finally:
+        ledger.write_bytes(before)
+
+
 def test_an_image_without_a_shell_is_refused_and_the_static_template_ships_one(
     published: Published,
 ) -> None:
