@@ -9,7 +9,9 @@ instead, which also knows line numbers.)
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +22,18 @@ DAMAGED = "the record was edited or damaged; use the original"
 
 
 class JsonFields:
-    """Typed reads of one JSON document; ``where`` names it in every message."""
+    """Typed reads of one JSON document; ``where`` names it in every message, with the line of
+    the field when the document's ``text`` is given."""
 
-    def __init__(self, where: str, hint: str = DAMAGED) -> None:
+    def __init__(self, where: str, hint: str = DAMAGED, text: str | None = None) -> None:
         self.where = where
         self.hint = hint
+        self.source = text
+
+    def at(self, name: str) -> str:
+        """``where``, with ``:LINE`` of field ``name`` (``mounts[2].target``) when known."""
+        line = line_of_field(self.source, name) if self.source is not None and name else None
+        return f"{self.where}:{line}" if line else self.where
 
     def fail(self, name: str, expected: str, value: Any) -> BadInput:
         field_name = name or "the top level"
@@ -32,13 +41,13 @@ class JsonFields:
         if len(shown) > 60:
             shown = shown[:57] + "..."
         return BadInput(
-            f"{self.where}: field {field_name}: expected {expected}, found {shown}", self.hint
+            f"{self.at(name)}: field {field_name}: expected {expected}, found {shown}", self.hint
         )
 
     def get(self, data: Mapping[str, Any], name: str, prefix: str = "") -> Any:
         full = f"{prefix}.{name}" if prefix else name
         if name not in data:
-            raise BadInput(f"{self.where}: field {full} is missing", self.hint)
+            raise BadInput(f"{self.at(prefix)}: field {full} is missing", self.hint)
         return data[name]
 
     def mapping(self, value: Any, name: str) -> Mapping[str, Any]:
@@ -92,3 +101,63 @@ class JsonFields:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise self.fail(name, f"an integer from {low} to {high}", value)
         return value
+
+
+_TOKEN = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_decoder = json.JSONDecoder()
+
+
+def line_of_field(text: str, name: str) -> int | None:
+    """The line of ``text`` (a JSON document) where field ``name`` (``mounts[2].target``,
+    ``limits.cpus``) starts, or None when it is not there. Only asked after a problem was found,
+    so it may take its time."""
+    try:
+        pos = _skip_space(text, 0)
+        for index, key in _TOKEN.findall(name):
+            found = _enter_array(text, pos, int(index)) if index else _enter_object(text, pos, key)
+            if found is None:
+                return None
+            pos = found
+    except (ValueError, IndexError):
+        return None
+    return text.count("\n", 0, pos) + 1
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _after_value(text: str, pos: int) -> int:
+    """Past the value at ``pos`` and a following comma."""
+    _, pos = _decoder.raw_decode(text, pos)
+    pos = _skip_space(text, pos)
+    return _skip_space(text, pos + 1) if text[pos] == "," else pos
+
+
+def _enter_object(text: str, pos: int, wanted: str) -> int | None:
+    if text[pos] != "{":
+        return None
+    pos = _skip_space(text, pos + 1)
+    while text[pos] == '"':
+        key, pos = _decoder.raw_decode(text, pos)
+        pos = _skip_space(text, pos)
+        if text[pos] != ":":
+            return None
+        pos = _skip_space(text, pos + 1)
+        if key == wanted:
+            return pos
+        pos = _after_value(text, pos)
+    return None
+
+
+def _enter_array(text: str, pos: int, wanted: int) -> int | None:
+    if text[pos] != "[":
+        return None
+    pos = _skip_space(text, pos + 1)
+    for _ in range(wanted):
+        if text[pos] == "]":
+            return None
+        pos = _after_value(text, pos)
+    return None if text[pos] == "]" else pos

@@ -49,12 +49,15 @@ class Port:
 
 @dataclass(frozen=True)
 class Resources:
-    """Limits the runner applies. Defaults are documented in the README."""
+    """Limits the runner applies (bounds: :mod:`gefreg.limits`). Defaults are documented in the
+    README."""
 
-    memory: int = 1024**3
+    memory: int = 1024**3  # bytes, swap included
     cpus: float = 1.0
-    timeout: float = 600.0
+    timeout: float = 600.0  # seconds, the whole run
     pids: int = 256
+    disk: int = 10 * 1024**3  # bytes the outputs may take
+    logs: int = 10 * 1024**2  # bytes of stdout, and of stderr, kept
 
 
 @dataclass(frozen=True)

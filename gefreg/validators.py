@@ -1,7 +1,7 @@
 """Checks of single field values, shared by the record schemas, the renderer and the runner.
 
-Each ``check_*`` returns an error message, or None when the value is fine; the ``parse_*``
-helpers turn the human forms of sizes and durations into numbers.
+Each ``check_*`` returns an error message, or None when the value is fine; :func:`overlapping`
+is the one port-overlap check. (Sizes and durations: :mod:`gefreg.limits`.)
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,27 +20,7 @@ SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
-MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 MAX_TEXT = 2000
-
-
-def parse_memory(text: str) -> int | None:
-    """'512m', '1g', '1.5GiB' or a byte count → bytes."""
-    m = MEMORY_RE.match(text.strip())
-    if not m:
-        return None
-    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
-    return int(float(m.group(1)) * factor)
-
-
-def parse_duration(text: str) -> float | None:
-    """'90s', '10m', '1h', '250ms' or seconds → seconds."""
-    m = DURATION_RE.match(text.strip())
-    if not m:
-        return None
-    factor = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
-    return float(m.group(1)) * factor
 
 
 @functools.cache
@@ -145,6 +126,20 @@ def check_port_path(path: str) -> str | None:
     clean = path.rstrip("/") or "/"
     if clean == "/" or any(clean == d or clean.startswith(d + "/") for d in SYSTEM_DIRS):
         return f"{path!r} would hide a system directory"
+    return None
+
+
+def overlapping(paths: Sequence[tuple[str, str]]) -> tuple[str, str, str, str] | None:
+    """The first two of ``(label, container path)`` where one path is, or contains, the other:
+    ``(label_a, path_a, label_b, path_b)`` with b coming later, or None. Ports may not overlap:
+    one mount would hide or expose the other (an output inside an input makes it writable)."""
+    seen: list[tuple[str, PurePosixPath, str]] = []
+    for label, text in paths:
+        here = PurePosixPath(text)
+        for other_label, other, other_text in seen:
+            if here == other or other in here.parents or here in other.parents:
+                return other_label, other_text, label, text
+        seen.append((label, here, text))
     return None
 
 

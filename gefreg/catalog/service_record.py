@@ -5,11 +5,13 @@ The reference for each field is in the README ("Catalog record reference").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from gefreg import limits
 from gefreg.catalog.record_contents import ContentFields
 from gefreg.catalog.record_tests import TestFields
 from gefreg.model import (
@@ -31,12 +33,9 @@ from gefreg.validators import (
     check_spdx,
     check_text,
     check_url,
-    parse_duration,
-    parse_memory,
+    overlapping,
 )
 
-MAX_MEMORY = 1024**4  # 1 TiB
-MAX_TIMEOUT = 30 * 86400.0
 REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
 
 REQUIRED = (
@@ -259,21 +258,17 @@ class _ServiceReader(ContentFields, TestFields):
     def _ports_disjoint(
         self, top: Any, inputs: tuple[Port, ...], outputs: tuple[Port, ...]
     ) -> None:
-        seen: list[tuple[str, str]] = []
-        for side, ports in (("inputs", inputs), ("outputs", outputs)):
-            for port in ports:
-                p = PurePosixPath(port.path)
-                for other_side, other in seen:
-                    o = PurePosixPath(other)
-                    if p == o or o in p.parents or p in o.parents:
-                        self.fail(
-                            top,
-                            side,
-                            side,
-                            f"port path {port.path} overlaps {other_side} path {other}",
-                            "give every port its own folder",
-                        )
-                seen.append((side, port.path))
+        labelled = [("inputs", p.path) for p in inputs] + [("outputs", p.path) for p in outputs]
+        found = overlapping(labelled)
+        if found:
+            side_a, a, side_b, b = found
+            self.fail(
+                top,
+                side_b,
+                side_b,
+                f"port path {b} overlaps {side_a} path {a}",
+                "give every port its own folder",
+            )
 
     def _opt_url(self, top: Any, key: str) -> str | None:
         return self.optional_string(top, key, key, expected="an http(s) URL", check=check_url)
@@ -297,53 +292,19 @@ class _ServiceReader(ContentFields, TestFields):
         return int(value) if value is not None else None
 
     def _resources(self, top: Any) -> Resources:
-        node = self.mapping(
-            top, "resources", "resources", optional=("memory", "cpus", "timeout", "pids")
-        )
+        keys = tuple(limits.BOUNDS)
+        node = self.mapping(top, "resources", "resources", optional=keys)
         if node is None:
             return Resources()
-        defaults = Resources()
-        memory, timeout = defaults.memory, defaults.timeout
-        if node.get("memory") is not None:
-            raw = node["memory"]
-            parsed = parse_memory(str(raw)) if isinstance(raw, str | int) else None
-            if not parsed or not 4 * 1024**2 <= parsed <= MAX_MEMORY:
-                self.fail(
-                    node,
-                    "memory",
-                    "resources.memory",
-                    f"expected a size between 4m and 1t like 512m or 2g, got {raw!r}",
-                )
-            else:
-                memory = parsed
-        if node.get("timeout") is not None:
-            raw = node["timeout"]
-            seconds = parse_duration(str(raw)) if isinstance(raw, str | int | float) else None
-            if not seconds or not 0 < seconds <= MAX_TIMEOUT:
-                self.fail(
-                    node,
-                    "timeout",
-                    "resources.timeout",
-                    f"expected a duration up to 30 days like 90s, 10m or 1h, got {raw!r}",
-                )
-            else:
-                timeout = seconds
-        cpus = (
-            self.number(node, "cpus", "resources.cpus", minimum=0.01, maximum=1024)
-            if node.get("cpus") is not None
-            else defaults.cpus
-        )
-        pids = (
-            self.number(node, "pids", "resources.pids", minimum=8, maximum=4194304, integer=True)
-            if node.get("pids") is not None
-            else defaults.pids
-        )
-        return Resources(
-            memory=memory,
-            cpus=cpus or defaults.cpus,
-            timeout=timeout,
-            pids=int(pids or defaults.pids),
-        )
+        values: dict[str, Any] = {}
+        for key in keys:
+            if node.get(key) is None:
+                continue
+            try:
+                values[key] = limits.parse(key, node[key])
+            except limits.LimitError as exc:
+                self.fail(node, key, f"resources.{key}", str(exc))
+        return dataclasses.replace(Resources(), **values)
 
 
 def parse_service(path: Path, doc: Any, known_bases: set[str] | None = None) -> ServiceSpec:

@@ -150,11 +150,11 @@ def serve(
 
     from gefreg.cli.options import load
     from gefreg.errors import BadInput
+    from gefreg.limits import parse_memory
     from gefreg.serve.app import create_app
     from gefreg.serve.config import DEFAULT_B2SHARE, ServeConfig
     from gefreg.serve.config import data_roots as check_roots
     from gefreg.serve.tokens import read_tokens
-    from gefreg.validators import parse_memory
 
     settings = load(catalog, registry)
     limit = parse_memory(max_input)

@@ -1,5 +1,5 @@
 """What a service needs from whoever runs it: its ports, command, user, limits and volatile
-outputs — and how ``--input``/``--output`` values map onto the ports.
+outputs — and the rules every interface obeys, whatever it was read from.
 
 Where an interface comes from (``origin``, written into the run record as
 ``service.interface``):
@@ -12,22 +12,30 @@ Where an interface comes from (``origin``, written into the run record as
   the command as Docker combines ``Entrypoint`` and ``Cmd``, its ``User``, default limits — for
   untrusted images and for catalog images of another version that the ledger has no interface
   for;
-* ``run-record`` — a run record (:func:`interface_from_record`), so ``reproduce`` needs nothing
-  but the record and the image.
+* ``run-record`` — a run record (:func:`gefreg.run.recorded.interface_from_record`), so
+  ``reproduce`` runs what the record says ran.
+
+Labels, ledger lines and run records are as untrusted as the images and files they come from,
+so each interface read from them passes :func:`check_interface` — the same rules the catalog
+record's schema applies (port names once per side; port paths absolute, free of ``..``, hiding
+no system folder, none inside another; a non-root user; limits within :mod:`gefreg.limits`):
+an output port at ``/bin`` in a ledger line is exit 2 naming the file, line and field, never a
+mount.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gefreg import limits
 from gefreg.errors import BadInput
-from gefreg.image.labels import ports_from_labels
-from gefreg.jsonfields import JsonFields
+from gefreg.image.interface_fields import Fields
+from gefreg.image.labels import numbered_ports
 from gefreg.model import DEFAULT_UID, PORT_NAME_RE, Port, Resources, ServiceSpec
-from gefreg.validators import check_port_path
+from gefreg.validators import check_port_path, overlapping
 
 
 @dataclass(frozen=True)
@@ -66,28 +74,35 @@ class ServiceInterface:
         cls, name: str, labels: Mapping[str, str], command: Sequence[str]
     ) -> ServiceInterface:
         """An interface read from an image's GEF labels (ports); limits are the defaults."""
-        sides = ports_from_labels(dict(labels))
-        ports = {
-            side: tuple(
-                Port(p["name"], p["path"], p.get("type"), p.get("filename"))
-                for p in sides[side]
-                if p.get("name") and p.get("path")
+        sides = numbered_ports(labels)
+        keys: dict[str, str] = {}  # the label of each port field, for messages
+        ports: dict[str, tuple[Port, ...]] = {}
+        for side, found in sides.items():
+            usable = [(n, p) for n, p in found if p.get("name") and p.get("path")]
+            for i, (n, _) in enumerate(usable):
+                for part in ("name", "path"):
+                    keys[f"{side}s[{i}].{part}"] = f"eudat.gef.service.{side}.{n}.{part}"
+            ports[side] = tuple(
+                Port(p["name"], p["path"], p.get("type"), p.get("filename")) for _, p in usable
             )
-            for side in ("input", "output")
-        }
         if not ports["input"] and not ports["output"]:
             raise BadInput(
                 f"image {name} declares no GEF ports (eudat.gef.service.input.N.* labels)",
                 "only images with GEF port labels can be run; add the service to the catalog",
             )
-        _check_label_ports(name, [*ports["input"], *ports["output"]])
-        return cls(
+        face = cls(
             name=name,
             version=labels.get("eudat.gef.service.version"),
             inputs=ports["input"],
             outputs=ports["output"],
             command=tuple(command),
             origin="image",
+        )
+        return check_interface(
+            face,
+            f"image {name}",
+            field_name=lambda f: f"GEF label {keys.get(f, f)}",
+            hint="gefreg mounts ports only where a catalog record could",
         )
 
     @classmethod
@@ -105,7 +120,7 @@ class ServiceInterface:
                 "add the service to the catalog, or give it a command",
             )
         face = cls.from_labels(name, config.get("Labels") or {}, command)
-        return _replace(face, user=image_uid(config.get("User")), entrypoint=())
+        return dataclasses.replace(face, user=image_uid(config.get("User")), entrypoint=())
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe (what the release ledger stores); :meth:`from_json` reads it back."""
@@ -116,12 +131,7 @@ class ServiceInterface:
             "outputs": [_port_json(p) for p in self.outputs],
             "command": list(self.command),
             "user": self.user,
-            "resources": {
-                "memory": self.resources.memory,
-                "cpus": self.resources.cpus,
-                "timeout": self.resources.timeout,
-                "pids": self.resources.pids,
-            },
+            "resources": dataclasses.asdict(self.resources),
             "volatile": list(self.volatile),
         }
         if self.entrypoint is not None:
@@ -129,30 +139,26 @@ class ServiceInterface:
         return data
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "interface") -> ServiceInterface:
-        """The inverse of :meth:`to_json`; anything malformed is BadInput naming the field."""
+    def from_json(cls, data: Any, where: str = "interface", prefix: str = "") -> ServiceInterface:
+        """The inverse of :meth:`to_json`, checked by :func:`check_interface`; anything
+        malformed is BadInput naming ``where`` and the field (``prefix`` + its name)."""
         f = Fields(where)
-        top = f.mapping(data, "")
-        resources = f.mapping(f.get(top, "resources"), "resources")
+        top = f.mapping(data, prefix.rstrip("."))
+        resources = f.mapping(f.get(top, "resources", prefix.rstrip(".")), f"{prefix}resources")
         entrypoint = top.get("entrypoint")
-        return cls(
-            name=f.text(f.get(top, "name"), "name"),
-            version=f.optional_text(top.get("version"), "version"),
-            inputs=f.ports(f.get(top, "inputs"), "inputs"),
-            outputs=f.ports(f.get(top, "outputs"), "outputs"),
-            command=f.strings(f.get(top, "command"), "command"),
-            user=f.uid(top.get("user", DEFAULT_UID), "user"),
-            resources=f.resources(resources, "resources", timeout_key="timeout"),
-            volatile=f.strings(top.get("volatile") or [], "volatile"),
-            entrypoint=None if entrypoint is None else f.strings(entrypoint, "entrypoint"),
+        face = cls(
+            name=f.text(f.get(top, "name", prefix.rstrip(".")), f"{prefix}name"),
+            version=f.optional_text(top.get("version"), f"{prefix}version"),
+            inputs=f.ports(f.get(top, "inputs", prefix.rstrip(".")), f"{prefix}inputs"),
+            outputs=f.ports(f.get(top, "outputs", prefix.rstrip(".")), f"{prefix}outputs"),
+            command=f.strings(f.get(top, "command", prefix.rstrip(".")), f"{prefix}command"),
+            user=f.uid(top.get("user", DEFAULT_UID), f"{prefix}user"),
+            resources=f.resources(resources, f"{prefix}resources", timeout_key="timeout"),
+            volatile=f.strings(top.get("volatile") or [], f"{prefix}volatile"),
+            entrypoint=None if entrypoint is None else f.strings(entrypoint, f"{prefix}entrypoint"),
             origin="ledger",
         )
-
-
-def _replace(face: ServiceInterface, **changes: Any) -> ServiceInterface:
-    import dataclasses
-
-    return dataclasses.replace(face, **changes)
+        return check_interface(face, where, field_name=lambda name: prefix + name)
 
 
 def _argv(value: Any) -> tuple[str, ...]:
@@ -181,163 +187,61 @@ def _port_json(port: Port) -> dict[str, Any]:
     return data
 
 
-# Limits a record or ledger may carry; beyond these a value is a mistake, not a service's need.
-MAX_CPUS = 1024.0
-MAX_MEMORY = 2**50  # 1 PiB
-MAX_TIMEOUT = 366 * 24 * 3600.0  # a year
-MAX_PIDS = 4_194_304  # Linux PID_MAX_LIMIT
-MIN_MEMORY = 4 * 1024**2
-MIN_CPUS = 0.01
+class InvalidInterface(BadInput):
+    """An interface (from labels, a ledger line, a run record) that breaks gefreg's rules."""
 
 
-class Fields(JsonFields):
-    """:class:`gefreg.jsonfields.JsonFields` plus the parts of a service interface."""
-
-    def uid(self, value: Any, name: str) -> int:
-        return self.integer(value, name, 1, 65534)
-
-    def port(self, value: Any, name: str) -> Port:
-        data = self.mapping(value, name)
-        port_name = self.text(self.get(data, "name", name), f"{name}.name")
-        if not PORT_NAME_RE.match(port_name):
-            raise self.fail(f"{name}.name", "a port name", port_name)
-        path = self.text(self.get(data, "path", name), f"{name}.path")
-        if not path.startswith("/"):
-            raise self.fail(f"{name}.path", "an absolute container path", path)
-        return Port(
-            port_name,
-            path,
-            self.optional_text(data.get("type"), f"{name}.type"),
-            self.optional_text(data.get("filename"), f"{name}.filename"),
-        )
-
-    def ports(self, value: Any, name: str) -> tuple[Port, ...]:
-        ports = tuple(
-            self.port(item, f"{name}[{i}]") for i, item in enumerate(self.sequence(value, name))
-        )
-        names = [p.name for p in ports]
-        for port_name in names:
-            if names.count(port_name) > 1:
-                raise self.fail(name, "distinct port names", port_name)
-        return ports
-
-    def resources(self, data: Mapping[str, Any], name: str, timeout_key: str) -> Resources:
-        return Resources(
-            memory=self.integer(
-                self.get(data, "memory", name), f"{name}.memory", MIN_MEMORY, MAX_MEMORY
-            ),
-            cpus=self.number(self.get(data, "cpus", name), f"{name}.cpus", MIN_CPUS, MAX_CPUS),
-            timeout=self.number(
-                self.get(data, timeout_key, name), f"{name}.{timeout_key}", 0.001, MAX_TIMEOUT
-            ),
-            pids=self.integer(self.get(data, "pids", name), f"{name}.pids", 1, MAX_PIDS),
-        )
-
-
-def _check_label_ports(image: str, ports: Sequence[Port]) -> None:
-    """Labels of an image are as untrusted as the image: the same rules as a record's ports."""
-    seen: list[PurePosixPath] = []
-    for port in ports:
-        problem = None if PORT_NAME_RE.match(port.name) else f"port name {port.name!r} is invalid"
-        problem = problem or check_port_path(port.path)
-        here = PurePosixPath(port.path)
-        for other in seen:
-            if here == other or other in here.parents or here in other.parents:
-                problem = problem or f"port path {port.path} overlaps {other}"
+def violations(face: ServiceInterface) -> list[tuple[str, str]]:
+    """Every rule ``face`` breaks, as ``(field, message)`` with fields named as in
+    :meth:`ServiceInterface.to_json` (``outputs[0].path``, ``user``, ``resources.memory``)."""
+    found: list[tuple[str, str]] = []
+    paths: list[tuple[str, str]] = []
+    for side, ports in (("inputs", face.inputs), ("outputs", face.outputs)):
+        seen: set[str] = set()
+        for i, port in enumerate(ports):
+            if not PORT_NAME_RE.match(port.name):
+                found.append((f"{side}[{i}].name", f"{port.name!r} is not a port name"))
+            elif port.name in seen:
+                found.append((f"{side}[{i}].name", f"port {port.name!r} appears twice"))
+            seen.add(port.name)
+            problem = check_port_path(port.path)
+            if problem:
+                found.append((f"{side}[{i}].path", problem))
+            else:
+                paths.append((f"{side}[{i}].path", port.path))
+    overlap = overlapping(paths)
+    if overlap:
+        first, a, second, b = overlap
+        found.append((second, f"port path {b} overlaps {first} ({a})"))
+    if not 1 <= face.user <= 65534:
+        found.append(("user", f"expected a non-root uid from 1 to 65534, found {face.user}"))
+    for key in limits.BOUNDS:
+        problem = limits.check(key, getattr(face.resources, key))
         if problem:
-            raise BadInput(
-                f"image {image}: GEF label {problem}",
-                "gefreg mounts ports only where a catalog record could",
-            )
-        seen.append(here)
+            found.append((f"resources.{key}", problem))
+    return found
 
 
-def split_port_value(value: str, names: set[str]) -> tuple[str | None, str]:
-    """``PORT=DIR`` when the part before '=' is one of ``names``, else ``(None, value)``.
-
-    A prefix that looks like a port name but is not one is an error unless the whole value is
-    an existing folder (folder names may contain '=').
-    """
-    port, sep, rest = value.partition("=")
-    if sep and port in names:
-        return port, rest
-    if sep and PORT_NAME_RE.match(port) and not Path(value).is_dir():
-        raise BadInput(
-            f"unknown port {port!r} in {value!r}",
-            f"ports: {', '.join(sorted(names)) or 'none'}",
-        )
-    return None, value
-
-
-def assign_ports(
-    side: str, ports: Sequence[Port], values: Sequence[str], *, every_port: bool = True
-) -> dict[str, Path]:
-    """Map ``--input``/``--output`` values onto the service's ports.
-
-    ``side`` is "input" or "output". ``PORT=`` may be left out when the service has exactly one
-    port on that side. Unknown, repeated or extra ports are usage errors, and so is a missing
-    port unless ``every_port`` is False (``reproduce``: the recorded folder stands in).
-    """
-    names = {p.name for p in ports}
-    option = f"--{side}"
-    listed = ", ".join(p.name for p in ports) or "none"
-    if values and not ports:
-        raise BadInput(f"the service has no {side} ports, but {option} was given")
-    out: dict[str, Path] = {}
-    for value in values:
-        port, folder = split_port_value(value, names)
-        if port is None:
-            if len(ports) != 1:
-                raise BadInput(
-                    f"{option} {value!r}: name the port, the service has {len(ports)} {side} ports",
-                    f"use {option} PORT=DIR with PORT one of: {listed}",
-                )
-            port = ports[0].name
-        if not folder:
-            raise BadInput(f"{option} {value!r}: no folder given")
-        if port in out:
-            raise BadInput(f"{option}: port {port!r} given twice")
-        out[port] = Path(folder)
-    missing = [p.name for p in ports if p.name not in out]
-    if missing and every_port:
-        raise BadInput(
-            f"missing {option} for port{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-            f"give {option} PORT=DIR for each of: {listed}",
-        )
-    return out
-
-
-def interface_from_record(record: Mapping[str, Any], where: str = "run record") -> ServiceInterface:
-    """The interface a run record was made with (ports from its mounts). Every field it reads is
-    checked: a malformed record is BadInput naming the field, never a KeyError."""
-    f = Fields(where)
-    top = f.mapping(record, "")
-    service = f.mapping(f.get(top, "service"), "service")
-    limits = f.mapping(f.get(top, "limits"), "limits")
-    ports: dict[str, list[Port]] = {"input": [], "output": []}
-    for i, item in enumerate(f.sequence(f.get(top, "mounts"), "mounts")):
-        name = f"mounts[{i}]"
-        mount = f.mapping(item, name)
-        side = f.get(mount, "side", name)
-        if side not in ports:
-            raise f.fail(f"{name}.side", "'input' or 'output'", side)
-        port = f.text(f.get(mount, "port", name), f"{name}.port")
-        target = f.text(f.get(mount, "target", name), f"{name}.target")
-        if not PORT_NAME_RE.match(port) or any(p.name == port for p in ports[side]):
-            raise f.fail(f"{name}.port", "a port name, once per side", port)
-        if not target.startswith("/"):
-            raise f.fail(f"{name}.target", "an absolute container path", target)
-        ports[side].append(Port(port, target))
-    entrypoint = top.get("entrypoint")
-    return ServiceInterface(
-        name=f.text(f.get(service, "name", "service"), "service.name"),
-        version=f.optional_text(service.get("version"), "service.version"),
-        inputs=tuple(ports["input"]),
-        outputs=tuple(ports["output"]),
-        command=f.strings(f.get(top, "command"), "command"),
-        user=f.uid(service.get("user", DEFAULT_UID), "service.user"),
-        resources=f.resources(limits, "limits", timeout_key="timeout_s"),
-        volatile=f.strings(top.get("volatile") or [], "volatile"),
-        entrypoint=None if entrypoint is None else f.strings(entrypoint, "entrypoint"),
-        origin="run-record",
+def check_interface(
+    face: ServiceInterface,
+    where: str,
+    *,
+    field_name: Callable[[str], str] = str,
+    line: Callable[[str], str] | None = None,
+    hint: str = "the file was edited or damaged: gefreg mounts ports only where a catalog "
+    "record could; use the original",
+) -> ServiceInterface:
+    """``face`` when it obeys the rules (see the module docstring), else InvalidInterface (exit
+    2) listing every broken rule as ``WHERE[:LINE]: field FIELD: message``; ``field_name``
+    renames fields to the source's own (``mounts[3].target``), ``line`` locates them."""
+    found = violations(face)
+    if not found:
+        return face
+    lines = []
+    for name, message in found:
+        own = field_name(name)
+        lines.append(f"{line(own) if line else where}: field {own}: {message}")
+    raise InvalidInterface(
+        "\n".join(lines) if len(lines) == 1 else "\n  ".join([f"{len(lines)} problems:", *lines]),
+        hint,
     )

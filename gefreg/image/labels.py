@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gefreg import __version__
@@ -104,11 +105,16 @@ def image_labels(
 _PORT_KEY = re.compile(r"^eudat\.gef\.service\.(input|output)\.(\d+)\.(name|path|type|filename)$")
 
 
-def ports_from_labels(labels: dict[str, str]) -> dict[str, list[dict[str, str]]]:
-    """Read GEF ports back from image labels, as GEF's own parser does (for checks and tests)."""
+def numbered_ports(labels: Mapping[str, str]) -> dict[str, list[tuple[int, dict[str, str]]]]:
+    """GEF ports from image labels with their label numbers N (``...input.N.path``), in order."""
     sides: dict[str, dict[int, dict[str, str]]] = {"input": {}, "output": {}}
     for key, value in labels.items():
         m = _PORT_KEY.match(key)
         if m:
             sides[m.group(1)].setdefault(int(m.group(2)), {})[m.group(3)] = value
-    return {side: [ports[n] for n in sorted(ports)] for side, ports in sides.items()}
+    return {side: [(n, ports[n]) for n in sorted(ports)] for side, ports in sides.items()}
+
+
+def ports_from_labels(labels: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """Read GEF ports back from image labels, as GEF's own parser does (for checks and tests)."""
+    return {side: [p for _, p in ports] for side, ports in numbered_ports(labels).items()}

@@ -4,79 +4,52 @@ apply limit overrides, and map folders onto ports. Nothing runs here."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gefreg import limits as bounds
 from gefreg.catalog.entries import base_names, load_entry
 from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.image.interface import (
-    MAX_CPUS,
-    MAX_MEMORY,
-    MAX_PIDS,
-    MAX_TIMEOUT,
-    MIN_CPUS,
-    MIN_MEMORY,
-    ServiceInterface,
-    assign_ports,
-)
+from gefreg.image.interface import ServiceInterface
 from gefreg.model import Resources
 from gefreg.release.trust import Ledger, ResolvedImage, verify_image
 from gefreg.run.image_choice import resolve_image, resolve_untrusted
+from gefreg.run.ports import assign_ports
 from gefreg.run.record import default_record_path, now
 from gefreg.run.request import RunRequest, new_run_id
 from gefreg.settings import Settings
-from gefreg.validators import parse_duration, parse_memory
 
 
 @dataclass(frozen=True)
 class LimitOverrides:
-    """Limits given on the command line (text as typed); None keeps the record's value."""
+    """Limits given on the command line (as typed); None keeps the interface's value."""
 
     memory: str | None = None
-    cpus: float | None = None
+    cpus: float | str | None = None
     timeout: str | None = None
-    pids: int | None = None
+    pids: int | str | None = None
+    disk: str | None = None
+    logs: str | None = None
+
+
+OPTIONS = {"logs": "--log-limit"}  # the command-line option of a limit, when not --NAME
 
 
 def apply_overrides(base: Resources, over: LimitOverrides) -> tuple[Resources, tuple[str, ...]]:
-    """``base`` with the command line's limits; each must be finite and within the bounds a
-    run record may carry (:mod:`gefreg.image.interface`), else BadInput naming the option."""
+    """``base`` with the command line's limits; each must be within :mod:`gefreg.limits`'
+    bounds, the same a record, a ledger line and a run record must keep, else BadInput naming
+    the option."""
     changes: dict[str, float | int] = {}
-    if over.memory is not None:
+    for key in bounds.BOUNDS:
+        given = getattr(over, key)
+        if given is None:
+            continue
         try:
-            memory = parse_memory(over.memory)
-        except (OverflowError, ValueError):
-            memory = None
-        if memory is None or not MIN_MEMORY <= memory <= MAX_MEMORY:
-            raise BadInput(
-                f"--memory {over.memory!r}: expected a size from 4m to 1024t like 512m or 2g"
-            )
-        changes["memory"] = memory
-    if over.cpus is not None:
-        cpus = float(over.cpus)
-        if not math.isfinite(cpus) or not MIN_CPUS <= cpus <= MAX_CPUS:
-            raise BadInput(
-                f"--cpus {over.cpus}: expected a number from {MIN_CPUS:g} to {MAX_CPUS:g} "
-                "like 0.5 or 2"
-            )
-        changes["cpus"] = cpus
-    if over.timeout is not None:
-        try:
-            seconds = parse_duration(over.timeout)
-        except (OverflowError, ValueError):
-            seconds = None
-        if not seconds or not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
-            raise BadInput(
-                f"--timeout {over.timeout!r}: expected a duration up to a year like 90s or 10m"
-            )
-        changes["timeout"] = seconds
-    if over.pids is not None:
-        if not 1 <= over.pids <= MAX_PIDS:
-            raise BadInput(f"--pids {over.pids}: expected a number from 1 to {MAX_PIDS}")
-        changes["pids"] = over.pids
+            changes[key] = bounds.parse(key, given)
+        except bounds.LimitError as exc:
+            raise BadInput(f"{OPTIONS.get(key, '--' + key)} {given!r}: {exc}") from None
     return dataclasses.replace(base, **changes), tuple(changes)  # type: ignore[arg-type]
 
 
@@ -98,7 +71,9 @@ def choose_interface(
     if image.trusted:
         if image.source == "ledger" and image.interface is not None:
             face = ServiceInterface.from_json(
-                image.interface, f"the ledger's interface of {image.name}@{image.version}"
+                image.interface,
+                image.interface_source or f"the ledger's interface of {image.name}",
+                prefix="interface.",
             )
             if (face.name, face.version) != (image.name, image.version):
                 raise CheckFailed(

@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.engine.protocols import RunEngine
-from gefreg.errors import BadInput
-from gefreg.image.interface import Fields, assign_ports, interface_from_record
 from gefreg.release.ledger import CatalogLedger
-from gefreg.release.trust import ImageClaim, trust_image
+from gefreg.release.trust import trust_image
 from gefreg.run.compare import Comparison, compare_outputs
 from gefreg.run.execute import run_service
-from gefreg.run.record import default_record_path, now, read_run_record
+from gefreg.run.ports import assign_ports
+from gefreg.run.record import default_record_path, now
+from gefreg.run.recorded import read_recorded_run
 from gefreg.run.request import RunObserver, RunRequest, RunResult, new_run_id
-from gefreg.run.tree_manifest import TreeManifest
 from gefreg.settings import Settings
 
 
@@ -71,54 +70,6 @@ class ReproduceReport:
         }
 
 
-def recorded_claim(record: dict[str, Any], where: str) -> ImageClaim:
-    """What the record's ``image`` claims, every field checked (BadInput naming the field).
-    Its ``trusted`` is not part of the claim: trust is re-established from the catalog."""
-    f = Fields(where)
-    data = f.mapping(f.get(record, "image"), "image")
-    image_id = f.digest(f.get(data, "image_id", "image"), "image.image_id")
-    digest = data.get("manifest_digest")
-    if digest is not None:
-        f.digest(digest, "image.manifest_digest")
-    name = f.text(f.get(data, "name", "image"), "image.name")
-    texts = {
-        key: f.optional_text(data.get(key), f"image.{key}")
-        for key in ("version", "registry", "repository", "ref", "source")
-    }
-    if not isinstance(data.get("trusted"), bool):
-        raise f.fail("image.trusted", "true or false", data.get("trusted"))
-    return ImageClaim(
-        name,
-        texts["version"],
-        image_id,
-        digest,
-        texts["registry"],
-        texts["repository"],
-        texts["ref"] or name,
-    )
-
-
-def recorded_ports(
-    record: dict[str, Any], side: str, ports: Sequence[str], where: str
-) -> dict[str, tuple[str, TreeManifest]]:
-    """``{port: (path, manifest)}`` of the record's ``inputs`` or ``outputs``, which must name
-    exactly the ports of its mounts; every field checked."""
-    f = Fields(where)
-    data = f.mapping(f.get(record, side), side)
-    if sorted(data) != sorted(ports):
-        raise f.fail(side, f"one entry per {side[:-1]} port ({', '.join(ports)})", sorted(data))
-    out = {}
-    for port in ports:
-        name = f"{side}.{port}"
-        entry = f.mapping(data[port], name)
-        path = f.text(f.get(entry, "path", name), f"{name}.path")
-        out[port] = (
-            path,
-            TreeManifest.from_json(f.get(entry, "manifest", name), f"{where}: {name}"),
-        )
-    return out
-
-
 def reproduce(
     settings: Settings,
     engine: RunEngine,
@@ -131,34 +82,20 @@ def reproduce(
     allow_yanked: bool = False,
     observer: RunObserver | None = None,
 ) -> ReproduceReport:
-    original = read_run_record(record_path)
-    where = str(record_path)
-    if original["status"] != "succeeded":
-        raise BadInput(
-            f"{record_path}: the recorded run {original['status']}; only a successful run can "
-            "be reproduced"
-        )
-    f = Fields(where)
-    original_id = f.text(original["id"], "id")
-    args = f.strings(original["args"], "args")
-    claim = recorded_claim(original, where)
-    service = interface_from_record(original, where)
-    if service.name != claim.name:
-        raise f.fail("service.name", f"the image's name {claim.name!r}", service.name)
-    recorded_inputs = recorded_ports(original, "inputs", [p.name for p in service.inputs], where)
-    recorded_outputs = recorded_ports(original, "outputs", [p.name for p in service.outputs], where)
+    original = read_recorded_run(record_path)
+    service = original.interface
     image = trust_image(
         settings,
         engine,
-        claim,
+        original.claim,
         ledger=CatalogLedger(settings),
         allow_untrusted=allow_untrusted,
         allow_yanked=allow_yanked,
     )
     overrides = assign_ports("input", service.inputs, inputs, every_port=False)
-    folders = {port: overrides.get(port, Path(path)) for port, (path, _) in recorded_inputs.items()}
-    expected_inputs = {port: manifest for port, (_, manifest) in recorded_inputs.items()}
-    expected_outputs = {port: manifest for port, (_, manifest) in recorded_outputs.items()}
+    folders = {port: overrides.get(port, Path(path)) for port, (path, _) in original.inputs.items()}
+    expected_inputs = {port: manifest for port, (_, manifest) in original.inputs.items()}
+    expected_outputs = {port: manifest for port, (_, manifest) in original.outputs.items()}
     run_id = new_run_id()
     new_record = default_record_path(settings.state_dir, service.name, run_id, now())
     base = output if output is not None else new_record.parent / "outputs"
@@ -167,14 +104,14 @@ def reproduce(
         service=service,
         inputs=tuple(folders.items()),
         outputs=tuple((p.name, base / p.name) for p in service.outputs),
-        args=args,
+        args=original.args,
         limits=service.resources,
         record=new_record,
         expect_inputs=tuple(expected_inputs.items()),
-        reproduces=original_id,
+        reproduces=original.id,
         run_id=run_id,
     )
     rerun = run_service(request, engine=engine, observer=observer)
     volatile = service.volatile
     comparison = compare_outputs(expected_outputs, rerun.outputs, (*volatile, *ignore))
-    return ReproduceReport(record_path, original_id, rerun, comparison, volatile, tuple(ignore))
+    return ReproduceReport(record_path, original.id, rerun, comparison, volatile, tuple(ignore))

@@ -177,3 +177,41 @@ def test_run_by_digest_of_an_outside_image_is_refused(published: Published) -> N
     )  # fmt: skip
     assert code == 1 and f"is not an image gefreg built for {NAME}" in err
     assert not (published.root / "o2").exists()
+
+
+def test_a_ledger_interface_mounting_over_bin_is_refused(
+    published: Published, engine: Engine
+) -> None:
+    """Issue 11.3: ports, user and mounts from a ledger line pass the same rules as a record's."""
+    catalog = Path(published.opts[1])
+    ledger = catalog / NAME / "releases.jsonl"
+    line = json.loads(ledger.read_text().splitlines()[0])
+    line["interface"]["outputs"][0]["path"] = "/bin"
+    line["interface"]["user"] = 0
+    ledger.write_text(json.dumps(line) + "\n")
+    code, _, err = gefreg(
+        published.env, "run", *published.opts, f"{NAME}@1.0.0",
+        "-i", str(published.root / "in"), "-o", str(published.root / "o3"),
+        "--record", str(published.root / "o3.json"),
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"{ledger}:1: field interface.outputs[0].path: '/bin' would hide a system" in err
+    assert f"{ledger}:1: field interface.user: expected a non-root uid" in err
+    assert not (published.root / "o3").exists() and not (published.root / "o3.json").exists()
+    assert own_run_containers(engine, published.root) == []
+
+
+def test_a_run_record_mounting_over_bin_is_refused(published: Published, engine: Engine) -> None:
+    data = json.loads(published.record.read_text())
+    [index] = [i for i, m in enumerate(data["mounts"]) if m["side"] == "output"]
+    data["mounts"][index]["target"] = "/bin"
+    tampered = published.root / "bin.json"
+    text = json.dumps(data, indent=2)
+    tampered.write_text(text)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if '"target": "/bin"' in t)
+    before = published.runs()
+    code, _, err = gefreg(published.env, "reproduce", *published.opts, str(tampered))
+    assert code == 2, err
+    assert f"{tampered}:{line}: field mounts[{index}].target: '/bin' would hide a system" in err
+    assert published.runs() == before
+    assert own_run_containers(engine, published.root) == []

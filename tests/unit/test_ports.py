@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.image.interface import ServiceInterface, assign_ports
+from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
 from gefreg.run.plan import LimitOverrides, apply_overrides
+from gefreg.run.ports import assign_ports
 
 ONE = (Port("data", "/data/in"),)
 TWO = (Port("a", "/data/a"), Port("b", "/data/b"))

@@ -49,7 +49,7 @@ CASES = [
     (_set("limits.cpus", "fast"), "field limits.cpus: expected a number"),
     (_set("limits.cpus", float("inf")), "field limits.cpus: expected a number from"),
     (_set("limits.timeout_s", KeyError), "field limits.timeout_s is missing"),
-    (_set("limits.memory", 10**30), "field limits.memory: expected an integer from"),
+    (_set("limits.memory", 10**30), "field limits.memory: expected a size from 4m to 1t"),
     (_set("mounts", {}), "field mounts: expected a list"),
     (_set("mounts.0", "in"), r"field mounts\[0\]: expected an object"),
     (_set("mounts.0.target", KeyError), r"field mounts\[0\].target is missing"),

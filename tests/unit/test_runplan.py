@@ -84,7 +84,10 @@ def test_interface_json_round_trip() -> None:
     assert data["outputs"] == [
         {"name": "result", "path": "/data/old-out", "type": "text/plain", "filename": "out.txt"}
     ]
-    assert data["resources"] == {"memory": 2**26, "cpus": 0.5, "timeout": 30.0, "pids": 64}
+    assert data["resources"] == {
+        "memory": 2**26, "cpus": 0.5, "timeout": 30.0, "pids": 64, "disk": 10 * 2**30,
+        "logs": 10 * 2**20,
+    }  # fmt: skip
     assert "entrypoint" not in data  # the image's entrypoint is kept
     back = ServiceInterface.from_json(data)
     assert back == face and back.origin == "ledger"
@@ -100,7 +103,7 @@ def test_interface_json_round_trip() -> None:
         ({"inputs": [{"name": "data"}]}, r"field inputs\[0\].path is missing"),
         ({"outputs": [{"name": "x y", "path": "/o"}]}, r"field outputs\[0\].name"),
         ({"command": ["/bin/x", 3]}, r"field command\[1\]: expected a string"),
-        ({"user": 0}, "field user: expected an integer from 1"),
+        ({"user": 0}, "field user: expected a non-root uid from 1 to 65534, found 0"),
         ({"resources": {"memory": 2**26, "cpus": 0.5, "timeout": 30}}, "resources.pids"),
         (
             {"resources": {"memory": 2**26, "cpus": float("nan"), "timeout": 30, "pids": 8}},

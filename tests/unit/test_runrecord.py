@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from gefreg.errors import BadInput
-from gefreg.image.interface import interface_from_record
 from gefreg.run.crate import to_create_action
 from gefreg.run.record import (
     REQUIRED,
@@ -24,6 +23,7 @@ from gefreg.run.record import (
     timestamp,
     write_record,
 )
+from gefreg.run.recorded import interface_from_record
 from gefreg.run.tree_manifest import FileEntry, TreeManifest
 
 

@@ -247,8 +247,8 @@ def test_odd_values_are_problems_not_crashes(tmp_path: Path) -> None:
     text = text.replace('files: {"run.sh": "/opt/service/run.sh"}', "files: {5: /opt/x}")
     entry = build_tree(tmp_path / "demo-service", {"service.yaml": text, "run.sh": ""})
     joined = "\n".join(problems_of(entry, {"debian-bookworm"}))
-    assert "resources.cpus: expected a number, got a number (nan)" in joined
-    assert "resources.timeout: expected a duration up to 30 days" in joined
-    assert "resources.memory: expected a size between 4m and 1t" in joined
+    assert "resources.cpus: expected a number from 0.01 to 1024 like 0.5 or 2, found nan" in joined
+    assert "resources.timeout: expected a duration up to a year" in joined
+    assert "resources.memory: expected a size from 4m to 1t" in joined
     assert "env.GREETING: contains control character '\\n'" in joined
     assert "keys must be strings" in joined
