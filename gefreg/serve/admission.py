@@ -23,7 +23,7 @@ from typing import Any
 from gefreg.engine import Engine
 from gefreg.errors import BadInput
 from gefreg.image.interface import ServiceInterface
-from gefreg.limits import BOUNDS
+from gefreg.limits import check
 from gefreg.model import Port
 from gefreg.serve import urls
 from gefreg.serve.config import ServeConfig
@@ -333,18 +333,13 @@ def _resources(task: TesTask) -> tuple[int | None, float | None, int | None, lis
         return None, None, None, []
     memory = cpus = disk = None
     if res.cpu_cores is not None:
-        if not 1 <= res.cpu_cores <= BOUNDS["cpus"].high:
-            raise BadInput(
-                f"resources.cpu_cores: expected 1 to {BOUNDS['cpus'].high:g}, got {res.cpu_cores}"
-            )
+        if res.cpu_cores < 1 or check("cpus", float(res.cpu_cores)):
+            raise BadInput(f"resources.cpu_cores: expected 1 to 1024, got {res.cpu_cores}")
         cpus = float(res.cpu_cores)
     if res.ram_gb is not None:
         memory = int(res.ram_gb * GB)
-        if not BOUNDS["memory"].low <= memory <= BOUNDS["memory"].high:
-            raise BadInput(
-                f"resources.ram_gb: expected {BOUNDS['memory'].low / GB:g} to "
-                f"{BOUNDS['memory'].high / GB:g}, got {res.ram_gb}"
-            )
+        if check("memory", memory):
+            raise BadInput(f"resources.ram_gb: expected 0.004 to 1024, got {res.ram_gb}")
     if res.disk_gb is not None:
         if not 0 < res.disk_gb <= 1024**2:
             raise BadInput(f"resources.disk_gb: expected more than 0, got {res.disk_gb}")
