@@ -60,6 +60,7 @@ def console(stderr: bool = False) -> Any:
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 SHOW_STEP_TIME = 2.0  # steps that took at least this long say so when they end
+RATE_WINDOW = 5.0  # seconds over which a transfer rate is measured
 
 
 def _seconds(value: float) -> str:
@@ -96,6 +97,7 @@ class Progress:
         self._started = 0.0
         self._printed = 0.0
         self._samples: list[tuple[float, int]] = []
+        self._total: int | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -139,7 +141,7 @@ class Progress:
             return
         self._end_step()
         with self._lock:
-            self._step, self._detail, self._samples = text, "", []
+            self._step, self._detail, self._samples, self._total = text, "", [], None
             self._started = self._printed = time.monotonic()
             if self._status is not None:
                 self._status.update(text[:150])
@@ -163,19 +165,34 @@ class Progress:
 
     def transfer(self) -> Callable[[int, int | None], None]:
         """A callback for bytes moved so far in the current step (and the total, if known):
-        shown as 'X of Y MB, R MB/s'. Safe to call from worker threads."""
+        shown as 'X of Y MB, R MB/s', the rate over the last few seconds up to the moment it
+        is shown (no bytes for a while: the rate falls). Safe to call from worker threads."""
 
         def report(done: int, total: int | None) -> None:
             now = time.monotonic()
             with self._lock:
-                self._samples = [(t, d) for t, d in self._samples if now - t <= 5.0]
                 self._samples.append((now, done))
-                first_t, first_d = self._samples[0]
-                rate = (done - first_d) / (now - first_t) if now > first_t else 0.0
-                amount = f"{done / 1e6:.1f} of {_megabytes(total)}" if total else _megabytes(done)
-                self._detail = f"{amount}, {_megabytes(rate)}/s"
+                # keep the last sample older than the window: the rate's starting point
+                old = [i for i, (t, _) in enumerate(self._samples) if now - t > RATE_WINDOW]
+                if len(old) > 1:
+                    del self._samples[: old[-1]]
+                self._total = total
 
         return report
+
+    def _bytes_text(self, now: float) -> str:
+        """'X of Y MB, R MB/s' for the bytes reported in this step ('' when none were)."""
+        if not self._samples:
+            return ""
+        done = self._samples[-1][1]
+        start_t, start_d = self._samples[0]
+        for t, d in self._samples:  # the last sample at or before the window's start
+            if now - t >= RATE_WINDOW:
+                start_t, start_d = t, d
+        rate = (done - start_d) / (now - start_t) if now > start_t else 0.0
+        total = self._total
+        amount = f"{done / 1e6:.1f} of {_megabytes(total)}" if total else _megabytes(done)
+        return f"{amount}, {_megabytes(rate)}/s"
 
     def _tick(self) -> None:
         while not self._stop.wait(0.25):
@@ -184,7 +201,8 @@ class Progress:
                     continue
                 now = time.monotonic()
                 elapsed = _seconds(now - self._started)
-                detail = f" — {self._detail}" if self._detail else ""
+                text = self._bytes_text(now) or self._detail
+                detail = f" — {text}" if text else ""
                 if self._status is not None:
                     self._status.update(f"{self._step[:120]}{detail[:80]} ({elapsed})")
                 elif now - self._printed >= self.every:

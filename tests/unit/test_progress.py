@@ -54,3 +54,20 @@ def test_disabled_progress_says_nothing(capsys: pytest.CaptureFixture[str]) -> N
         time.sleep(0.05)
         progress.done("y")
     assert capsys.readouterr().err == ""
+
+
+def test_a_stalled_transfer_shows_its_rate_falling(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui, "RATE_WINDOW", 0.4)
+    with ui.Progress(every=0.2) as progress:
+        progress.status("uploading")
+        report = progress.transfer()
+        report(0, None)
+        time.sleep(0.2)
+        report(5_000_000, None)
+        time.sleep(1.2)  # nothing more arrives
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  … ")]
+    rates = [float(line.split("MB, ")[1].split(" MB/s")[0]) for line in lines if "MB/s" in line]
+    assert rates[0] > 5 and rates[-1] == 0.0, lines  # not the last rate, frozen
+    assert all("5.0 MB" in line for line in lines[1:])
