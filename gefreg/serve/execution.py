@@ -98,6 +98,9 @@ class TaskExecution:
             self.log["system_logs"].append(f"internal error (a bug): {exc!r}")
         if state is not TesState.COMPLETE and self.control.canceled.is_set():
             state = TesState.CANCELED
+            self.log["system_logs"].append(
+                f"canceled by its owner ({now()}); a running container was stopped and removed"
+            )
         elif state is not TesState.COMPLETE and self.control.stopping.is_set():
             state = TesState.SYSTEM_ERROR
             self.log["system_logs"].append(

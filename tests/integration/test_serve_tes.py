@@ -160,6 +160,8 @@ def test_cancel_stops_the_container(instance: Instance, server: ServerProcess) -
     assert wait_state(client, task_id, FINAL, timeout=60) == "CANCELED"
     assert time.monotonic() - started < 30  # not the 120 s the service wanted
     assert engine.container_ids(f"{RUN_LABEL}={run_id}") == []
+    logs = client.get_task(task_id, "FULL").logs[0].system_logs
+    assert any("canceled by its owner" in line for line in logs), logs
 
 
 def test_refusals_through_py_tes(instance: Instance, server: ServerProcess) -> None:

@@ -161,3 +161,61 @@ def test_catalog_pages_escape_records_and_link_only_to_the_web() -> None:
     assert 'href="https://docs.example.org/?a=&lt;b&gt;"' in html
     assert pages.index_page([hostile], query="nothing-matches").count(" hidden>") == 1
     assert pages.filesize(1536) == "1.5 KiB" and pages.filesize(12) == "12 bytes"
+
+
+class Containers:
+    """Containers by run id, as the engine's label filter finds them."""
+
+    def __init__(self, runs: dict[str, list[str]]) -> None:
+        self.runs = runs
+        self.killed: list[str] = []
+        self.removed: list[str] = []
+
+    def container_ids(self, label: str) -> list[str]:
+        run = label.partition("=")[2]
+        return [c for c in self.runs.get(run, []) if c not in self.removed]
+
+    def kill_container(self, container: str) -> None:
+        self.killed.append(container)
+
+    def remove_container(self, container: str) -> None:
+        self.removed.append(container)
+
+
+def test_a_restarted_server_closes_what_its_predecessor_left(tmp_path: Path) -> None:
+    from gefreg.serve.store import TaskStore
+    from gefreg.serve.tes_models import TesState
+    from gefreg.serve.worker import recover
+
+    store = TaskStore(tmp_path / "tasks.sqlite")
+    for name in ("running", "canceling", "queued"):
+        store.create(name, owner="o", name=name, created="t", document={}, plan={}, tags={})
+    for name, run in (("running", "run-1"), ("canceling", "run-2")):
+        assert store.claim_next() is not None
+        store.update_log(name, {"executors": [{"run_id": run, "started": True}]})
+    store.set_state("running", TesState.RUNNING)
+    store.set_state("canceling", TesState.CANCELING)
+    engine = Containers({"run-1": ["c1"], "run-2": ["c2"], "other": ["c3"]})
+    assert recover(store, engine) == ["running", "canceling"]  # type: ignore[arg-type]
+    assert sorted(engine.removed) == ["c1", "c2"]  # never another run's container
+    states = {n: store.get(n).state for n in ("running", "canceling", "queued")}  # type: ignore[union-attr]
+    assert states == {
+        "running": TesState.SYSTEM_ERROR,
+        "canceling": TesState.CANCELED,
+        "queued": TesState.QUEUED,
+    }
+    log = store.get("running").log  # type: ignore[union-attr]
+    assert "server stopped while the task was RUNNING" in log["system_logs"][0]
+    assert log["end_time"]
+    assert recover(store, engine) == []  # nothing left to close
+
+
+def test_a_task_cancelled_while_a_worker_finishes_ends_canceled(tmp_path: Path) -> None:
+    from gefreg.serve.store import TaskStore
+    from gefreg.serve.tes_models import TesState
+
+    store = TaskStore(tmp_path / "tasks.sqlite")
+    store.create("t", owner="o", name="", created="t", document={}, plan={}, tags={})
+    assert store.claim_next() is not None
+    assert store.set_state("t", TesState.CANCELING, only_from=[TesState.INITIALIZING])
+    assert store.finish("t", TesState.COMPLETE, {}) is TesState.CANCELED
