@@ -20,7 +20,7 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import is_digest
 from gefreg.release import ledger
-from gefreg.release.trust import ResolvedImage
+from gefreg.release.trust import ResolvedImage, UntrustedImage, YankedRelease
 from gefreg.run.image_choice import resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
@@ -73,31 +73,33 @@ def parse_release(settings: Settings, text: str) -> tuple[str, str]:
     return name, version
 
 
+def _api_hint(exc: BadInput | CheckFailed) -> str | None:
+    """The trust decision's hint, unless it names command-line options an API caller has not."""
+    if isinstance(exc, YankedRelease):
+        return "use a release that is not yanked (the web catalog lists them)"
+    if isinstance(exc, UntrustedImage) or (exc.hint and "--allow-" in exc.hint):
+        return HINT
+    return exc.hint
+
+
 def trusted_release(
     settings: Settings, engine: Engine, text: str
 ) -> tuple[ResolvedImage, ServiceInterface]:
     """The release ``text`` names and the interface it runs with; NotARelease otherwise."""
     name, version = parse_release(settings, text)
-    lines = ledger.read_lines(settings.catalog / name)
-    published = [r.version for r in lines.releases]
+    published = [r.version for r in ledger.read_lines(settings.catalog / name).releases]
     if version not in published:
         raise NotARelease(
             f"image {text!r}: {name} {version} is not a published release "
             f"(published: {', '.join(published) or 'none'})",
             HINT,
         )
-    yank = lines.yanks.get(version)
-    if yank is not None:
-        raise NotARelease(
-            f"image {text!r}: {name} {version} was yanked on {yank.yanked}: {yank.reason}",
-            "use a release that is not yanked (the web catalog lists them)",
-        )
     try:
         image = resolve_image(
             settings, f"{name}@{version}", engine=engine, ledger=ledger.CatalogLedger(settings)
         )
     except (BadInput, CheckFailed) as exc:
-        raise NotARelease(f"image {text!r}: {exc.message}", exc.hint) from None
+        raise NotARelease(f"image {text!r}: {exc.message}", _api_hint(exc)) from None
     if image.source != "ledger" or not image.trusted:
         raise NotARelease(
             f"image {text!r}: {name} {version} is not published (a local build never runs here)",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from gefreg.engine import Engine
 from gefreg.errors import GefregError
@@ -34,7 +34,17 @@ log = logging.getLogger("gefreg.serve")
 WATCH_INTERVAL = 0.25
 
 
-def stop_runs(engine: Engine, run_ids: list[str]) -> int:
+class RunContainers(Protocol):
+    """What recovery needs of the engine: find a run's containers, stop and remove them."""
+
+    def container_ids(self, label: str) -> list[str]: ...
+
+    def kill_container(self, container: str) -> None: ...
+
+    def remove_container(self, container: str) -> None: ...
+
+
+def stop_runs(engine: RunContainers, run_ids: list[str]) -> int:
     """Kill and remove every container of these runs; how many there were."""
     removed = 0
     for run_id in run_ids:
@@ -46,7 +56,7 @@ def stop_runs(engine: Engine, run_ids: list[str]) -> int:
     return removed
 
 
-def recover(store: TaskStore, engine: Engine) -> list[str]:
+def recover(store: TaskStore, engine: RunContainers) -> list[str]:
     """Close the tasks a previous server left active (see the module docstring)."""
     closed = []
     for row in store.active():

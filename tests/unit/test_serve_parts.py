@@ -196,7 +196,7 @@ def test_a_restarted_server_closes_what_its_predecessor_left(tmp_path: Path) -> 
     store.set_state("running", TesState.RUNNING)
     store.set_state("canceling", TesState.CANCELING)
     engine = Containers({"run-1": ["c1"], "run-2": ["c2"], "other": ["c3"]})
-    assert recover(store, engine) == ["running", "canceling"]  # type: ignore[arg-type]
+    assert recover(store, engine) == ["running", "canceling"]
     assert sorted(engine.removed) == ["c1", "c2"]  # never another run's container
     states = {n: store.get(n).state for n in ("running", "canceling", "queued")}  # type: ignore[union-attr]
     assert states == {
