@@ -192,9 +192,15 @@ def require_build(settings: Settings, name: str) -> BuildRecord:
 def all_builds(settings: Settings, name: str) -> list[BuildRecord]:
     """The current build followed by the earlier ones kept by cache key; damaged ones are
     left out (an image is trusted through a record, so a damaged one trusts nothing)."""
-    paths = [record_path(settings, name)]
-    paths += sorted((build_dir(settings, name) / BY_KEY).glob("*.json"))
-    return [r for r in (_load_or_none(p, name) for p in paths) if r is not None]
+    current = _load_or_none(record_path(settings, name), name)
+    kept = [record for _, record in kept_builds(settings, name) if record is not None]
+    return ([current] if current is not None else []) + kept
+
+
+def kept_builds(settings: Settings, name: str) -> list[tuple[Path, BuildRecord | None]]:
+    """Every build record kept by cache key, with its file; None for a damaged one."""
+    paths = sorted((build_dir(settings, name) / BY_KEY).glob("*.json"))
+    return [(path, _load_or_none(path, name)) for path in paths]
 
 
 def by_key_path(settings: Settings, name: str, cache_key: str) -> Path:

@@ -19,7 +19,6 @@ Run records, outputs, ledgers, caches and the registry are never touched.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 from gefreg.catalog.entries import service_record_paths
 from gefreg.engine import Engine
-from gefreg.image.build_record import BY_KEY, read_build
+from gefreg.image.build_record import kept_builds, read_build
 from gefreg.run.hardening import RUN_LABEL, SERVICE_LABEL
 from gefreg.settings import Settings
 
@@ -140,7 +139,7 @@ def stale_state(settings: Settings, engine: Engine, doomed: set[str]) -> list[Re
         if folder.name not in names:
             out.append(Removal("state", str(folder), "build records of an entry that left"))
             continue
-        out += _stale_records(engine, folder, doomed)
+        out += _stale_records(settings, engine, folder.name, doomed)
         for context in sorted(folder.glob("context.*")):
             pid = context.name.partition(".")[2]
             if not (pid.isdigit() and _alive(int(pid))):
@@ -152,14 +151,15 @@ def stale_state(settings: Settings, engine: Engine, doomed: set[str]) -> list[Re
     return out
 
 
-def _stale_records(engine: Engine, folder: Path, doomed: set[str]) -> list[Removal]:
+def _stale_records(
+    settings: Settings, engine: Engine, name: str, doomed: set[str]
+) -> list[Removal]:
     out = []
-    for path in sorted((folder / BY_KEY).glob("*.json")):
-        try:
-            image = str(json.loads(path.read_text()).get("image_id"))
-        except (OSError, ValueError, AttributeError):
+    for path, record in kept_builds(settings, name):
+        if record is None:
             out.append(Removal("state", str(path), "unreadable build record"))
             continue
+        image = record.image_id
         if image in doomed or engine.image(image) is None:
             out.append(Removal("state", str(path), f"its image {image[:19]} is gone"))
     return out
