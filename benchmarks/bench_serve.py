@@ -8,7 +8,8 @@ and published to a throw-away CNCF Distribution registry. Then, in one run:
    would) and ``plan_run`` + ``run_service`` (the library, as a long-lived caller would);
 2. batches of tasks submitted at once to ``gefreg serve --workers 1`` and ``--workers 2``
    (the machine's cores), each timed from its first submission until every task is COMPLETE;
-   rounds of (1) and (2) are interleaved, since the machine is shared;
+   rounds of (1) and (2) are interleaved, since the machine is shared, and the best round of
+   each is the figure (the whole run is printed beside it);
 3. with those tasks in the store: ``GET /tasks`` (MINIMAL, BASIC, FULL; one page of all of
    them) and ``GET /tasks/{id}`` (FULL), median of M requests each over a kept-alive
    connection.
@@ -222,31 +223,42 @@ def _measure(direct: Direct, instances: dict[int, Instance], args: argparse.Name
     for workers, instance in instances.items():
         instance.throughput(2, f"warm-{workers}")
     rounds = max(1, args.tasks // args.batch)
-    seconds = {"cli": 0.0, "library": 0.0, 1: 0.0, 2: 0.0}
     per_round = max(1, args.direct // rounds)
+    took: dict[str | int, list[float]] = {"cli": [], "library": [], 1: [], 2: []}
     ids: list[str] = []
+    load = os.getloadavg()[0]
     for number in range(rounds):
-        seconds["cli"] += timed(direct.cli, per_round)
-        seconds["library"] += timed(direct.library, per_round)
+        took["cli"].append(timed(direct.cli, per_round))
+        took["library"].append(timed(direct.library, per_round))
         for workers, instance in instances.items():
             elapsed, ids = instance.throughput(args.batch, f"r{number}-w{workers}")
-            seconds[workers] += elapsed
-    runs, tasks = per_round * rounds, args.batch * rounds
-    rows = [
-        ("gefreg run, a new process per run", 60 * runs / seconds["cli"]),
-        ("library: plan_run + run_service", 60 * runs / seconds["library"]),
-        ("TES API, gefreg serve --workers 1", 60 * tasks / seconds[1]),
-        ("TES API, gefreg serve --workers 2", 60 * tasks / seconds[2]),
-    ]
-    report(
-        f"tasks per minute: {tasks} tasks through each server in batches of {args.batch}, "
-        f"{runs} direct runs each way, interleaved",
-        rows,
-        ratio_of=(rows[2][0], rows[0][0]),
-        unit="/min",
+            took[workers].append(elapsed)
+    size: dict[str | int, int] = {
+        "cli": per_round,
+        "library": per_round,
+        1: args.batch,
+        2: args.batch,
+    }
+    names: dict[str | int, str] = {
+        "cli": "gefreg run, a new process per run",
+        "library": "library: plan_run + run_service",
+        1: "TES API, gefreg serve --workers 1",
+        2: "TES API, gefreg serve --workers 2",
+    }
+    # on a shared machine the best round is the figure; the whole run is printed beside it
+    best = [(names[k], 60 * size[k] / min(took[k])) for k in names]
+    overall = [(names[k], 60 * size[k] * rounds / sum(took[k])) for k in names]
+    title = (
+        f"tasks per minute: {args.batch * rounds} tasks through each server in rounds of "
+        f"{args.batch}, {per_round * rounds} direct runs each way, interleaved; load average "
+        f"{load:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
-    print(f"  ratio workers 1 / library = {rows[2][1] / rows[1][1]:.2f}x")
-    print(f"  ratio workers 2 / workers 1 = {rows[3][1] / rows[2][1]:.2f}x")
+    report(f"{title} — best round", best, ratio_of=(best[2][0], best[0][0]), unit="/min")
+    print(f"  ratio workers 1 / library = {best[2][1] / best[1][1]:.2f}x")
+    print(f"  ratio workers 2 / workers 1 = {best[3][1] / best[2][1]:.2f}x")
+    report(
+        "the same over the whole run", overall, ratio_of=(overall[2][0], overall[1][0]), unit="/min"
+    )
     last = instances[2]
     stored = last.session.get(last.api("/tasks"), params={"page_size": 2047}, timeout=60)
     count = len(stored.json()["tasks"])
