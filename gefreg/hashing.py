@@ -46,18 +46,24 @@ def _buffer() -> bytearray:
     return buf
 
 
-def sha256_regular(path: Path, progress: Callable[[int], None] | None = None) -> tuple[str, int]:
+def sha256_regular(
+    path: Path | str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    dir_fd: int | None = None,
+) -> tuple[str, int]:
     """sha256 and byte count of a regular file, never following a symlink or opening a FIFO.
 
     Opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat, so a file swapped for a link or a
     pipe between listing and reading raises :class:`NotARegularFile` instead of hashing
     something else or hanging. The size is what was read, so digest and size always agree.
+    With ``dir_fd``, ``path`` is a name in that folder (no path length limit applies).
     Reads go into a per-thread buffer through the raw descriptor: for many small files the
     Python overhead per file, not the hashing, is what costs.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # the last component is a symlink
             raise NotARegularFile(exc.errno, "is a symlink", str(path)) from None

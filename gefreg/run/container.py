@@ -28,6 +28,7 @@ from gefreg.run.ownership import Grant, grant_write, hand_back, revoke
 from gefreg.run.prepare import Prepared
 from gefreg.run.record import LogFacts, RunRecord, now, timestamp, write_record
 from gefreg.run.request import RunObserver
+from gefreg.run.tree_walk import Problem
 
 KILL_GRACE_S = 30.0
 FOLLOW_GRACE_S = 5.0
@@ -54,6 +55,7 @@ class ContainerRun:
         self.grants: list[Grant] = []
         self.written = False
         self.t0: float | None = None
+        self.unreturned: tuple[Problem, ...] = ()  # entries that could not be handed back
 
     def __enter__(self) -> ContainerRun:
         try:
@@ -157,15 +159,14 @@ class ContainerRun:
         (never an entry that was there before the run)."""
         while self.grants:
             revoke(self.grants.pop())
-        ids = self.prepared.identity
+        ids, keep = self.prepared.identity, self.prepared.keep
         if ids.separate:
-            handed = sum(
-                hand_back(
-                    path, ids.run_uid, ids.uid, ids.gid, self.prepared.keep.get(port, frozenset())
-                )
+            handed = [
+                hand_back(path, ids.run_uid, ids.uid, ids.gid, keep.get(port, frozenset()))
                 for port, path in self.prepared.outputs.items()
-            )
-            self._update(handed_back=handed)
+            ]
+            self.unreturned = tuple(p for h in handed for p in h.problems)
+            self._update(handed_back=sum(h.count for h in handed))
 
     def _record_stop(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)

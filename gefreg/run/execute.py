@@ -27,15 +27,16 @@ that goes away records ``incomplete`` and raises :class:`EnvironmentFailure` (ex
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from gefreg.engine.protocols import RunEngine
-from gefreg.errors import BadInput
 from gefreg.model import Resources
 from gefreg.run.container import ContainerRun, Ended
 from gefreg.run.prepare import Prepared, prepare
 from gefreg.run.record import LogFacts, RunRecord, write_record
 from gefreg.run.request import RunObserver, RunRequest, RunResult
-from gefreg.run.tree_manifest import tree_manifests
+from gefreg.run.tree_manifest import read_trees
+from gefreg.run.tree_walk import Problem
 
 
 def run_service(
@@ -48,22 +49,30 @@ def run_service(
     prepared = prepare(request, engine, obs)
     with ContainerRun(engine, prepared, obs) as container:
         ended = container.run()
-    return collect(prepared, container.record, ended, obs)
+    return collect(prepared, container.record, ended, obs, container.unreturned)
 
 
-def collect(prepared: Prepared, record: RunRecord, ended: Ended, obs: RunObserver) -> RunResult:
-    """Hash the outputs and the inputs again, decide the verdict and write the final record."""
+def collect(
+    prepared: Prepared,
+    record: RunRecord,
+    ended: Ended,
+    obs: RunObserver,
+    unreturned: Sequence[Problem] = (),
+) -> RunResult:
+    """Hash the outputs and the inputs again, decide the verdict and write the final record
+    (``unreturned``: outputs that could not be handed back, which fail the run)."""
     obs.status("hashing outputs")
-    unhashable = None
-    try:
-        after = tree_manifests(prepared.outputs, progress=obs.progress("outputs"))
-    except BadInput as exc:  # e.g. the service left a folder its caller cannot read
-        after, unhashable = {}, f"the outputs could not be hashed: {exc.message}"
+    outputs_read = read_trees(prepared.outputs, progress=obs.progress("outputs"))
+    after = outputs_read.manifests
+    unreadable = outputs_read.describe()
     obs.status("checking the inputs are unchanged")
-    again = tree_manifests(prepared.inputs, progress=obs.progress("inputs again"))
+    again = read_trees(prepared.inputs, progress=obs.progress("inputs again"))
     inputs = {
         port: dataclasses.replace(
-            facts, unchanged=again[port].root == facts.manifest.root, root_after=again[port].root
+            facts,
+            unchanged=port not in again.problems
+            and again.manifests[port].root == facts.manifest.root,
+            root_after=again.manifests[port].root,
         )
         for port, facts in record.inputs.items()
     }
@@ -73,8 +82,11 @@ def collect(prepared: Prepared, record: RunRecord, ended: Ended, obs: RunObserve
     }
     inputs_ok = all(facts.unchanged for facts in inputs.values())
     status, error = verdict(ended, prepared.request.resources, inputs_ok)
-    if status == "succeeded" and unhashable:
-        status, error = "failed", unhashable
+    if status == "succeeded" and unreadable:
+        status, error = "failed", f"the outputs could not all be hashed: {unreadable}"
+    if status == "succeeded" and unreturned:
+        listed = "; ".join(str(p) for p in unreturned[:3])
+        status, error = "failed", f"the outputs could not all be handed back: {listed}"
     stdout, stderr = prepared.logs
     state = ended.state
     record = dataclasses.replace(

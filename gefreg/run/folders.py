@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gefreg.errors import BadInput
 from gefreg.run.ownership import first_open_to, first_unreadable
+from gefreg.run.tree_walk import open_root, walk
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -60,14 +61,13 @@ def first_mount_point(root: Path, mounts: list[Path] | None) -> Path | None:
         inside = sorted(m for m in mounts if root in m.parents)
         return inside[0] if inside else None
     device = os.stat(root).st_dev
-    stack = [root]
-    while stack:
-        for entry in os.scandir(stack.pop()):
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                if st.st_dev != device:
-                    return Path(entry.path)
-                stack.append(Path(entry.path))
+    fd = open_root(root)
+    try:
+        for found in walk(fd, []):
+            if stat.S_ISDIR(found.stat.st_mode) and found.stat.st_dev != device:
+                return root / found.rel
+    finally:
+        os.close(fd)
     return None
 
 

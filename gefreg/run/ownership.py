@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.model import DEFAULT_UID
+from gefreg.run.tree_walk import Found, Problem, open_root, problem, walk
 
 
 @dataclass(frozen=True)
@@ -80,25 +81,27 @@ def revoke(grant: Grant) -> None:
 EntryId = tuple[int, int]  # (st_dev, st_ino)
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry under ``folder`` (not the folder itself), without following symlinks."""
-    stack = [folder]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(Path(entry.path))
-            yield entry.path, st
+def _walk(folder: Path, problems: list[Problem] | None = None) -> Iterator[Found]:
+    """Every entry under ``folder`` (not the folder itself), by directory descriptor, without
+    following symlinks (:func:`gefreg.run.tree_walk.walk`)."""
+    found = problems if problems is not None else []
+    try:
+        root = open_root(folder)
+    except FileNotFoundError:
+        return
+    try:
+        yield from walk(root, found)
+    finally:
+        os.close(root)
+
+
+def _ids(st: os.stat_result) -> EntryId:
+    return st.st_dev, st.st_ino
 
 
 def entry_ids(folder: Path) -> frozenset[EntryId]:
     """``(st_dev, st_ino)`` of every entry under ``folder``, taken before a run."""
-    return frozenset((st.st_dev, st.st_ino) for _, st in _walk(folder))
+    return frozenset(_ids(found.stat) for found in _walk(folder))
 
 
 def first_open_to(folder: Path, uid: int, gid: int) -> Path | None:
@@ -114,10 +117,18 @@ def first_open_to(folder: Path, uid: int, gid: int) -> Path | None:
 
     if os.lstat(folder).st_uid == uid:
         return folder
-    for path, st in _walk(folder):
-        if open_to(st):
-            return Path(path)
+    for found in _walk(folder):
+        if open_to(found.stat):
+            return folder / found.rel
     return None
+
+
+@dataclass(frozen=True)
+class HandBack:
+    """What :func:`hand_back` did: how many entries changed owner, and what it could not reach."""
+
+    count: int
+    problems: tuple[Problem, ...] = ()
 
 
 def hand_back(
@@ -126,21 +137,26 @@ def hand_back(
     to_uid: int,
     to_gid: int,
     keep: frozenset[EntryId] = frozenset(),
-) -> int:
+) -> HandBack:
     """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``, except the
-    entries in ``keep`` (what was there before the run, by :func:`entry_ids`).
-
-    Walks without following symlinks; returns how many entries changed owner.
-    """
+    entries in ``keep`` (what was there before the run, by :func:`entry_ids`), clearing set-uid
+    and set-gid bits. By directory descriptor, never following symlinks, so trees deeper than
+    PATH_MAX are handed back whole; an entry that cannot be changed is reported, not raised."""
     changed = 0
-    for path, st in _walk(folder):
-        if st.st_uid != from_uid or (st.st_dev, st.st_ino) in keep:
+    problems: list[Problem] = []
+    for found in _walk(folder, problems):
+        st = found.stat
+        if st.st_uid != from_uid or _ids(st) in keep:
             continue
-        os.chown(path, to_uid, to_gid, follow_symlinks=False)
-        changed += 1
-        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-            os.chmod(path, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
-    return changed
+        try:
+            os.chown(found.name, to_uid, to_gid, dir_fd=found.dir_fd, follow_symlinks=False)
+            changed += 1
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                mode = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
+                os.chmod(found.name, mode, dir_fd=found.dir_fd)  # not a symlink: nothing followed
+        except OSError as exc:
+            problems.append(problem(found.rel, exc))
+    return HandBack(changed, tuple(problems))
 
 
 def can_read(st: os.stat_result, uid: int, gid: int, need_exec: bool) -> bool:
@@ -159,15 +175,10 @@ def first_unreadable(root: Path, uid: int, gid: int) -> Path | None:
     st = os.stat(root)
     if not can_read(st, uid, gid, need_exec=True):
         return root
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        for entry in os.scandir(current):
-            est = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(est.st_mode):
-                if not can_read(est, uid, gid, need_exec=True):
-                    return Path(entry.path)
-                stack.append(Path(entry.path))
-            elif stat.S_ISREG(est.st_mode) and not can_read(est, uid, gid, need_exec=False):
-                return Path(entry.path)
+    for found in _walk(root):
+        mode = found.stat.st_mode
+        if stat.S_ISDIR(mode) and not can_read(found.stat, uid, gid, need_exec=True):
+            return root / found.rel
+        if stat.S_ISREG(mode) and not can_read(found.stat, uid, gid, need_exec=False):
+            return root / found.rel
     return None

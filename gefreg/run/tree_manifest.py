@@ -31,6 +31,7 @@ from typing import Any
 
 from gefreg.errors import BadInput
 from gefreg.hashing import NotARegularFile, sha256_regular
+from gefreg.run.tree_walk import Found, Problem, close_all, open_at, open_root, problem, walk
 
 FILE = "file"
 SYMLINK = "symlink"
@@ -145,47 +146,38 @@ class TreeManifest:
 @dataclass(frozen=True)
 class _Item:
     relpath: str
-    path: Path
+    root: int  # the descriptor of the tree's root folder
     size: int
 
 
-def scan_tree(root: Path) -> tuple[list[_Item], list[FileEntry]]:
-    """Walk ``root`` without following symlinks: regular files to hash, and the other entries
-    (symlinks, special files) already described."""
+def _symlink(found: Found) -> FileEntry:
+    raw = os.readlink(found.name, dir_fd=found.dir_fd).encode("utf-8", "surrogateescape")
+    target = os.fsdecode(raw)
+    digest = "sha256:" + hashlib.sha256(b"symlink\0" + raw).hexdigest()
+    return FileEntry(found.rel, len(raw), digest, SYMLINK, target)
+
+
+def scan_tree(root_fd: int, problems: list[Problem]) -> tuple[list[_Item], list[FileEntry]]:
+    """Walk the folder ``root_fd`` (:mod:`gefreg.run.tree_walk`: by descriptor, never following
+    symlinks): regular files to hash, and the other entries (symlinks, special files) already
+    described. What cannot be read goes into ``problems``."""
     files: list[_Item] = []
     others: list[FileEntry] = []
-    stack: list[tuple[Path, str]] = [(root, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
-            raise BadInput(
-                f"cannot read folder {folder}", "make it readable (chmod a+rX)"
-            ) from None
-        for entry in entries:
-            rel = prefix + entry.name
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append((Path(entry.path), rel + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                files.append(_Item(rel, Path(entry.path), st.st_size))
-            elif stat.S_ISLNK(st.st_mode):
-                target = os.readlink(entry.path)
-                raw = os.fsencode(target)
-                others.append(
-                    FileEntry(
-                        rel,
-                        len(raw),
-                        "sha256:" + hashlib.sha256(b"symlink\0" + raw).hexdigest(),
-                        SYMLINK,
-                        target,
-                    )
-                )
-            else:
-                kind = _special_kind(st.st_mode)
-                digest = hashlib.sha256(b"special\0" + kind.encode()).hexdigest()
-                others.append(FileEntry(rel, 0, "sha256:" + digest, kind))
+    for found in walk(root_fd, problems):
+        mode = found.stat.st_mode
+        if stat.S_ISDIR(mode):
+            continue
+        if stat.S_ISREG(mode):
+            files.append(_Item(found.rel, root_fd, found.stat.st_size))
+        elif stat.S_ISLNK(mode):
+            try:
+                others.append(_symlink(found))
+            except OSError as exc:
+                problems.append(problem(found.rel, exc))
+        else:
+            kind = _special_kind(mode)
+            digest = hashlib.sha256(b"special\0" + kind.encode()).hexdigest()
+            others.append(FileEntry(found.rel, 0, "sha256:" + digest, kind))
     return files, others
 
 
@@ -222,7 +214,7 @@ def _tasks(order: list[int], items: list[_Item]) -> list[list[int]]:
     batches: list[list[int]] = []
     batch: list[int] = []
     size = 0
-    for k in order:
+    for k in range(len(items)):  # in the order walked: folder by folder, for open_at's cache
         if items[k].size > SMALL:
             continue
         batch.append(k)
@@ -244,30 +236,41 @@ def _tasks(order: list[int], items: list[_Item]) -> list[list[int]]:
 
 
 def _hash_items(
-    items: list[_Item], workers: int | None, progress: Callable[[int], None] | None
-) -> list[FileEntry]:
+    items: list[_Item],
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+    problems: dict[int, list[Problem]],
+) -> list[FileEntry | None]:
     """Hash regular files, largest first (so the last busy core is not stuck with a big file);
-    results come back in the order given."""
+    results come back in the order given, None for a file that could not be read (its problem
+    goes into ``problems`` under its root)."""
+    lock = threading.Lock()
 
-    def one(item: _Item) -> FileEntry:
+    def one(item: _Item, cache: dict[str, int]) -> FileEntry | None:
         try:
-            digest, size = sha256_regular(item.path, progress)
-        except (FileNotFoundError, NotARegularFile):
-            raise BadInput(
-                f"{item.path} changed while gefreg was hashing it",
-                "keep the folder unchanged while gefreg works on it",
-            ) from None
-        except PermissionError:
-            raise BadInput(f"cannot read {item.path}", "make it readable (chmod a+r)") from None
-        return FileEntry(item.relpath, size, digest)
+            folder, name = open_at(item.root, item.relpath, cache)
+            digest, size = sha256_regular(name, progress, dir_fd=folder)
+        except NotARegularFile:
+            found = Problem(item.relpath, "changed while gefreg read it")
+        except OSError as exc:
+            found = problem(item.relpath, exc)
+        else:
+            return FileEntry(item.relpath, size, digest)
+        with lock:
+            problems.setdefault(item.root, []).append(found)
+        return None
 
     order = sorted(range(len(items)), key=lambda k: items[k].size, reverse=True)
     tasks = _tasks(order, items)
     count = workers or max(2, os.cpu_count() or 2)
     out: list[FileEntry | None] = [None] * len(items)
 
-    def run(task: list[int]) -> list[tuple[int, FileEntry]]:
-        return [(k, one(items[k])) for k in task]
+    def run(task: list[int]) -> list[tuple[int, FileEntry | None]]:
+        cache: dict[str, int] = {}
+        try:
+            return [(k, one(items[k], cache)) for k in task]
+        finally:
+            close_all(cache)
 
     if count == 1 or len(tasks) <= 1:
         results = [run(task) for task in tasks]
@@ -277,7 +280,69 @@ def _hash_items(
     for batch in results:
         for k, entry in batch:
             out[k] = entry
-    return [e for e in out if e is not None]
+    return out
+
+
+@dataclass(frozen=True)
+class TreeReading:
+    """Manifests of several trees, and per tree what could not be read (empty when all was)."""
+
+    manifests: dict[str, TreeManifest]
+    problems: dict[str, tuple[Problem, ...]]
+
+    def describe(self, limit: int = 3) -> str | None:
+        """The problems in a sentence, None when there are none."""
+        found = [
+            f"{name}/{p}" if name else str(p) for name, ps in self.problems.items() for p in ps
+        ]
+        if not found:
+            return None
+        more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+        return "; ".join(found[:limit]) + more
+
+
+def read_trees(
+    roots: Mapping[str, Path],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TreeReading:
+    """Manifests of several trees (e.g. one per port), hashed on one shared thread pool; an
+    entry that cannot be read is left out and reported, never an exception.
+
+    ``progress(done_bytes, total_bytes)`` is called as chunks are hashed, from worker threads.
+    """
+    fds: dict[str, int] = {}
+    found: dict[int, list[Problem]] = {}
+    missing: dict[str, tuple[Problem, ...]] = {}
+    try:
+        for name, path in roots.items():
+            try:
+                fds[name] = open_root(path)
+            except OSError as exc:
+                missing[name] = (problem("", exc),)
+        scans = {}
+        for name, fd in fds.items():
+            scans[name] = scan_tree(fd, found.setdefault(fd, []))
+        tagged = [(name, item) for name, (files, _) in scans.items() for item in files]
+        counter = None
+        if progress is not None:
+            counter = _Counter(sum(item.size for _, item in tagged), progress)
+            progress(0, counter.total)
+        hashed = _hash_items([item for _, item in tagged], workers, counter, found)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    out: dict[str, list[FileEntry]] = {name: [] for name in roots}
+    for name, (_, others) in scans.items():
+        out[name] += others
+    for (name, _), entry in zip(tagged, hashed, strict=True):
+        if entry is not None:
+            out[name].append(entry)
+    problems = {name: tuple(found[fd]) for name, fd in fds.items() if found.get(fd)}
+    return TreeReading(
+        {name: TreeManifest.of(entries) for name, entries in out.items()}, {**missing, **problems}
+    )
 
 
 def tree_manifests(
@@ -286,21 +351,16 @@ def tree_manifests(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, TreeManifest]:
-    """Manifests of several trees (e.g. one per port), hashed on one shared thread pool.
-
-    ``progress(done_bytes, total_bytes)`` is called as chunks are hashed, from worker threads.
-    """
-    scans = {name: scan_tree(path) for name, path in roots.items()}
-    tagged = [(name, item) for name, (files, _) in scans.items() for item in files]
-    counter = None
-    if progress is not None:
-        counter = _Counter(sum(item.size for _, item in tagged), progress)
-        progress(0, counter.total)
-    hashed = _hash_items([item for _, item in tagged], workers, counter)
-    out: dict[str, list[FileEntry]] = {name: list(others) for name, (_, others) in scans.items()}
-    for (name, _), entry in zip(tagged, hashed, strict=True):
-        out[name].append(entry)
-    return {name: TreeManifest.of(entries) for name, entries in out.items()}
+    """:func:`read_trees` for trees that must be read whole (inputs): BadInput naming what could
+    not be read."""
+    reading = read_trees(roots, workers=workers, progress=progress)
+    problems = reading.describe()
+    if problems:
+        raise BadInput(
+            f"cannot read every file: {problems}",
+            "make them readable (chmod -R a+rX) and keep the folders unchanged while gefreg works",
+        )
+    return reading.manifests
 
 
 def tree_manifest(

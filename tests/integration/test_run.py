@@ -118,6 +118,22 @@ memory)
 forever)
   while :; do :; done
   ;;
+deep)
+  # a tree deeper than PATH_MAX (cd cannot go there, rename can), a symlink loop, a FIFO,
+  # a folder nobody may enter, and set-uid bits
+  b=/bin/busybox
+  long=$($b printf "%0250d" 0 | $b tr 0 d)
+  cd $out
+  $b mkdir -p "t/$long/$long/$long" && echo bottom > "t/$long/$long/$long/file.txt" || exit 2
+  i=0
+  while [ $i -lt 8 ]; do
+    $b mv t s && $b mkdir -p "t/$long/$long/$long" && $b mv s "t/$long/$long/$long/s" || exit 3
+    i=$((i+1))
+  done
+  $b ln -s loop loop
+  $b mkfifo fifo
+  $b mkdir locked && echo x > locked/f && $b chmod 4755 locked/f && $b chmod 000 locked
+  ;;
 esac
 """
 ATTACK_RESOURCES = {"memory": "32m", "pids": 32, "timeout": "20s", "cpus": 0.5}
@@ -184,7 +200,7 @@ def no_containers_left_behind(
 def inputs(tmp_path: Path) -> Path:
     """An input folder readable by the unprivileged service user (pytest's tmp is 0700)."""
     folder = tmp_path / "in"
-    (folder / "sub").mkdir(parents=True)
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
     (folder / "a.txt").write_text("alpha\n")
     (folder / "b.txt").write_text("beta\n")
     (folder / "sub" / "c.dat").write_bytes(os.urandom(3000))
@@ -194,11 +210,16 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(p.relative_to(folder)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    """Every regular file's content and mode (by descriptor: trees may be deeper than PATH_MAX)."""
+    found = {}
+    for top, _, files, fd in os.fwalk(folder):
+        for name in files:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                with open(os.open(name, os.O_RDONLY, dir_fd=fd), "rb") as fh:
+                    rel = os.path.relpath(os.path.join(top, name), folder)
+                    found[rel] = (fh.read(), stat.S_IMODE(st.st_mode))
+    return dict(sorted(found.items()))
 
 
 def gefreg(services: Services, *args: str) -> tuple[int, str, str]:
@@ -888,6 +909,57 @@ def test_attack_exhausting_memory(services: Services, tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "size").exists()
 
 
+def deep_tree(root: Path, levels: int, name: str = "i" * 200) -> Path:
+    """A folder chain deeper than PATH_MAX below ``root`` (made by descriptor), a file at the
+    bottom; returns the top folder."""
+    top = root / name
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(levels):
+            os.mkdir(name, 0o755, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("at the bottom\n")
+    finally:
+        os.close(fd)
+    return top
+
+
+def owners(root: Path) -> set[int]:
+    found = set()
+    for _, dirs, files, fd in os.fwalk(root):
+        for name in (*dirs, *files):
+            found.add(os.stat(name, dir_fd=fd, follow_symlinks=False).st_uid)
+    return found
+
+
+def test_attack_deeper_than_path_max(services: Services, tmp_path: Path) -> None:
+    """Issue 11.2: an output tree deeper than PATH_MAX once crashed the hand-back (traceback,
+    exit 3, record incomplete, entries left to uid 10001). Inputs that deep must work too, and
+    reproduce of such a run."""
+    folder = inputs(tmp_path)
+    deep_tree(folder, 25)  # 25 x 201 characters: over 4096
+    record = attack(services, tmp_path, "deep")
+    assert record["status"] == "succeeded", record["error"]
+    files = {f["path"]: f for f in record["outputs"]["result"]["manifest"]["files"]}
+    bottom = [p for p in files if p.endswith("/file.txt")]
+    assert len(bottom) == 1 and len(bottom[0]) > 4096
+    assert files[bottom[0]]["sha256"] == sha(b"bottom\n")
+    assert files["loop"]["kind"] == "symlink" and files["fifo"]["kind"] == "fifo"
+    assert "locked/f" in files
+    inputs_seen = [f["path"] for f in record["inputs"]["data"]["manifest"]["files"]]
+    assert any(p.endswith("/deep.txt") and len(p) > 4096 for p in inputs_seen)
+    if os.geteuid() == 0:
+        assert owners(tmp_path / "out") == {0}  # nothing left to the service's uid
+        locked = os.stat(tmp_path / "out" / "locked" / "f")
+        assert not locked.st_mode & stat.S_ISUID
+    code, out, err = gefreg(services, "reproduce", str(tmp_path / "rec" / "run.json"))
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith(f"identical: {len(files)} files the same")
+
+
 def test_attack_running_forever(services: Services, tmp_path: Path) -> None:
     record = attack(services, tmp_path, "forever", "--timeout", "2s")
     assert record["status"] == "timed-out" and record["exit_code"] == 137
@@ -935,7 +1007,9 @@ def test_non_root_caller_runs_as_itself(engine: Engine) -> None:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         record = run_as_1234(command, own, work, "out2")
         assert record["status"] == "failed"
-        assert record["error"].startswith("the outputs could not be hashed: cannot read folder")
+        assert record["error"] == (
+            "the outputs could not all be hashed: result/locked: permission denied"
+        )
 
         # an image whose program cannot be executed: the run failed (exit 1), not the engine
         os.chmod(entry / "busybox", 0o644)

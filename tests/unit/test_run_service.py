@@ -16,7 +16,6 @@ from gefreg.errors import BadInput, EnvironmentFailure
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
 from gefreg.release.trust import ResolvedImage
-from gefreg.run import execute
 from gefreg.run.execute import run_service
 from gefreg.run.record import read_run_record
 from gefreg.run.request import RunRequest
@@ -137,21 +136,25 @@ def test_ctrl_c_stops_removes_and_records(tmp_path: Path) -> None:
 
 
 def test_unhashable_outputs_fail_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gefreg.run.tree_manifest import tree_manifests as real
+    """An output that cannot be read is data: the run ends failed with the reason, the record
+    lists what could be hashed, and nothing is raised."""
+    from gefreg.hashing import sha256_regular as real
+    from gefreg.run import tree_manifest
 
-    calls = []
+    def unreadable(name: str, progress: object = None, *, dir_fd: int | None = None) -> object:
+        if name == "locked.bin":
+            raise PermissionError(13, "Permission denied", name)
+        return real(name, progress, dir_fd=dir_fd)  # type: ignore[arg-type]
 
-    def flaky(roots, **kw):  # type: ignore[no-untyped-def]
-        calls.append(roots)
-        if len(calls) == 1:  # the outputs
-            raise BadInput("cannot read folder /out/locked", "make it readable")
-        return real(roots, **kw)
-
-    monkeypatch.setattr(execute, "tree_manifests", flaky)
-    result = run_service(request(tmp_path), engine=engine_with(writes({"x": b"1"})))
+    monkeypatch.setattr(tree_manifest, "sha256_regular", unreadable)
+    service = writes({"ok.txt": b"1", "sub/locked.bin": b"2"})
+    result = run_service(request(tmp_path), engine=engine_with(service))
     assert result.status == "failed"
-    assert result.error == "the outputs could not be hashed: cannot read folder /out/locked"
-    assert read_run_record(result.record_path)["outputs"]["result"]["manifest"] is None
+    assert result.error == (
+        "the outputs could not all be hashed: result/sub/locked.bin: permission denied"
+    )
+    files = read_run_record(result.record_path)["outputs"]["result"]["manifest"]["files"]
+    assert [f["path"] for f in files] == ["ok.txt"]
 
 
 def test_a_hardening_mismatch_refuses_to_start(tmp_path: Path) -> None:

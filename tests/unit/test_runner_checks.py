@@ -118,7 +118,7 @@ def test_grant_and_hand_back(tmp_path: Path) -> None:
     os.chown(out / "link-out", 10001, 10001, follow_symlinks=False)
     revoke(grant)
     changed = hand_back(out, 10001, 0, 0)
-    assert changed == 4
+    assert changed.count == 4 and changed.problems == ()
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o755 and os.stat(out).st_gid == 0
     for p in (out / "sub", out / "sub" / "r.txt", out / "suid"):
         assert (os.stat(p).st_uid, os.stat(p).st_gid) == (0, 0)
@@ -138,7 +138,7 @@ def test_hand_back_never_touches_what_was_there_before(tmp_path: Path) -> None:
     assert len(keep) == 2
     (out / "shared" / "new.txt").write_text("made by the run")
     os.chown(out / "shared" / "new.txt", 10001, 10001)
-    assert hand_back(out, 10001, 0, 0, keep) == 1
+    assert hand_back(out, 10001, 0, 0, keep).count == 1
     assert os.stat(out / "shared" / "new.txt").st_uid == 0
     assert os.stat(out / "theirs.txt").st_uid == 10001  # before: handed to root too
 

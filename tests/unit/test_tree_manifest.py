@@ -135,12 +135,20 @@ def test_from_json_refuses_a_tampered_manifest(tmp_path: Path) -> None:
         TreeManifest.from_json({"files": [{"path": "a"}], "root": "x"})
 
 
-def test_unreadable_file_is_bad_input(tmp_path: Path) -> None:
-    build_tree(tmp_path, {"a": "1"})
-    os.chmod(tmp_path / "a", 0)
-    if os.geteuid() == 0:
-        pytest.skip("root reads anything")
-    with pytest.raises(BadInput, match="cannot read"):
+def test_unreadable_file_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs must be read whole: what cannot be read is BadInput naming it. (Root reads
+    anything, so the refusal is simulated; tests/unit/test_tree_walk.py reads as another user.)"""
+    from gefreg.hashing import sha256_regular as real
+    from gefreg.run import tree_manifest as module
+
+    def refused(name: str, progress: object = None, *, dir_fd: int | None = None) -> object:
+        if name == "a":
+            raise PermissionError(13, "Permission denied", name)
+        return real(name, progress, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    build_tree(tmp_path, {"a": "1", "b": "2"})
+    monkeypatch.setattr(module, "sha256_regular", refused)
+    with pytest.raises(BadInput, match="cannot read every file: a: permission denied"):
         tree_manifest(tmp_path)
 
 
