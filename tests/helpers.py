@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,35 @@ def own_run_containers(engine: Any, root: Path) -> list[str]:
         if any(str(m.get("Source", "")).startswith(prefix) for m in mounts):
             own.append(container)
     return own
+
+
+def remove_own_images(catalogs: Iterable[Path] = (), prefixes: Iterable[str] = ()) -> None:
+    """Remove from the shared engine what these tests made, and nothing else: the build tags in
+    the namespaces of these catalogs (gefreg tags every catalog's builds under a namespace of
+    its own) and the references starting with these prefixes (repositories in a registry of this
+    session, on a port of its own). Another test session's images with the same entry names are
+    not touched; an image some other reference still names keeps that one."""
+    import docker
+    import docker.errors
+
+    from gefreg.settings import Settings
+
+    ours_start = tuple(
+        [Settings(c.resolve(), "unused", c).image_namespace + "/" for c in catalogs]
+        + list(prefixes)
+    )
+    if not ours_start:
+        return
+    api = docker.from_env().api
+    for image in api.images():
+        refs = [t for t in image.get("RepoTags") or () if not t.startswith("<none>")]
+        refs += [d for d in image.get("RepoDigests") or () if not d.startswith("<none>")]
+        ours = [r for r in refs if r.startswith(ours_start)]
+        try:
+            if ours and len(ours) == len(refs):
+                api.remove_image(image["Id"], force=True)
+            else:
+                for ref in ours:
+                    api.remove_image(ref)
+        except docker.errors.APIError:
+            continue  # gone meanwhile, or in use by a container: left as it is

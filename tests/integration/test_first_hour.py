@@ -17,10 +17,12 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import remove_own_images
 from tests.integration.conftest import BuiltBase
 from tests.trivy_db import write_empty_db
 
@@ -43,6 +45,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [str(where / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)]
     subprocess.run(pip, check=True, capture_output=True)
     return where / "venv" / "bin" / "gefreg"
+
+
+@pytest.fixture(autouse=True)
+def _remove_images(tmp_path: Path, registry: object) -> Iterator[None]:
+    """What the walkthrough built and pulled, and nothing else (the engine is shared)."""
+    yield
+    address = registry.address  # type: ignore[attr-defined]
+    remove_own_images([tmp_path / "ours" / "catalog"], [f"{address}/my-tool"])
 
 
 class User:
@@ -76,8 +86,9 @@ def test_from_pip_install_to_a_published_run(
     home = tmp_path / "ours"
     home.mkdir()
     no_db = tmp_path / "trivy-no-db"
+    address = registry.address  # type: ignore[attr-defined]
     env = clean_env(
-        GEFREG_REGISTRY=registry.address,  # type: ignore[attr-defined]
+        GEFREG_REGISTRY=address,
         GEFREG_CACHE=str(tmp_path / "cache"),
         TRIVY_CACHE_DIR=str(no_db),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ from click.testing import CliRunner
 
 from gefreg.catalog.pip_lock import LOCK_FILE, read_pip_lock
 from gefreg.cli import cli
-from tests.helpers import service_yaml
+from tests.helpers import remove_own_images, service_yaml
 from tests.integration.conftest import ShippedCatalog
+
+
+@pytest.fixture(autouse=True)
+def _remove_images(tmp_path: Path) -> Iterator[None]:
+    """The images this test built (its catalog's own tag namespace), and nothing else."""
+    yield
+    remove_own_images([tmp_path / "catalog"])
+
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

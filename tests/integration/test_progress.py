@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,16 @@ import pytest
 from gefreg.engine import Engine
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
-from tests.integration.test_publish import entry, gefreg
+from tests.integration.test_publish import entry, gefreg, remove_test_images
 from tests.registry_fixtures import LocalRegistry, tiny_image
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    remove_test_images(tmp_path, request)
 
 
 def test_publish_shows_upload_bytes_rate_and_time(tmp_path: Path, registry: LocalRegistry) -> None:

@@ -28,6 +28,7 @@ from click.testing import CliRunner, Result
 from gefreg.cli import cli
 from gefreg.registry.client import RegistryClient
 from tests.fake_http import Reply, serving
+from tests.helpers import remove_own_images
 from tests.integration.test_build import static_catalog
 from tests.registry_fixtures import LocalRegistry, free_port
 
@@ -150,18 +151,22 @@ def docker(*args: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _remove_images() -> Iterator[None]:
-    """Every test here names its entries pub-*: their images (built, tagged for a push, pulled)
-    are removed afterwards, so repeated runs do not pile them up in the engine."""
+def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here builds in catalogs under its own tmp_path (so in tag namespaces of its
+    own) and publishes to this session's registries: exactly those images are removed
+    afterwards — never those of another session running the same tests on the same engine."""
     yield
-    listed = docker("images", "--format", "{{.Repository}} {{.ID}}").splitlines()
-    ids = {
-        image
-        for repository, image in (line.split() for line in listed if line.strip())
-        if repository.rsplit("/", 1)[-1].startswith("pub-")
-    }
-    if ids:
-        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True)
+    remove_test_images(tmp_path, request)
+
+
+def remove_test_images(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    catalogs = [p for p in tmp_path.rglob("catalog") if (p / "bases").is_dir()]
+    published = [  # every entry here is named pub-*
+        f"{request.getfixturevalue(name).address}/pub-"
+        for name in ("registry", "fresh_registry")
+        if name in request.fixturenames
+    ]
+    remove_own_images(catalogs, published)
 
 
 # --- immutability -----------------------------------------------------------------------------

@@ -9,13 +9,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from gefreg.cli import cli
-from tests.helpers import busybox_entry, make_catalog
+from tests.helpers import busybox_entry, make_catalog, remove_own_images
+
+
+@pytest.fixture(autouse=True)
+def _remove_images(tmp_path: Path) -> Iterator[None]:
+    """The images this test built (its catalog's own tag namespace), and nothing else."""
+    yield
+    remove_own_images([tmp_path / "catalog"])
+
 
 pytestmark = pytest.mark.docker
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_publish import Service, entry, gefreg, registry_digest
+from tests.integration.test_publish import (
+    Service,
+    entry,
+    gefreg,
+    registry_digest,
+    remove_test_images,
+)
 from tests.registry_fixtures import LocalRegistry
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    remove_test_images(tmp_path, request)
 
 
 def publish(pub: Service, version: str) -> str:
