@@ -180,7 +180,10 @@ def _run_scanners(
     workspace = cache.workspace()
     try:
         scanned_at = datetime.now(UTC)
-        say(f"Trivy: scanning {subject.reference}")
+        shown = subject.reference  # the image ID is what Trivy scans: a tag may have moved
+        if subject.image_id and subject.image_id != shown:
+            shown += f" ({subject.image_id[:19]})"
+        say(f"Trivy: scanning {shown}")
         ref = subject.image_id or subject.reference
         findings: tuple[Finding, ...] = ()
         with start_sbom(workspace / SBOM) as converter, ThreadPoolExecutor(1) as pool:
@@ -200,7 +203,7 @@ def _run_scanners(
                 (workspace / DOCKERFILE).write_text(dockerfile.text)
                 findings += _lint_dockerfile(workspace / DOCKERFILE, subject.entry)
                 if not scanning.done():  # the step now is Trivy's, not hadolint's
-                    say(f"Trivy: scanning {subject.reference} (hadolint done)")
+                    say(f"Trivy: scanning {shown} (hadolint done)")
             result = scanning.result()
             say("writing the CycloneDX SBOM")
             write_sbom(workspace / TRIVY_REPORT, converter)

@@ -13,7 +13,7 @@ import pytest
 from gefreg.engine import Engine
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.media_types import OCI_MANIFEST
-from tests.integration.test_publish import entry, gefreg, remove_test_images
+from tests.integration.test_publish import entry, gefreg, removing_test_images
 from tests.registry_fixtures import LocalRegistry, tiny_image
 
 pytestmark = pytest.mark.docker
@@ -21,8 +21,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(autouse=True)
 def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    remove_test_images(tmp_path, request)
+    yield from removing_test_images(tmp_path, request)
 
 
 def test_publish_shows_upload_bytes_rate_and_time(tmp_path: Path, registry: LocalRegistry) -> None:

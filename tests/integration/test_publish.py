@@ -155,17 +155,22 @@ def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[N
     """Every test here builds in catalogs under its own tmp_path (so in tag namespaces of its
     own) and publishes to this session's registries: exactly those images are removed
     afterwards — never those of another session running the same tests on the same engine."""
-    yield
-    remove_test_images(tmp_path, request)
+    yield from removing_test_images(tmp_path, request)
 
 
-def remove_test_images(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    catalogs = [p for p in tmp_path.rglob("catalog") if (p / "bases").is_dir()]
-    published = [  # every entry here is named pub-*
-        f"{request.getfixturevalue(name).address}/pub-"
+def removing_test_images(
+    tmp_path: Path, request: pytest.FixtureRequest, names: str = "pub-"
+) -> Iterator[None]:
+    """For an autouse fixture: afterwards, remove the images of the catalogs under ``tmp_path``
+    and of the entries named ``names``* in the registries the test uses (asked for now, so
+    they are still up when this runs)."""
+    published = [
+        f"{request.getfixturevalue(name).address}/{names}"
         for name in ("registry", "fresh_registry")
         if name in request.fixturenames
     ]
+    yield
+    catalogs = [p for p in tmp_path.rglob("catalog") if (p / "bases").is_dir()]
     remove_own_images(catalogs, published)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from tests.helpers import busybox_entry, make_catalog
+from tests.integration.test_publish import removing_test_images
 from tests.registry_fixtures import LocalRegistry
 from tests.serve_fixtures import gefreg, open_up
 from tests.serve_helpers import ServerProcess, tokens
@@ -26,15 +26,9 @@ PASSWORD = {"GEFREG_SIGNING_PASSWORD": "tes signing test"}
 
 
 @pytest.fixture(autouse=True)
-def _remove_images() -> Iterator[None]:
-    yield
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"],
-        capture_output=True, text=True, check=False,
-    ).stdout.splitlines()  # fmt: skip
-    ids = {i for r, i in (line.split() for line in listed) if r.rsplit("/", 1)[-1] == NAME}
-    if ids:
-        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True, check=False)
+def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The images this test built and published, and only these (the engine is shared)."""
+    yield from removing_test_images(tmp_path, request, NAME)
 
 
 def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_required(

@@ -23,24 +23,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gefreg.registry.client import RegistryClient
 from gefreg.release import attachments, keys, signatures
-from tests.integration.test_publish import Service, docker, entry, gefreg, remote_tags
+from tests.integration.test_publish import (
+    Service,
+    entry,
+    gefreg,
+    remote_tags,
+    removing_test_images,
+)
 from tests.registry_fixtures import LocalRegistry
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(autouse=True)
-def _remove_images() -> Iterator[None]:
-    """Entries here are named sig-*: their images are removed afterwards (and only theirs)."""
-    yield
-    listed = docker("images", "--format", "{{.Repository}} {{.ID}}").splitlines()
-    ids = {
-        image
-        for repository, image in (line.split() for line in listed if line.strip())
-        if repository.rsplit("/", 1)[-1].startswith("sig-")
-    }
-    if ids:
-        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True)
+def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Entries here are named sig-*: the images this test built and published are removed
+    afterwards (and only these: other sessions run the same tests on the same engine)."""
+    yield from removing_test_images(tmp_path, request, "sig-")
 
 
 PASSWORD = {"GEFREG_SIGNING_PASSWORD": "correct horse battery"}

@@ -13,7 +13,7 @@ from tests.integration.test_publish import (
     entry,
     gefreg,
     registry_digest,
-    remove_test_images,
+    removing_test_images,
 )
 from tests.registry_fixtures import LocalRegistry
 
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(autouse=True)
 def _remove_images(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    remove_test_images(tmp_path, request)
+    yield from removing_test_images(tmp_path, request)
 
 
 def publish(pub: Service, version: str) -> str:
