@@ -67,6 +67,14 @@ class SignatureStatus:
             return "unsigned"
         return "INVALID: " + "; ".join(str(f) for f in self.failures)
 
+    def record(self) -> dict[str, Any]:
+        """What a run record keeps of it."""
+        return {
+            "state": self.state,
+            "key_id": self.key_id,
+            "signature_digest": self.signature_digest,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "state": self.state,

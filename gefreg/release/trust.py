@@ -71,6 +71,9 @@ class ResolvedImage:
     released_id: str | None = field(default=None, compare=False, repr=False)
     # a yanked release run anyway (--allow-yanked): {"reason": ..., "yanked": date}
     yanked: Mapping[str, str] | None = None
+    # a release's signing status as checked (SignatureStatus.record(): state, key_id,
+    # signature_digest); None for images that are not releases
+    signature: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -86,6 +89,8 @@ class ResolvedImage:
         }
         if self.yanked is not None:
             data["yanked"] = dict(self.yanked)
+        if self.signature is not None:
+            data["signature"] = dict(self.signature)
         return data
 
     @classmethod
@@ -106,7 +111,13 @@ class ResolvedImage:
         )
 
     @classmethod
-    def of_release(cls, release: TrustedRelease, ref: str, image_id: str = "") -> ResolvedImage:
+    def of_release(
+        cls,
+        release: TrustedRelease,
+        ref: str,
+        image_id: str = "",
+        signature: Mapping[str, Any] | None = None,
+    ) -> ResolvedImage:
         """The image of a ledger release (its ID once the engine has it)."""
         return cls(
             name=release.name,
@@ -124,6 +135,7 @@ class ResolvedImage:
             yanked=None
             if release.yanked is None
             else {"reason": release.yanked.reason, "yanked": release.yanked.yanked},
+            signature=signature,
         )
 
 
@@ -180,9 +192,9 @@ def trust_image(
         if release is not None and _claims_release(claim, release):
             if release.yanked is not None and not allow_yanked:
                 raise _yanked(settings, release)
-            _release_checks(settings, release)
+            signature = _release_checks(settings, release)
             info = engine.image(f"{release.repository}@{release.manifest_digest}")
-            return ResolvedImage.of_release(release, ref, info.id if info else "")
+            return ResolvedImage.of_release(release, ref, info.id if info else "", signature)
         if claim.names_a_registry:
             raise UntrustedImage(_not_released(settings, claim))
         return ResolvedImage.of_build(_build_of(settings, claim), ref)
@@ -285,12 +297,18 @@ def _published(settings: Settings, name: str) -> str:
     return f"; published: {', '.join(shown)}" if shown else ""
 
 
-def _release_checks(settings: Settings, release: TrustedRelease) -> None:
+def _release_checks(settings: Settings, release: TrustedRelease) -> dict[str, Any]:
     """What a release must pass before anything uses it, beyond being in the ledger: its
-    signature and attestations as trust.yaml demands. Raises CheckFailed naming the check."""
+    signature and attestations as trust.yaml demands. Raises UntrustedImage naming the check
+    and the key; returns the signing status for the run record (key id, signature digest)."""
     from gefreg.release.signature_check import check_release
 
-    check_release(settings, release)
+    try:
+        return check_release(settings, release).record()
+    except UntrustedImage:
+        raise
+    except CheckFailed as exc:
+        raise UntrustedImage(exc.message, exc.hint) from None
 
 
 def _local_untrusted(engine: ImageStore, claim: ImageClaim, ref: str) -> ResolvedImage:

@@ -10,6 +10,7 @@ envelope with securesystemslib's verifier.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from tests.integration.test_publish import (
     gefreg,
     remote_tags,
     removing_test_images,
+    run_version,
 )
 from tests.registry_fixtures import LocalRegistry
 
@@ -304,3 +306,50 @@ def test_unsigned_releases_and_require_signatures(tmp_path: Path, registry: Loca
     )
     assert signed.exit_code == 0, signed.stderr
     assert pub.verify("--shallow").exit_code == 0
+
+
+def test_runs_check_the_signature_before_anything_runs(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    """run (and reproduce, through the same trust check) use a published release only when
+    trust.yaml vouches for it; the run record says which key signed it."""
+    pub, curator = signed_service(tmp_path, "sig-runs", registry.address)
+    digest = publish_signed(pub, curator)["digest"]
+    address, name = registry.address, pub.name
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.txt").write_text("data\n")
+    record_file = tmp_path / "run" / "run.json"
+    ran = run_version(
+        pub, "1.0.0", inputs, str(tmp_path / "out"), "--record", str(record_file), "--json"
+    )
+    assert ran.exit_code == 0, ran.stderr
+    image = json.loads(ran.stdout)["image"]
+    sig_tag = attachments.tag_for(digest, "sig")
+    good_sig = manifest_of(address, name, sig_tag)
+    assert image["signature"] == {
+        "state": "verified",
+        "key_id": "curators",
+        "signature_digest": "sha256:" + hashlib.sha256(good_sig).hexdigest(),
+    }
+
+    stranger = new_key(tmp_path / "keys" / "stranger").load()
+    with RegistryClient(address) as client:
+        layer = signatures.signature_layer(stranger, f"{address}/{name}", digest)
+        attachments.write(client, name, digest, 100, "sig", [layer])
+    out = tmp_path / "refused"
+    refused_run = run_version(pub, "1.0.0", inputs, str(out))
+    assert refused_run.exit_code == 1, refused_run.stderr
+    assert "sig-runs@1.0.0: the signature check failed" in refused_run.stderr
+    assert "not made by any key in trust.yaml" in refused_run.stderr
+    assert not out.exists() or not any(out.iterdir())
+    again = gefreg(
+        "reproduce", str(record_file), "--catalog", str(pub.catalog), "--registry", address
+    )
+    assert again.exit_code == 1 and "the signature check failed" in again.stderr
+
+    replace_tag(address, name, sig_tag, good_sig)
+    trust(pub, "revoke", "curators", "--reason", "key leaked")
+    revoked = run_version(pub, "1.0.0", inputs, str(tmp_path / "revoked"))
+    assert revoked.exit_code == 1
+    assert "the key check failed for key curators: key 'curators' was revoked" in revoked.stderr
