@@ -71,8 +71,7 @@ class ResolvedImage:
     released_id: str | None = field(default=None, compare=False, repr=False)
     # a yanked release run anyway (--allow-yanked): {"reason": ..., "yanked": date}
     yanked: Mapping[str, str] | None = None
-    # a release's signing status as checked (SignatureStatus.record(): state, key_id,
-    # signature_digest); None for images that are not releases
+    # a release's signing status as checked: state, key_id, signature_digest (else None)
     signature: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -116,7 +115,7 @@ class ResolvedImage:
         release: TrustedRelease,
         ref: str,
         image_id: str = "",
-        signature: Mapping[str, Any] | None = None,
+        signature: Mapping[str, Any] | None = None,  # the signing status checked
     ) -> ResolvedImage:
         """The image of a ledger release (its ID once the engine has it)."""
         return cls(
@@ -298,15 +297,12 @@ def _published(settings: Settings, name: str) -> str:
 
 
 def _release_checks(settings: Settings, release: TrustedRelease) -> dict[str, Any]:
-    """What a release must pass before anything uses it, beyond being in the ledger: its
-    signature and attestations as trust.yaml demands. Raises UntrustedImage naming the check
-    and the key; returns the signing status for the run record (key id, signature digest)."""
+    """What a release must pass beyond being in the ledger: trust.yaml's signature check
+    (UntrustedImage naming the check and key). Returns the status for the run record."""
     from gefreg.release.signature_check import check_release
 
     try:
         return check_release(settings, release).record()
-    except UntrustedImage:
-        raise
     except CheckFailed as exc:
         raise UntrustedImage(exc.message, exc.hint) from None
 
