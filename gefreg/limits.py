@@ -112,3 +112,11 @@ def parse(name: str, raw: object) -> float | int:
         raise LimitError(problem)
     assert isinstance(value, int | float)
     return int(value) if bound.integer else float(value)
+
+
+def human_size(size: int) -> str:
+    """``50m``, ``10g``, ``1536k``: the shortest exact form of a byte count, as a user writes it."""
+    for unit, factor in (("t", TiB), ("g", GiB), ("m", MiB), ("k", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)

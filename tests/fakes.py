@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gefreg.engine import ContainerSpec, ContainerState, ImageInfo, StartFailed
 from gefreg.engine.protocols import RunEngine
-from gefreg.errors import BadInput
 from gefreg.registry.client import Manifest
 from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.release.verify import RegistryView
@@ -37,14 +36,33 @@ def image_info(
     return ImageInfo(image_id, tags, digests, dict(labels or {}), "", 0)
 
 
+class FakeStream:
+    """A container's output: what the service wrote, once it ended (or nothing, when killed)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, bytes]] = []
+        self.ended = threading.Event()
+
+    def end(self, stdout: bytes, stderr: bytes) -> None:
+        if not self.ended.is_set():
+            self.chunks = [(1, stdout), (2, stderr)]
+            self.ended.set()
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        self.ended.wait()
+        yield from ((n, c) for n, c in self.chunks if c)
+
+    def close(self) -> None:
+        self.ended.set()
+
+
 @dataclass
 class FakeContainer:
     spec: ContainerSpec
     status: str = "created"  # created, running, exited
     exit_code: int = 0
     oom_killed: bool = False
-    stdout: bytes = b""
-    stderr: bytes = b""
+    stream: FakeStream | None = None
 
 
 def host_config(spec: ContainerSpec) -> dict[str, Any]:
@@ -200,7 +218,8 @@ class FakeEngine:
         if code is None:
             return None  # still running at the deadline
         c.status, c.exit_code, c.oom_killed = "exited", code, self.oom
-        c.stdout, c.stderr = self.stdout, self.stderr
+        if c.stream is not None:
+            c.stream.end(self.stdout, self.stderr)
         return code
 
     def kill_container(self, container: str) -> None:
@@ -208,35 +227,22 @@ class FakeEngine:
         c = self.containers[container]
         if c.status == "running":
             c.status, c.exit_code = "exited", 137
+        if c.stream is not None:
+            c.stream.end(b"", b"")
 
-    def save_logs(self, container: str, stdout: Path, stderr: Path) -> None:
-        self.calls.append("logs")
-        c = self.containers[container]
-        for path, data in ((stdout, c.stdout), (stderr, c.stderr)):
-            try:
-                with open(path, "xb") as fh:
-                    fh.write(data)
-            except FileExistsError:
-                raise BadInput(f"{path} already exists", "gefreg never overwrites files") from None
-
-    def follow_logs(
-        self, container: str, on_line: Callable[[str, str], None]
-    ) -> Callable[[float], None]:
-        """The service runs inside wait_container here: its lines come when it is waited for."""
-        self.calls.append("follow")
-
-        def wait(timeout: float) -> None:
-            c = self.containers[container]
-            for stream, data in (("stdout", c.stdout), ("stderr", c.stderr)):
-                for line in data.decode(errors="replace").splitlines():
-                    on_line(stream, line)
-
-        return wait
+    def attach_output(self, container: str) -> FakeStream:
+        self.calls.append("attach")
+        stream = FakeStream()
+        self.containers[container].stream = stream
+        return stream
 
     def remove_container(self, container: str) -> None:
         self.calls.append("remove")
-        if self.containers.pop(container, None) is not None:
+        removed = self.containers.pop(container, None)
+        if removed is not None:
             self.removed.append(container)
+            if removed.stream is not None:
+                removed.stream.end(b"", b"")
 
 
 def _check_engine(engine: FakeEngine) -> RunEngine:

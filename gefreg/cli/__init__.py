@@ -43,7 +43,7 @@ ORDER = (
 
 EPILOG = """\b
 Exit codes: 0 success · 1 a check said no (policy, immutability, not reproduced)
-            2 bad input or usage · 3 environment or tool failure"""
+            2 bad input or usage · 3 environment or tool failure · 130 interrupted"""
 
 
 class Group(click.Group):

@@ -99,7 +99,10 @@ def _summary(result: RunResult) -> str:
     metavar="FILE",
     help="Where to write the run record [default: STATE/runs/TIME-NAME-ID/run.json].",
 )
-@click.option("--force", is_flag=True, help="Allow non-empty output folders (nothing is deleted).")
+@click.option("--force", is_flag=True, help="Allow output folders that hold files (never changed).")
+@click.option(
+    "--overwrite", is_flag=True, help="With --force: new files replace same-named old ones."
+)
 @click.option("--image", "image_ref", metavar="REF", help="Run a local image not in the catalog.")
 @click.option("--allow-untrusted", is_flag=True, help="Allow images that are not in the catalog.")
 @click.option(
@@ -109,6 +112,10 @@ def _summary(result: RunResult) -> str:
 @click.option("--cpus", type=float, help="CPU limit, e.g. 0.5 [default: the record's].")
 @click.option("--timeout", metavar="DURATION", help="Wall-clock limit, e.g. 90s, 10m.")
 @click.option("--pids", type=int, help="Process limit [default: the record's].")
+@click.option("--disk", metavar="SIZE", help="Space the outputs may take, e.g. 50m [default: 10g].")
+@click.option(
+    "--log-limit", metavar="SIZE", help="Bytes kept of stdout and of stderr [default: 10m]."
+)
 @click.option("--follow", "-f", is_flag=True, help="Show what the service writes while it runs.")
 @settings_options
 @json_option
@@ -119,6 +126,7 @@ def run_cmd(
     outputs: tuple[str, ...],
     record: Path | None,
     force: bool,
+    overwrite: bool,
     image_ref: str | None,
     allow_untrusted: bool,
     allow_yanked: bool,
@@ -126,6 +134,8 @@ def run_cmd(
     cpus: float | None,
     timeout: str | None,
     pids: int | None,
+    disk: str | None,
+    log_limit: str | None,
     follow: bool,
     catalog: str | None,
     registry: str | None,
@@ -137,7 +147,10 @@ def run_cmd(
     when the service has one port on that side. The container has no network, a read-only
     root file system, no capabilities, no new privileges, and runs as you (as uid 10001 or the
     record's user when you are root; the outputs are handed back to you afterwards), with the
-    record's memory, CPU, pids and time limits.
+    record's memory, CPU, pids, time and disk limits; its output goes to fresh folders gefreg
+    owns, moved into yours afterwards. --force writes into folders that hold files already:
+    the service never sees them, and a new file whose name is taken is refused (the run fails,
+    the new outputs are kept beside yours) unless --overwrite.
 
     The run record (JSON) lists image, command, mounts, limits as applied, times, exit code,
     logs, and the sha256 of every input and output file. Its path is printed; --json prints
@@ -149,7 +162,7 @@ def run_cmd(
     \b
     Examples:
       gefreg run fixity-manifest --input data/ --output out/
-      gefreg run netcdf-summary@1.0.0 -i netcdf=nc/ -o summary=out/ --timeout 10m
+      gefreg run netcdf-summary@1.0.0 -i netcdf=nc/ -o summary=out/ --timeout 10m --disk 2g
       gefreg run waveform-metadata --input ~/archive --output out/ --follow
       gefreg run --image my/tool:dev --allow-untrusted -i in/ -o out/ -- --verbose
     """
@@ -174,9 +187,10 @@ def run_cmd(
             inputs=inputs,
             outputs=outputs,
             args=args,
-            limits=LimitOverrides(memory, cpus, timeout, pids),
+            limits=LimitOverrides(memory, cpus, timeout, pids, disk, log_limit),
             record=record,
-            force=force,
+            force=force or overwrite,
+            overwrite=overwrite,
             allow_untrusted=allow_untrusted,
             allow_yanked=allow_yanked,
             ledger=CatalogLedger(settings),

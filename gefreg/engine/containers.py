@@ -3,11 +3,9 @@ logs, remove."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 from gefreg.engine.translate import refused, translated
@@ -17,6 +15,7 @@ from gefreg.engine.types import (
     ContainerSpec,
     ContainerState,
     EngineUnavailable,
+    OutputStream,
     StartFailed,
     StoppedContainer,
     container_state,
@@ -164,61 +163,17 @@ class ContainerCalls:
                 ) from None
         return container_state(container, attrs)
 
-    def save_logs(self, container: str, stdout: Path, stderr: Path) -> None:
-        """Stream the container's stdout and stderr into two new files (never whole into
-        memory). A file that exists is never overwritten: BadInput, and nothing is written."""
-        for path in (stdout, stderr):
-            if path.exists() or path.is_symlink():
-                raise BadInput(f"{path} already exists", "gefreg never overwrites files")
-        action = "reading the container's logs"
+    def attach_output(self, container: str) -> OutputStream:
+        """The container's stdout and stderr as they are written, from the moment this returns:
+        call it before starting the container. The engine streams to the caller directly (and
+        holds the service back when the caller reads slower than it writes), so nothing is
+        lost even with the ``none`` log driver. ``close()`` ends the stream from any thread."""
+        action = "attaching to the container's output"
         with translated(action), refused(action):
-            for path, want_out in ((stdout, True), (stderr, False)):
-                chunks = self.client.api.logs(
-                    container, stdout=want_out, stderr=not want_out, stream=True, follow=False
-                )
-                _write_new(path, chunks)
-
-    def follow_logs(
-        self, container: str, on_line: Callable[[str, str], None]
-    ) -> Callable[[float], None]:
-        """Call ``on_line("stdout"|"stderr", line)`` for each line the container writes, as
-        it writes it, from two threads; the streams end when the container stops. Returns a
-        function that waits (up to a timeout) for both to finish."""
-        threads = [
-            threading.Thread(target=self._follow, args=(container, stream, on_line), daemon=True)
-            for stream in ("stdout", "stderr")
-        ]
-        for thread in threads:
-            thread.start()
-
-        def wait(timeout: float) -> None:
-            deadline = time.monotonic() + timeout
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-        return wait
-
-    def _follow(self, container: str, stream: str, on_line: Callable[[str, str], None]) -> None:
-        import docker.errors
-
-        pending = b""
-        try:
-            chunks = self.client.api.logs(
-                container,
-                stdout=stream == "stdout",
-                stderr=stream == "stderr",
-                stream=True,
-                follow=True,
+            stream = self.client.api.attach(
+                container, stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
-            for chunk in chunks:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    on_line(stream, line.decode("utf-8", errors="replace"))
-        except (docker.errors.DockerException, OSError):
-            return  # following is a courtesy: the saved logs are the record
-        if pending:
-            on_line(stream, pending.decode("utf-8", errors="replace"))
+        return _Demuxed(stream)
 
     def remove_container(self, container: str) -> None:
         import docker.errors
@@ -253,20 +208,22 @@ class ContainerCalls:
         return [str(c["Id"]) for c in found]
 
 
-def _write_new(path: Path, chunks: Any) -> None:
-    try:
-        fh = open(path, "xb")  # noqa: SIM115
-    except FileExistsError:
-        raise BadInput(f"{path} already exists", "gefreg never overwrites files") from None
-    except OSError as exc:
-        raise EnvironmentFailure(
-            f"cannot write the log file {path}: {exc.strerror or exc}"
-        ) from None
-    with fh:
-        for chunk in chunks:
-            try:
-                fh.write(chunk)
-            except OSError as exc:
-                raise EnvironmentFailure(
-                    f"cannot write the log file {path}: {exc.strerror or exc}"
-                ) from None
+class _Demuxed:
+    """The SDK's demultiplexed attach stream as ``(1 | 2, bytes)`` chunks."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            for out, err in self.stream:
+                if out:
+                    yield 1, bytes(out)
+                if err:
+                    yield 2, bytes(err)
+        except (OSError, ValueError, AttributeError):  # closed from another thread, or gone
+            return
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.stream.close()

@@ -6,11 +6,9 @@ instead, so they can be exercised without Docker (``tests/fakes.py`` has typed f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
-from gefreg.engine.types import ContainerSpec, ContainerState, ImageInfo
+from gefreg.engine.types import ContainerSpec, ContainerState, ImageInfo, OutputStream
 
 
 class ImageStore(Protocol):
@@ -40,11 +38,7 @@ class ContainerRuntime(Protocol):
 
     def kill_container(self, container: str) -> None: ...
 
-    def save_logs(self, container: str, stdout: Path, stderr: Path) -> None: ...
-
-    def follow_logs(
-        self, container: str, on_line: Callable[[str, str], None]
-    ) -> Callable[[float], None]: ...
+    def attach_output(self, container: str) -> OutputStream: ...
 
     def remove_container(self, container: str) -> None: ...
 

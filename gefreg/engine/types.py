@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gefreg.errors import CheckFailed, EnvironmentFailure
 
@@ -112,6 +113,15 @@ class ContainerState:
     command: tuple[str, ...]
     entrypoint: tuple[str, ...]
     working_dir: str
+
+
+class OutputStream(Protocol):
+    """A running container's output: ``(1, bytes)`` for stdout, ``(2, bytes)`` for stderr,
+    until it exits or :meth:`close` is called (from any thread)."""
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]: ...
+
+    def close(self) -> None: ...
 
 
 def image_info(attrs: dict[str, Any]) -> ImageInfo:

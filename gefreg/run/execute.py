@@ -27,16 +27,16 @@ that goes away records ``incomplete`` and raises :class:`EnvironmentFailure` (ex
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 from gefreg.engine.protocols import RunEngine
+from gefreg.limits import human_size
 from gefreg.model import Resources
 from gefreg.run.container import ContainerRun, Ended
+from gefreg.run.delivery import Delivery
 from gefreg.run.prepare import Prepared, prepare
-from gefreg.run.record import LogFacts, RunRecord, write_record
+from gefreg.run.record import write_record
 from gefreg.run.request import RunObserver, RunRequest, RunResult
 from gefreg.run.tree_manifest import read_trees
-from gefreg.run.tree_walk import Problem
 
 
 def run_service(
@@ -49,22 +49,19 @@ def run_service(
     prepared = prepare(request, engine, obs)
     with ContainerRun(engine, prepared, obs) as container:
         ended = container.run()
-    return collect(prepared, container.record, ended, obs, container.unreturned)
+    return collect(prepared, container, ended, obs)
 
 
 def collect(
-    prepared: Prepared,
-    record: RunRecord,
-    ended: Ended,
-    obs: RunObserver,
-    unreturned: Sequence[Problem] = (),
+    prepared: Prepared, container: ContainerRun, ended: Ended, obs: RunObserver
 ) -> RunResult:
-    """Hash the outputs and the inputs again, decide the verdict and write the final record
-    (``unreturned``: outputs that could not be handed back, which fail the run)."""
+    """Hash the outputs (in staging: exactly what the service made) and the inputs again,
+    deliver the outputs, decide the verdict and write the final record."""
+    assert container.staging is not None
+    record = container.record
     obs.status("hashing outputs")
-    outputs_read = read_trees(prepared.outputs, progress=obs.progress("outputs"))
+    outputs_read = read_trees(container.staging.folders, progress=obs.progress("outputs"))
     after = outputs_read.manifests
-    unreadable = outputs_read.describe()
     obs.status("checking the inputs are unchanged")
     again = read_trees(prepared.inputs, progress=obs.progress("inputs again"))
     inputs = {
@@ -76,18 +73,22 @@ def collect(
         )
         for port, facts in record.inputs.items()
     }
-    outputs = {
-        port: dataclasses.replace(facts, manifest=after.get(port))
-        for port, facts in record.outputs.items()
-    }
-    inputs_ok = all(facts.unchanged for facts in inputs.values())
-    status, error = verdict(ended, prepared.request.resources, inputs_ok)
-    if status == "succeeded" and unreadable:
-        status, error = "failed", f"the outputs could not all be hashed: {unreadable}"
-    if status == "succeeded" and unreturned:
-        listed = "; ".join(str(p) for p in unreturned[:3])
-        status, error = "failed", f"the outputs could not all be handed back: {listed}"
-    stdout, stderr = prepared.logs
+    obs.status("moving the outputs into place")
+    delivered, notes = container.deliver()
+    limits = prepared.request.resources
+    status, error = verdict(ended, limits, all(f.unchanged for f in inputs.values()))
+    problems = [
+        (outputs_read.describe(), "the outputs could not all be hashed: {}"),
+        (
+            "; ".join(str(p) for p in container.unreturned[:3]),
+            "the outputs could not all be handed back: {}",
+        ),
+        (_conflicts(delivered, prepared), "{}"),
+        ("; ".join([*delivered.problems[:3], *notes]), "the outputs could not all be moved: {}"),
+    ]
+    for found, sentence in problems:
+        if found and status == "succeeded":
+            status, error = "failed", sentence.format(found)
     state = ended.state
     record = dataclasses.replace(
         record,
@@ -95,15 +96,31 @@ def collect(
         exit_code=state.exit_code,
         oom_killed=state.oom_killed,
         error=error,
-        logs=(LogFacts.of(stdout), LogFacts.of(stderr)),
+        logs=ended.logs or record.logs,
         container=dataclasses.replace(
             record.container, started_at=state.started_at, finished_at=state.finished_at
         ),
         inputs=inputs,
-        outputs=outputs,
+        outputs={
+            port: dataclasses.replace(facts, manifest=after.get(port))
+            for port, facts in record.outputs.items()
+        },
+        delivery=delivered,
     )
     write_record(prepared.record_path, record)
     return RunResult(prepared.record_path, record, prepared.before, after)
+
+
+def _conflicts(delivered: Delivery, prepared: Prepared) -> str | None:
+    if not delivered.conflicts:
+        return None
+    shown = ", ".join(delivered.conflicts[:3])
+    more = f" and {len(delivered.conflicts) - 3} more" if len(delivered.conflicts) > 3 else ""
+    kept = ", ".join(delivered.kept) or "the staging folder"
+    return (
+        f"output conflict: {shown}{more} already exist; nothing was overwritten, the new "
+        f"outputs are in {kept} (--overwrite replaces existing files)"
+    )
 
 
 def verdict(ended: Ended, limits: Resources, inputs_ok: bool) -> tuple[str, str | None]:
@@ -113,6 +130,8 @@ def verdict(ended: Ended, limits: Resources, inputs_ok: bool) -> tuple[str, str 
         return "failed", ended.start_error
     if ended.timed_out:
         return "timed-out", f"killed after the {limits.timeout:g} s timeout"
+    if ended.over_disk:
+        return "failed", f"output limit exceeded (disk {human_size(limits.disk)})"
     if not inputs_ok:
         return "failed", "the inputs changed during the run"
     if state.oom_killed:
@@ -121,4 +140,6 @@ def verdict(ended: Ended, limits: Resources, inputs_ok: bool) -> tuple[str, str 
         return "succeeded", None
     if state.exit_code == 137:
         return "failed", "killed (SIGKILL, exit code 137)"
+    if state.exit_code == 153:
+        return "failed", f"a file grew past the file size limit ({human_size(limits.disk)})"
     return "failed", f"the service exited with code {state.exit_code}"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gefreg.errors import BadInput
-from gefreg.run.ownership import first_open_to, first_unreadable
+from gefreg.run.ownership import first_unreadable
 from gefreg.run.tree_walk import open_root, walk
 
 
@@ -165,23 +165,6 @@ def check_readable_by(inputs: Mapping[str, Path], uid: int, gid: int) -> None:
             raise BadInput(
                 f"input {port}: {bad} is not readable by the service's user {uid}",
                 f"the service runs unprivileged; make the input readable: chmod -R a+rX {path}",
-            )
-
-
-def check_not_open_to(outputs: Mapping[str, Path], run_uid: int, run_gid: int) -> None:
-    """Refuse output folders (``--force``) holding entries the service's uid owns or its group
-    may write, when the service runs as another user than the caller: it could change or
-    delete them, and afterwards they could not be told from its own files."""
-    for port, path in outputs.items():
-        if not path.is_dir() or not any(path.iterdir()):
-            continue  # nothing there to protect
-        found = first_open_to(path, run_uid, run_gid)
-        if found is not None:
-            raise BadInput(
-                f"output {port}: {found} is already there and owned by, or writable for, the "
-                f"service's user {run_uid}:{run_gid}",
-                "the service could change or delete it, and gefreg could not tell it from the "
-                "service's own files: use an empty or new output folder, or move it away",
             )
 
 

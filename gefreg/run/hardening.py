@@ -11,16 +11,19 @@ difference refuses the run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gefreg.engine import BindMount, ContainerSpec, ContainerState
+from gefreg.engine import BindMount, ContainerSpec, ContainerState, Ulimit
 from gefreg.image.interface import ServiceInterface
+from gefreg.limits import NOFILE
 from gefreg.model import Resources
 
 RUN_LABEL = "org.gefreg.run"
+LOG_DRIVER = "none"  # the engine keeps no copy: gefreg captures the output (gefreg.run.logs)
 SERVICE_LABEL = "org.gefreg.service"
 
 
@@ -81,7 +84,23 @@ def container_spec(
         pids=limits.pids,
         name=container_name(run_id),
         entrypoint=service.entrypoint,
+        ulimits=(Ulimit("nofile", NOFILE), Ulimit("fsize", limits.disk)),
+        log_driver=LOG_DRIVER,
     )
+
+
+def staged(
+    spec: ContainerSpec, service: ServiceInterface, folders: Mapping[str, Path]
+) -> ContainerSpec:
+    """``spec`` with each output port mounted from its staging folder (``folders``: port ->
+    host folder) instead of the user's folder."""
+    by_target = {p.path: folders[p.name] for p in service.outputs if p.name in folders}
+    mounts = tuple(
+        m if m.read_only or m.target not in by_target
+        else dataclasses.replace(m, source=by_target[m.target])
+        for m in spec.mounts
+    )  # fmt: skip
+    return dataclasses.replace(spec, mounts=mounts)
 
 
 def container_name(run_id: str) -> str:
@@ -105,6 +124,9 @@ def applied(state: ContainerState) -> dict[str, Any]:
         "memory": hc.get("Memory"),
         "memory_swap": hc.get("MemorySwap"),
         "nano_cpus": hc.get("NanoCpus"),
+        "ulimits": {u.get("Name"): u.get("Soft") for u in hc.get("Ulimits") or []},
+        "hard_ulimits": {u.get("Name"): u.get("Hard") for u in hc.get("Ulimits") or []},
+        "log_driver": (hc.get("LogConfig") or {}).get("Type"),
         "mounts": [
             {
                 "source": m.get("Source"),
@@ -133,6 +155,10 @@ def mismatches(spec: ContainerSpec, seen: Mapping[str, Any]) -> list[str]:
         "memory_swap": spec.memory,
         "nano_cpus": spec.nano_cpus,
     }
+    if spec.ulimits:
+        wanted["ulimits"] = wanted["hard_ulimits"] = {u.name: u.value for u in spec.ulimits}
+    if spec.log_driver is not None:
+        wanted["log_driver"] = spec.log_driver
     if spec.entrypoint is not None:
         wanted["entrypoint"] = list(spec.entrypoint)
     problems = [

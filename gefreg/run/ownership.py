@@ -1,18 +1,12 @@
-"""Output folders a non-root container can write to, and files handed back to the caller.
+"""Who runs the service, and handing the files it made back to the caller.
 
 When the caller is root the service runs as an unprivileged uid (the record's ``user``, 10001 by
-default), which cannot write to a root-owned folder. For the run, the output folder's group
-becomes that uid's group with group rwx and the sticky bit (so the service cannot delete or
-rename files that were already there); afterwards mode and group are restored exactly, and every
-entry under the folder that the service created (owned by its uid) is handed to the caller with
-``lchown`` — symlinks are never followed, nothing outside the folder is touched, and set-uid /
-set-gid bits are cleared so a service cannot leave a set-uid program owned by root behind.
-
-Entries that were in the folder before the run (``--force``) are never handed back: their
-``(st_dev, st_ino)`` are recorded before the run (:func:`entry_ids`) and skipped. And a folder
-holding entries the service's uid owns, or its group may write (:func:`first_open_to`), is
-refused before the run: the service could change them, and they would be indistinguishable
-from its own output.
+default) in staging folders gefreg made for it (:mod:`gefreg.run.staging`): it never sees the
+user's folders, so nothing of theirs needs protecting from it. Afterwards every entry in the
+staging folders that the service created (owned by its uid) is handed to the caller with
+``lchown`` — by directory descriptor, so any depth works; symlinks are never followed, nothing
+outside the folders is touched, and set-uid / set-gid bits are cleared so a service cannot
+leave a set-uid program owned by root behind. An entry that cannot be changed is reported.
 """
 
 from __future__ import annotations
@@ -54,33 +48,6 @@ class Identity:
         return f"{self.run_uid}:{self.run_gid}"
 
 
-@dataclass(frozen=True)
-class Grant:
-    """What :func:`grant_write` changed on one folder, to undo it."""
-
-    path: Path
-    mode: int
-    gid: int
-
-
-def grant_write(folder: Path, gid: int) -> Grant:
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode):
-        raise NotADirectoryError(str(folder))
-    grant = Grant(folder, stat.S_IMODE(st.st_mode), st.st_gid)
-    os.chown(folder, -1, gid, follow_symlinks=False)
-    os.chmod(folder, grant.mode | 0o070 | stat.S_ISVTX)
-    return grant
-
-
-def revoke(grant: Grant) -> None:
-    os.chown(grant.path, -1, grant.gid, follow_symlinks=False)
-    os.chmod(grant.path, grant.mode)
-
-
-EntryId = tuple[int, int]  # (st_dev, st_ino)
-
-
 def _walk(folder: Path, problems: list[Problem] | None = None) -> Iterator[Found]:
     """Every entry under ``folder`` (not the folder itself), by directory descriptor, without
     following symlinks (:func:`gefreg.run.tree_walk.walk`)."""
@@ -95,34 +62,6 @@ def _walk(folder: Path, problems: list[Problem] | None = None) -> Iterator[Found
         os.close(root)
 
 
-def _ids(st: os.stat_result) -> EntryId:
-    return st.st_dev, st.st_ino
-
-
-def entry_ids(folder: Path) -> frozenset[EntryId]:
-    """``(st_dev, st_ino)`` of every entry under ``folder``, taken before a run."""
-    return frozenset(_ids(found.stat) for found in _walk(folder))
-
-
-def first_open_to(folder: Path, uid: int, gid: int) -> Path | None:
-    """The first entry that ``uid`` owns — ``folder`` itself or any entry under it — or under it
-    that group ``gid`` owns with group write permission (symlinks: ownership only), or None.
-    (The folder's own group permissions are the run's: :func:`grant_write` sets them, with the
-    sticky bit.)"""
-
-    def open_to(st: os.stat_result) -> bool:
-        if st.st_uid == uid:
-            return True
-        return not stat.S_ISLNK(st.st_mode) and st.st_gid == gid and bool(st.st_mode & 0o020)
-
-    if os.lstat(folder).st_uid == uid:
-        return folder
-    for found in _walk(folder):
-        if open_to(found.stat):
-            return folder / found.rel
-    return None
-
-
 @dataclass(frozen=True)
 class HandBack:
     """What :func:`hand_back` did: how many entries changed owner, and what it could not reach."""
@@ -131,22 +70,16 @@ class HandBack:
     problems: tuple[Problem, ...] = ()
 
 
-def hand_back(
-    folder: Path,
-    from_uid: int,
-    to_uid: int,
-    to_gid: int,
-    keep: frozenset[EntryId] = frozenset(),
-) -> HandBack:
-    """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``, except the
-    entries in ``keep`` (what was there before the run, by :func:`entry_ids`), clearing set-uid
-    and set-gid bits. By directory descriptor, never following symlinks, so trees deeper than
-    PATH_MAX are handed back whole; an entry that cannot be changed is reported, not raised."""
+def hand_back(folder: Path, from_uid: int, to_uid: int, to_gid: int) -> HandBack:
+    """Give every entry under ``folder`` owned by ``from_uid`` to ``to_uid:to_gid``, clearing
+    set-uid and set-gid bits. By directory descriptor, never following symlinks, so trees
+    deeper than PATH_MAX are handed back whole; an entry that cannot be changed is reported,
+    not raised."""
     changed = 0
     problems: list[Problem] = []
     for found in _walk(folder, problems):
         st = found.stat
-        if st.st_uid != from_uid or _ids(st) in keep:
+        if st.st_uid != from_uid:
             continue
         try:
             os.chown(found.name, to_uid, to_gid, dir_fd=found.dir_fd, follow_symlinks=False)

@@ -113,6 +113,7 @@ def plan_run(
     limits: LimitOverrides | None = None,
     record: Path | None = None,
     force: bool = False,
+    overwrite: bool = False,
     allow_untrusted: bool = False,
     allow_yanked: bool = False,
     ledger: Ledger | None = None,
@@ -150,5 +151,6 @@ def plan_run(
         overridden=overridden,
         record=record or default_record_path(settings.state_dir, service.name, run_id, now()),
         force=force,
+        overwrite=overwrite,
         run_id=run_id,
     )

@@ -19,19 +19,18 @@ from gefreg.run.compare import compare_outputs
 from gefreg.run.folders import (
     check_disjoint,
     check_inputs,
-    check_not_open_to,
     check_outputs,
     check_readable_by,
     make_folders,
     remove_made,
 )
 from gefreg.run.hardening import HARDENED, container_spec
-from gefreg.run.ownership import EntryId, Identity, entry_ids
+from gefreg.run.logs import LogFacts
+from gefreg.run.ownership import Identity
 from gefreg.run.record import (
     ContainerFacts,
     InputFacts,
     LimitFacts,
-    LogFacts,
     MountFacts,
     OutputFacts,
     RunRecord,
@@ -58,7 +57,6 @@ class Prepared:
     identity: Identity
     made: tuple[Path, ...]  # folders this run created (removed again while empty on failure)
     before: Mapping[str, TreeManifest]  # the inputs, hashed before the run
-    keep: Mapping[str, frozenset[EntryId]]  # what was in each output folder before (--force)
     spec: ContainerSpec
     record: RunRecord
 
@@ -78,7 +76,6 @@ def prepare(request: RunRequest, engine: RunEngine, observer: RunObserver) -> Pr
     identity = Identity.of_caller(service.user)
     if identity.separate:
         check_readable_by(inputs, identity.run_uid, identity.run_gid)
-        check_not_open_to(outputs, identity.run_uid, identity.run_gid)
     if request.image.trusted and service.origin == "image":
         observer.status(
             f"{service.name} {request.image.version}: the ledger and the record do not describe "
@@ -95,7 +92,6 @@ def prepare(request: RunRequest, engine: RunEngine, observer: RunObserver) -> Pr
         before = tree_manifests(inputs, progress=observer.progress("inputs"))
         check_expected_inputs(before, dict(request.expect_inputs))
         existing = tree_manifests(preexisting) if preexisting else {}
-        keep = {port: entry_ids(path) for port, path in preexisting.items()}
         host = host_facts(engine.facts())
     except BaseException:
         remove_made(made)  # only the folders this run made, and only while still empty
@@ -114,7 +110,7 @@ def prepare(request: RunRequest, engine: RunEngine, observer: RunObserver) -> Pr
         request, image, spec, identity, (inputs, outputs), (before, existing), host, record_path
     )
     return Prepared(
-        request, inputs, outputs, record_path, identity, tuple(made), before, keep, spec, record
+        request, inputs, outputs, record_path, identity, tuple(made), before, spec, record
     )
 
 
@@ -177,7 +173,10 @@ def draft_record(
         caller=(identity.uid, identity.gid),
         run_as=identity.user,
         created=timestamp(now()),
-        logs=(LogFacts(stdout.name), LogFacts(stderr.name)),
+        logs=(
+            LogFacts(stdout.name, limit=request.resources.logs),
+            LogFacts(stderr.name, limit=request.resources.logs),
+        ),
         inputs={
             port: InputFacts(str(path), targets[port], before[port])
             for port, path in inputs.items()

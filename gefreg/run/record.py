@@ -29,10 +29,12 @@ from typing import Any
 
 from gefreg import __version__
 from gefreg.errors import BadInput, EnvironmentFailure
-from gefreg.hashing import sha256_file
+from gefreg.limits import NOFILE
 from gefreg.model import Resources
 from gefreg.release.trust import ResolvedImage
+from gefreg.run.delivery import Delivery
 from gefreg.run.hardening import Hardening
+from gefreg.run.logs import LogFacts
 from gefreg.run.tree_manifest import TreeManifest
 
 SCHEMA = "gefreg.run/1"
@@ -118,26 +120,11 @@ class LimitFacts:
             "nano_cpus": round(r.cpus * 1e9),
             "pids": r.pids,
             "timeout_s": r.timeout,
+            "disk": r.disk,
+            "logs": r.logs,
+            "ulimits": {"nofile": NOFILE, "fsize": r.disk},
             "from_command_line": list(self.overridden),
         }
-
-
-@dataclass(frozen=True)
-class LogFacts:
-    """One saved log stream: its file name (next to the record), sha256 and size."""
-
-    path: str
-    sha256: str | None = None
-    size: int | None = None
-
-    @classmethod
-    def of(cls, path: Path) -> LogFacts:
-        if not path.is_file():
-            return cls(path.name)
-        return cls(path.name, sha256_file(path), path.stat().st_size)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size}
 
 
 @dataclass(frozen=True)
@@ -207,6 +194,8 @@ class RunRecord:
     oom_killed: bool | None = None
     error: str | None = None
     reproduces: str | None = None
+    disk_enforced_by: str | None = None  # "filesystem" or "watching"
+    delivery: Delivery | None = None
     gefreg_version: str = __version__
 
     def to_json(self) -> dict[str, Any]:
@@ -238,6 +227,8 @@ class RunRecord:
             "logs": {"stdout": self.logs[0].to_json(), "stderr": self.logs[1].to_json()},
             "inputs": {port: facts.to_json() for port, facts in self.inputs.items()},
             "outputs": {port: facts.to_json() for port, facts in self.outputs.items()},
+            "disk_enforced_by": self.disk_enforced_by,
+            "delivery": None if self.delivery is None else self.delivery.to_json(),
             "volatile": list(self.volatile),
             "reproduces": self.reproduces,
             "host": dict(self.host),

@@ -40,9 +40,11 @@ class RunRequest:
 
     ``inputs``/``outputs`` map port names to host folders; ``limits`` None means the
     interface's own; ``overridden`` names the limits the caller changed (recorded);
-    ``expect_inputs`` refuses inputs whose manifests differ (reproduce); ``reproduces`` is the
-    id of the run this one re-runs. ``record`` is where the run record goes (its logs go next to
-    it); none of the three files may exist yet.
+    ``force`` lets outputs go into folders that hold files already (the service never sees
+    them; the new files are moved in afterwards, refusing to replace anything unless
+    ``overwrite``); ``expect_inputs`` refuses inputs whose manifests differ (reproduce);
+    ``reproduces`` is the id of the run this one re-runs. ``record`` is where the run record
+    goes (its logs go next to it); none of the three files may exist yet.
     """
 
     image: ResolvedImage
@@ -54,6 +56,7 @@ class RunRequest:
     limits: Resources | None = None
     overridden: tuple[str, ...] = ()
     force: bool = False
+    overwrite: bool = False
     expect_inputs: tuple[tuple[str, TreeManifest], ...] = ()
     reproduces: str | None = None
     run_id: str = field(default_factory=new_run_id)

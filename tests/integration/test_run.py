@@ -95,10 +95,13 @@ network)
   try connect-dns nc -w 2 8.8.8.8 53 </dev/null
   ;;
 clobber)
-  try delete rm -f $out/precious.txt
+  try see test -e $out/precious.txt
+  try delete rm $out/precious.txt
   try rename mv $out/precious.txt $out/moved.txt
-  try overwrite sh -c "echo pwned > $out/precious.txt"
   try chmod chmod 666 $out/precious.txt
+  try shared-delete rm $out/shared/root.txt
+  try theirs-change sh -c "test -e $out/theirs.txt && echo pwned >> $out/theirs.txt"
+  echo pwned > $out/precious.txt
   echo new > $out/new.txt
   ;;
 forks)
@@ -118,6 +121,20 @@ memory)
   ;;
 forever)
   while :; do :; done
+  ;;
+spew)
+  yes 0123456789012345678901234567890123456789012345678901234567890123456789
+  ;;
+shout)
+  head -c 300000000 /dev/zero
+  echo done >&2
+  ;;
+fill)
+  head -c 100000000 /dev/zero > $out/big || echo "write failed" >&2
+  ;;
+limits)
+  ulimit -n > $out/nofile
+  ulimit -f > $out/fsize
   ;;
 deep)
   # a tree deeper than PATH_MAX (cd cannot go there, rename can), a symlink loop, a FIFO,
@@ -404,9 +421,8 @@ def test_engine_errors_in_the_container_section_are_environment_failures(
 ) -> None:
     from gefreg.errors import EnvironmentFailure
 
-    with pytest.raises(EnvironmentFailure, match="the engine failed while reading the contai"):
-        engine.save_logs("0" * 64, tmp_path / "out.log", tmp_path / "err.log")  # was NotFound
-    assert not (tmp_path / "out.log").exists()
+    with pytest.raises(EnvironmentFailure, match="the engine failed while attaching"):
+        engine.attach_output("0" * 64)  # NotFound
 
 
 # --- limits, interruptions and a vanishing engine -------------------------------------------
@@ -547,7 +563,12 @@ def test_engine_gone_mid_run_is_incomplete_and_exit_3(
     assert record["outputs"]["result"]["manifest"] is None
     # the real engine still has the container: the record names it for cleanup
     assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == [container]
+    assert "the outputs stay in" in record["error"]  # the container might still write there
     engine.remove_container(container)
+    for point in Path("/proc/self/mountinfo").read_text().split("\n"):
+        fields = point.split(" ")
+        if len(fields) > 4 and fields[4].startswith(str(tmp_path)):
+            subprocess.run(["umount", fields[4]], check=True)
 
 
 # --- usage errors -----------------------------------------------------------------------------
@@ -605,13 +626,14 @@ def test_log_files_next_to_the_record_are_never_overwritten(
     assert not (tmp_path / "out").exists()
 
 
-def test_the_engine_saves_logs_only_into_new_files(
+def test_logs_are_captured_only_into_new_files(
     services: Services, tmp_path: Path, engine: Engine
 ) -> None:
     from gefreg.errors import BadInput
     from gefreg.image.interface import ServiceInterface
     from gefreg.model import Resources
     from gefreg.run.hardening import container_spec
+    from gefreg.run.logs import LogCapture
 
     image_id = services.image_ids["copier"]
     face = ServiceInterface("copier", "1.0.0", (), (), ("/bin/busybox", "echo", "hello"))
@@ -620,16 +642,18 @@ def test_the_engine_saves_logs_only_into_new_files(
         run_id="urn:uuid:00000000-0000-4000-8000-" + os.urandom(6).hex(),
     )  # fmt: skip
     container = engine.create_container(spec)
+    out, err = tmp_path / "out.log", tmp_path / "err.log"
+    err.write_text("keep me\n")
     try:
+        with pytest.raises(BadInput, match="already exists"):
+            LogCapture((out, err), 1024)
+        assert err.read_text() == "keep me\n"
+        capture = LogCapture((out, tmp_path / "err2.log"), 1024)
+        capture.start(engine.attach_output(container))
         engine.start_container(container)
         assert engine.wait_container(container, 30) == 0
-        out, err = tmp_path / "out.log", tmp_path / "err.log"
-        err.write_text("keep me\n")
-        with pytest.raises(BadInput, match="already exists"):
-            engine.save_logs(container, out, err)
-        assert err.read_text() == "keep me\n" and not out.exists()
-        engine.save_logs(container, out, tmp_path / "err2.log")
-        assert out.read_text() == "hello\n"
+        capture.finish(10)
+        assert out.read_text() == "hello\n" and capture.facts()[0].dropped == 0
     finally:
         engine.remove_container(container)
 
@@ -705,6 +729,7 @@ def test_inputs_are_bound_non_recursively(
     from gefreg.image.interface import ServiceInterface
     from gefreg.model import Port, Resources
     from gefreg.run.hardening import applied, container_spec, mismatches
+    from gefreg.run.logs import LogCapture
 
     folder = inputs(tmp_path)
     image_id = services.image_ids["copier"]
@@ -730,11 +755,13 @@ def test_inputs_are_bound_non_recursively(
                 }
             ]
             assert not [p for p in mismatches(spec, seen) if p.startswith("mounts")]
-            engine.start_container(container)
-            assert engine.wait_container(container, 30) == 0  # the exit code of ls
             logs = tmp_path / "logs"
             logs.mkdir()
-            engine.save_logs(container, logs / "out", logs / "err")
+            capture = LogCapture((logs / "out", logs / "err"), 1024**2)
+            capture.start(engine.attach_output(container))
+            engine.start_container(container)
+            assert engine.wait_container(container, 30) == 0  # the exit code of ls
+            capture.finish(10)
         finally:
             engine.remove_container(container)
         assert not (folder / "sub" / "planted").exists()
@@ -771,17 +798,24 @@ def test_untrusted_images_need_a_flag(services: Services, tmp_path: Path, own_ta
 # --- an adversarial service -------------------------------------------------------------------
 
 
-def attack(services: Services, tmp_path: Path, mode: str, *extra: str) -> dict[str, Any]:
+def attack(
+    services: Services,
+    tmp_path: Path,
+    mode: str,
+    *extra: str,
+    record: Path | None = None,
+    out: Path | None = None,
+) -> dict[str, Any]:
     folder = inputs(tmp_path)
     before = snapshot(folder)
     start = time.monotonic()
-    code, record = run(services, "attack", tmp_path, *extra, "--", mode)
+    code, found = run(services, "attack", tmp_path, *extra, "--", mode, record=record, out=out)
     assert time.monotonic() - start < 40
-    assert record["status"] in STATUSES and code == (0 if record["status"] == "succeeded" else 1)
-    assert record["inputs"]["data"]["unchanged"] is True
+    assert found["status"] in STATUSES and code == (0 if found["status"] == "succeeded" else 1)
+    assert found["inputs"]["data"]["unchanged"] is True
     assert snapshot(folder) == before
-    assert record["applied"]["pids_limit"] == 32 and record["applied"]["memory"] == 32 * 2**20
-    return record
+    assert found["applied"]["pids_limit"] == 32 and found["applied"]["memory"] == 32 * 2**20
+    return found
 
 
 def test_attack_writing_outside_its_output(services: Services, tmp_path: Path) -> None:
@@ -793,14 +827,22 @@ def test_attack_writing_outside_its_output(services: Services, tmp_path: Path) -
     assert (tmp_path / "out" / "mine").stat().st_uid == os.geteuid()
 
 
-def test_force_writes_into_a_full_folder_but_never_deletes(
-    services: Services, tmp_path: Path
-) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the sticky-bit protection applies when the service runs as another user")
+def test_force_never_shows_the_service_what_was_there(services: Services, tmp_path: Path) -> None:
+    """Issue 11.6: with --force the service once deleted and renamed root-owned files in a
+    world-writable folder, and --force as root failed for ordinary folders. Now the service
+    writes into a fresh folder gefreg owns; the new files are moved in afterwards, a name that
+    is taken is a conflict (nothing moved, the new outputs kept beside), --overwrite replaces."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("mine\n")
+    (out / "shared").mkdir()
+    os.chmod(out / "shared", 0o777)
+    (out / "shared" / "root.txt").write_text("root's\n")
+    (out / "theirs.txt").write_text("belongs to uid 10001\n")
+    if os.geteuid() == 0:
+        os.chown(out / "theirs.txt", 10001, 10001)
+    before = snapshot(out)
+    owners_before = {p.name: p.stat().st_uid for p in out.rglob("*")}
     inputs(tmp_path)
     code, _, err = gefreg(
         services, "run", "--catalog", str(services.catalog), "attack",
@@ -808,62 +850,43 @@ def test_force_writes_into_a_full_folder_but_never_deletes(
     )  # fmt: skip
     assert code == 2 and "is not empty" in err  # refused without --force
     code, record = run(services, "attack", tmp_path, "--force", "--", "clobber")
-    assert code == 0, record["error"]
-    assert (out / "precious.txt").read_text() == "mine\n"
-    assert (out / "report").read_text().split("\n")[:-1] == [
-        "blocked delete",
-        "blocked rename",
-        "blocked overwrite",
-        "blocked chmod",
-    ]
-    [before] = record["outputs"]["result"]["preexisting"]["files"]
-    assert before["path"] == "precious.txt"
-    after = {f["path"] for f in record["outputs"]["result"]["manifest"]["files"]}
-    assert after == {"precious.txt", "new.txt", "report"}
-
-
-def test_force_refuses_files_the_service_user_owns_or_may_write(
-    services: Services, tmp_path: Path
-) -> None:
-    """As root, --force into a folder holding files of uid 10001 (the service's user): the
-    service could overwrite them, and afterwards they were handed to root as if it made them."""
-    if os.geteuid() != 0:
-        pytest.skip("the service runs as another uid only when the caller is root")
-    inputs(tmp_path)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "precious.txt").write_text("mine\n")
-    theirs = out / "theirs.txt"
-    theirs.write_text("belongs to uid 10001\n")
-    os.chown(theirs, 10001, 10001)
-    code, _, err = gefreg(
-        services, "run", "--catalog", str(services.catalog), "attack",
-        "-i", str(tmp_path / "in"), "-o", str(out), "--force",
-        "--record", str(tmp_path / "r1.json"), "--", "clobber",
+    assert code == 1 and record["status"] == "failed"
+    [kept] = record["delivery"]["kept"]
+    assert record["error"] == (
+        "output conflict: result/precious.txt already exist; nothing was overwritten, the new "
+        f"outputs are in {kept} (--overwrite replaces existing files)"
+    )
+    assert Path(kept).parent == out and record["delivery"]["conflicts"] == ["result/precious.txt"]
+    # what was there is exactly as it was, owners included; the service saw none of it
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith("gefreg-run-")} == before
+    assert {p.name: p.stat().st_uid for p in out.rglob("*") if kept not in str(p)} == owners_before
+    report = (Path(kept) / "report").read_text().splitlines()
+    assert report == [
+        "blocked see", "blocked delete", "blocked rename", "blocked chmod",
+        "blocked shared-delete", "blocked theirs-change",
+    ]  # fmt: skip
+    assert (Path(kept) / "precious.txt").read_text() == "pwned\n"
+    # the manifest says what the service made, the record what was there before
+    assert {f["path"] for f in record["outputs"]["result"]["manifest"]["files"]} == {
+        "precious.txt", "new.txt", "report",
+    }  # fmt: skip
+    assert {f["path"] for f in record["outputs"]["result"]["preexisting"]["files"]} == {
+        "precious.txt", "shared/root.txt", "theirs.txt",
+    }  # fmt: skip
+    # told to overwrite: the new precious.txt replaces the old one; nothing else changes
+    code, record = run(
+        services, "attack", tmp_path, "--force", "--overwrite", "--", "clobber",
+        record=tmp_path / "rec2.json",
     )  # fmt: skip
-    assert code == 2, err
-    assert f"{theirs} is already there and owned by, or writable for, the service's user" in err
-    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (10001, 10001)
-    assert theirs.read_text() == "belongs to uid 10001\n" and not (out / "report").exists()
-    assert not (tmp_path / "r1.json").exists()
-    # group-writable for the service's group: refused too
-    os.chown(theirs, 0, 10001)
-    os.chmod(theirs, 0o664)
-    code, _, err = gefreg(
-        services, "run", "--catalog", str(services.catalog), "attack",
-        "-i", str(tmp_path / "in"), "-o", str(out), "--force", "--", "clobber",
-    )  # fmt: skip
-    assert code == 2 and "theirs.txt is already there" in err
-    # a pre-existing world-writable folder of root's: what the service makes there is handed
-    # back, what was there stays as it was
-    os.chmod(theirs, 0o644)
-    (out / "shared").mkdir(mode=0o777)
-    os.chmod(out / "shared", 0o777)
-    code, record = run(services, "attack", tmp_path, "--force", "--", "clobber")
     assert code == 0, record["error"]
-    assert (theirs.stat().st_uid, theirs.stat().st_gid) == (0, 10001)
-    assert {p.stat().st_uid for p in out.rglob("*")} == {0}
-    assert record["handed_back"] == 2  # report and new.txt
+    assert record["delivery"]["replaced"] == ["result/precious.txt"]
+    assert (out / "precious.txt").read_text() == "pwned\n" and (out / "new.txt").exists()
+    assert (out / "shared" / "root.txt").read_text() == "root's\n"
+    assert (out / "theirs.txt").read_text() == "belongs to uid 10001\n"
+    if os.geteuid() == 0:
+        assert (out / "theirs.txt").stat().st_uid == 10001  # never handed to root
+        assert (out / "new.txt").stat().st_uid == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".gefreg-run-")]
 
 
 def test_attack_leaving_a_setuid_program(services: Services, tmp_path: Path) -> None:
@@ -959,6 +982,56 @@ def test_attack_deeper_than_path_max(services: Services, tmp_path: Path) -> None
     code, out, err = gefreg(services, "reproduce", str(tmp_path / "rec" / "run.json"))
     assert code == 0, err
     assert out.splitlines()[-1].startswith(f"identical: {len(files)} files the same")
+
+
+def test_attack_flooding_stdout_is_capped_and_bounded_in_time(
+    services: Services, tmp_path: Path
+) -> None:
+    """Issue 11.5: 1 GB on stdout made a 5-minute run take 6 and left a 1 GB log twice. Logs
+    are captured while the service runs, capped per stream, the rest counted; the engine keeps
+    none; the timeout covers the whole run."""
+    start = time.monotonic()
+    record = attack(services, tmp_path, "spew", "--timeout", "3s", "--log-limit", "1m")
+    assert time.monotonic() - start < 3 + 15
+    assert record["status"] == "timed-out" and record["duration_s"] < 3 + 5
+    out = record["logs"]["stdout"]
+    assert out["size"] == out["limit"] == 2**20 and out["dropped"] > 0
+    assert out["note"].startswith(f"truncated: {out['dropped']} bytes dropped")
+    assert (tmp_path / "rec" / "run.stdout.log").stat().st_size == 2**20
+    assert record["applied"]["log_driver"] == "none"  # no copy on the engine's side
+    assert record["limits"]["logs"] == 2**20 and record["limits"]["from_command_line"] == [
+        "timeout", "logs",
+    ]  # fmt: skip
+    # a service that prints 300 MB and ends: every byte counted, the first 1 MiB kept
+    record = attack(
+        services, tmp_path, "shout", "--log-limit", "1m", "--timeout", "60s",
+        record=tmp_path / "rec2.json", out=tmp_path / "out2",
+    )  # fmt: skip
+    assert record["status"] == "succeeded", record["error"]
+    assert record["logs"]["stdout"]["dropped"] == 300_000_000 - 2**20
+    assert record["logs"]["stderr"]["dropped"] == 0 and record["logs"]["stderr"]["size"] == 5
+
+
+def test_attack_filling_the_disk(services: Services, tmp_path: Path) -> None:
+    """Issue 11.5: 3 GB of output succeeded. The outputs' disk is limited (--disk, default
+    10g) by the kernel when gefreg can make a file system for them, else by watching."""
+    record = attack(services, tmp_path, "fill", "--disk", "50m")
+    assert record["status"] == "failed"
+    assert record["error"] == "output limit exceeded (disk 50m)"
+    assert record["limits"]["disk"] == 50 * 2**20
+    assert record["disk_enforced_by"] == ("filesystem" if os.geteuid() == 0 else "watching")
+    assert (tmp_path / "out" / "big").stat().st_size <= 55 * 2**20  # stopped near the limit
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".gefreg-run-")]
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()  # nothing left mounted
+
+
+def test_ulimits_are_set_and_recorded(services: Services, tmp_path: Path) -> None:
+    record = attack(services, tmp_path, "limits", "--disk", "64m")
+    assert record["status"] == "succeeded", record["error"]
+    assert (tmp_path / "out" / "nofile").read_text().strip() == "4096"
+    assert int((tmp_path / "out" / "fsize").read_text()) * 512 == 64 * 2**20  # 512-byte blocks
+    assert record["limits"]["ulimits"] == {"nofile": 4096, "fsize": 64 * 2**20}
+    assert record["applied"]["ulimits"] == {"nofile": 4096, "fsize": 64 * 2**20}
 
 
 def test_attack_running_forever(services: Services, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_a_run_that_succeeds(tmp_path: Path) -> None:
     engine.stdout = b"hello\n"
     result = run_service(request(tmp_path, args=("--x",)), engine=engine)
     assert result.succeeded and result.exit_code == 0 and result.error is None
-    assert engine.calls == ["create", "inspect", "start", "wait", "inspect", "logs", "remove"]
+    assert engine.calls == ["create", "inspect", "attach", "start", "wait", "inspect", "remove"]
     assert engine.containers == {}
     on_disk = read_run_record(tmp_path / "rec" / "run.json")
     assert on_disk == json.loads(json.dumps(result.record.to_json()))
@@ -117,7 +117,7 @@ def test_timeout_kills_and_records(tmp_path: Path) -> None:
     assert result.status == "timed-out" and result.error == "killed after the 5 s timeout"
     assert result.exit_code == 137
     assert engine.calls == [
-        "create", "inspect", "start", "wait", "kill", "wait", "inspect", "logs", "remove",
+        "create", "inspect", "attach", "start", "wait", "kill", "wait", "inspect", "remove",
     ]  # fmt: skip
     assert engine.containers == {}
 
@@ -128,7 +128,7 @@ def test_ctrl_c_stops_removes_and_records(tmp_path: Path) -> None:
     req = request(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_service(req, engine=engine)
-    assert engine.calls[-3:] == ["kill", "logs", "remove"] and engine.containers == {}
+    assert engine.calls[-2:] == ["kill", "remove"] and engine.containers == {}
     record = read_run_record(req.record)
     assert record["status"] == "interrupted" and "Ctrl-C" in record["error"]
     assert record["ended"] and record["outputs"]["result"]["manifest"] is None
@@ -215,6 +215,5 @@ def test_a_followed_run_hears_every_line_as_written(tmp_path: Path) -> None:
     result = run_service(request(tmp_path), engine=engine, observer=listener)
     assert result.status == "failed"
     assert listener.lines == [("stdout", "one"), ("stdout", "two"), ("stderr", "Traceback: boom")]
-    assert engine.calls.index("follow") == engine.calls.index("start") + 1
+    assert engine.calls.index("attach") == engine.calls.index("start") - 1
     assert (tmp_path / "rec" / "run.stderr.log").read_bytes() == b"Traceback: boom\n"  # still saved
-    assert "follow" not in engine_with().calls  # nobody listens: nothing followed
