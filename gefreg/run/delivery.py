@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gefreg.run.staging import Staging
+from gefreg.run.staging import FILESYSTEM, WATCHING, Staging, remove_staging
 from gefreg.run.tree_walk import DIR_FLAGS, close_all, open_at, open_root, walk
 
 FILE_IN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -57,6 +57,34 @@ def _roots(*paths: Path) -> Iterator[list[int]]:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def recover_staging(folder: Path) -> list[str]:
+    """What a run left in the output folder ``folder`` when gefreg was killed while it ran: the
+    working folders ``.gefreg-run-*``. Their outputs are kept beside (``gefreg-run-<id8>/PORT``),
+    their file system unmounted, the rest removed. Returns what was done, in sentences."""
+    notes: list[str] = []
+    for work in sorted(folder.glob(".gefreg-run-*")):
+        mountpoint = work / "mnt"
+        mounted = mountpoint.is_mount()
+        holder = mountpoint if mounted else work
+        ports = {p.name: p for p in holder.iterdir() if p.is_dir() and p != mountpoint}
+        kept = folder / work.name.lstrip(".")
+        staging = Staging(
+            {"": work},
+            ports,
+            {port: kept / port for port in ports},
+            0,
+            FILESYSTEM if mounted else WATCHING,
+            work / "disk.img" if mounted else None,
+            mountpoint if mounted else None,
+        )
+        for target in staging.targets.values():
+            target.mkdir(parents=True, exist_ok=True)
+        done = deliver(staging, overwrite=False) if ports else Delivery()
+        notes.append(f"the outputs of an interrupted run are in {kept}")
+        notes += [*done.problems, *remove_staging(staging, delivered=not done.problems)]
+    return notes
 
 
 def deliver(staging: Staging, overwrite: bool) -> Delivery:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 from gefreg.engine import Engine
 from gefreg.errors import GefregError
+from gefreg.run.delivery import recover_staging
 from gefreg.run.hardening import RUN_LABEL
 from gefreg.serve import fetch, pids
 from gefreg.serve.config import ServeConfig
@@ -63,6 +65,10 @@ def recover(store: TaskStore, engine: RunContainers) -> list[str]:
         runs = [str(e["run_id"]) for e in row.log.get("executors") or [] if e.get("run_id")]
         removed = stop_runs(engine, runs)
         log_ = dict(row.log) or {"executors": [], "outputs": []}
+        for executor in log_.get("executors") or []:  # a run's staging left by a killed server
+            if executor.get("record"):
+                for folder in (Path(executor["record"]).parent / "outputs").glob("*"):
+                    recover_staging(folder)
         canceled = row.state is TesState.CANCELING
         reason = (
             f"the server stopped while the task was {row.state.value} (found at restart, "

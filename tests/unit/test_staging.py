@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gefreg.run.delivery import deliver
+from gefreg.run.delivery import deliver, recover_staging
 from gefreg.run.logs import LogCapture
 from gefreg.run.ownership import Identity
 from gefreg.run.staging import (
@@ -185,3 +185,17 @@ def test_a_capture_never_outlasts_its_time(tmp_path: Path) -> None:
     capture.finish(0.2)
     assert time.monotonic() - start < 5
     assert capture.facts()[0].note == "the capture was stopped when the run's time was up"
+
+
+def test_what_a_killed_run_left_is_recovered(tmp_path: Path) -> None:
+    """gefreg killed while its service ran: the staging (mounted, as root) is still there."""
+    target = outputs(tmp_path)
+    me = Identity(0, 0, 10001, 10001) if ROOT else WATCHED
+    staging = create_staging(target, "urn:uuid:0000dead", me, 4 * 2**20)
+    (staging.folders["result"] / "half.txt").write_text("written before the kill")
+    notes = recover_staging(target["result"])
+    kept = target["result"] / "gefreg-run-0000dead"
+    assert notes == [f"the outputs of an interrupted run are in {kept}"]
+    assert (kept / "result" / "half.txt").read_text() == "written before the kill"
+    assert sorted(p.name for p in target["result"].iterdir()) == ["gefreg-run-0000dead"]
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
