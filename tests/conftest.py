@@ -50,9 +50,17 @@ def catalog(tmp_path: Path) -> Path:
     return make_catalog(tmp_path / "catalog", demo_entry())
 
 
+@pytest.fixture(scope="session")
+def _trivy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trivy-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep gefreg's state and caches inside the test's temporary folder."""
+def _isolated_state(tmp_path: Path, _trivy_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep gefreg's state and caches inside the test's temporary folder, and Trivy's cache in
+    one of this session's own: Trivy locks its cache, and other sessions on the machine (or
+    the user's own scans) would otherwise make scans here time out waiting for it."""
     monkeypatch.setenv("GEFREG_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("TRIVY_CACHE_DIR", str(_trivy_cache))
     monkeypatch.delenv("GEFREG_CATALOG", raising=False)
     monkeypatch.delenv("GEFREG_REGISTRY", raising=False)

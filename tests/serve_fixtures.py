@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import tes
 from click.testing import CliRunner
 
 from gefreg.cli import cli
-from tests.helpers import build_tree, busybox_entry, make_catalog
+from tests.helpers import build_tree, busybox_entry, make_catalog, remove_own_images
 from tests.registry_fixtures import LocalRegistry
 from tests.serve_helpers import ServerProcess, tokens
 
@@ -149,10 +148,5 @@ def _instance(root: Path, registry: LocalRegistry) -> Iterator[Instance]:
     for run_id in instance.run_ids():
         for container in engine.container_ids(f"{RUN_LABEL}={run_id}"):
             engine.remove_container(container)
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}} {{.ID}}"],
-        capture_output=True, text=True, check=False,
-    ).stdout.splitlines()  # fmt: skip
-    ids = {i for r, i in (line.split() for line in listed) if r.rsplit("/", 1)[-1] in OWN_IMAGES}
-    if ids:
-        subprocess.run(["docker", "rmi", "-f", *sorted(ids)], capture_output=True, check=False)
+    # what this instance built (its catalog's namespace) and pulled (from its own registry)
+    remove_own_images([catalog], [f"{registry.address}/"])
