@@ -1,6 +1,9 @@
 """What an export is made from: one trusted release, resolved exactly as ``gefreg run`` resolves
-``NAME@VERSION`` (:func:`gefreg.run.image_choice.resolve_image` with the catalog's ledger, and
-:func:`gefreg.run.plan.choose_interface` for its ports and command), never by a second path.
+``NAME@VERSION`` (:func:`gefreg.run.image_choice.resolve_image` with the catalog's ledger, which
+asks :func:`gefreg.release.trust.trust_image`, the one trust decision: a release of the
+configured registry, not yanked, signed as ``trust.yaml`` demands; and
+:func:`gefreg.run.plan.choose_interface` for its ports and command, checked like a record's),
+never by a second path.
 
 Only a published release can be exported: a CWL runner on another machine pulls the image by
 its manifest digest from the catalog's registry, so an image that exists only in this engine
@@ -17,20 +20,17 @@ import json
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
-from gefreg.model import PORT_NAME_RE
 from gefreg.registry.client import RegistryClient
-from gefreg.release.ledger import LEDGER_FILE, CatalogLedger, TrustedRelease, read_lines
-from gefreg.release.signature_check import SignatureStatus, check_release
+from gefreg.release.ledger import LEDGER_FILE, CatalogLedger
 from gefreg.run.image_choice import parse_target, resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
-from gefreg.validators import check_port_path
 
 TEMPLATE_LABEL = "org.gefreg.template"
 SHELL = "/bin/sh"
@@ -92,9 +92,7 @@ def resolve_release(
     own = client is None
     client = client or RegistryClient(settings.registry_url)
     try:
-        trusted, signature = _check_signature(settings, client, image.name, str(image.version))
         image, face = choose_interface(settings, engine, image)
-        check_exportable_ports(face)
         config = image_config(client, repo, digest)
         labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
         if not has_shell(client, repo, digest, labels):
@@ -118,45 +116,22 @@ def resolve_release(
         labels=labels,
         image_entrypoint=tuple(str(a) for a in config.get("Entrypoint") or ()),
         ledger=settings_line,
-        fingerprint=trusted.fingerprint or labels.get("org.gefreg.fingerprint"),
-        signed_by=signature.key_id if signature.verified else None,
+        fingerprint=_ledger_fingerprint(settings, image.name, str(image.version))
+        or labels.get("org.gefreg.fingerprint"),
+        signed_by=_verified_key(image.signature),
     )
 
 
-def _check_signature(
-    settings: Settings, client: RegistryClient, name: str, version: str
-) -> tuple[TrustedRelease, SignatureStatus]:
-    """May the release be used? Not when it was yanked, nor when the catalog's signature check
-    (trust.yaml) refuses it, as every consumer runs it (exit 1, naming the check and key)."""
-    trusted = CatalogLedger(settings).lookup(name, version)
-    if trusted is None:  # resolve_image found it a moment ago: the ledger changed meanwhile
-        raise CheckFailed(f"{name}@{version} left the ledger while exporting it")
-    yank = read_lines(settings.catalog / name).yanks.get(version)
-    if yank is not None:  # until the runner's one trust function decides this for every caller
-        raise CheckFailed(
-            f"{name}@{version} was yanked on {yank.yanked}: {yank.reason}",
-            f"export a release that is not yanked (gefreg show {name} lists them)",
-        )
-    return trusted, check_release(settings, trusted, client=client)
+def _ledger_fingerprint(settings: Settings, name: str, version: str) -> str | None:
+    found = CatalogLedger(settings).lookup(name, version)
+    return found.fingerprint if found is not None else None
 
 
-def check_exportable_ports(face: ServiceInterface) -> None:
-    """Ports reach the CWL as ids and absolute staging paths: the record's rules, again (a
-    ledger line is data like any other)."""
-    seen: list[PurePosixPath] = []
-    for port in (*face.inputs, *face.outputs):
-        problem = None if PORT_NAME_RE.match(port.name) else "is not a valid port name"
-        problem = problem or check_port_path(port.path)
-        here = PurePosixPath(port.path)
-        for other in seen:
-            if here == other or other in here.parents or here in other.parents:
-                problem = problem or f"its path {port.path} overlaps {other}"
-        seen.append(here)
-        if problem:
-            raise CheckFailed(
-                f"the interface of {face.name}@{face.version}: port {port.name!r}: {problem}",
-                "the ledger was edited; check it with gefreg verify",
-            )
+def _verified_key(signature: Mapping[str, Any] | None) -> str | None:
+    """The key whose signature the trust decision verified, if any."""
+    if signature and signature.get("state") == "verified" and signature.get("key_id"):
+        return str(signature["key_id"])
+    return None
 
 
 def image_config(client: RegistryClient, repo: str, digest: str) -> dict[str, Any]:

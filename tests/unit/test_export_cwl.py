@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gefreg.errors import BadInput, CheckFailed
+from gefreg.errors import BadInput
 from gefreg.export.cwl import (
     command_line_tool,
     header,
@@ -21,7 +21,7 @@ from gefreg.export.cwl import (
     to_yaml,
 )
 from gefreg.export.job import job_document
-from gefreg.export.release import ExportRelease, LedgerLine, check_exportable_ports, ledger_line
+from gefreg.export.release import ExportRelease, LedgerLine, ledger_line
 from gefreg.image.interface import ServiceInterface
 from gefreg.model import Port, Resources
 
@@ -139,13 +139,6 @@ def test_output_ports_need_a_common_folder_below_root() -> None:
         output_folder([Port("a", "/out")])
     with pytest.raises(BadInput, match="no output ports"):
         output_folder([])
-
-
-def test_ledger_ports_are_checked_like_record_ports() -> None:
-    for bad in (Port("x", "/bin"), Port("x y", "/data/x"), Port("x", "/data/collection/sub")):
-        face = replace(FACE, outputs=(bad,))
-        with pytest.raises(CheckFailed, match=r"port .x"):
-            check_exportable_ports(face)
 
 
 def test_scatter_workflow_runs_the_tool_per_element() -> None:
