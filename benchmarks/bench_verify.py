@@ -117,7 +117,7 @@ def cli_verify(catalog: Path, address: str, *extra: str) -> None:
 def lib_verify(catalog: Path, address: str, deep: bool, expect: int) -> None:
     entry = load_entry(catalog / NAME, set())
     with RegistryClient(address) as client:
-        result = verify([entry], client, deep=deep)
+        result = verify([entry], client, registry=address, deep=deep)
     assert result.ok and result.checked_tags == expect, result.to_json()
 
 

@@ -190,7 +190,14 @@ def verify(
     selected = [LedgerFolder(f.name, f) for f in resolve(settings.catalog, list(entries))]
     trust = trust_policy.load(settings.catalog)
     with RegistryClient(settings.registry_url) as client:
-        result = run_verify(selected, client, repair=repair, deep=not shallow, trust=trust)
+        result = run_verify(
+            selected,
+            client,
+            registry=settings.registry,
+            repair=repair,
+            deep=not shallow,
+            trust=trust,
+        )
     if as_json:
         ui.print_json(result.to_json())
     else:

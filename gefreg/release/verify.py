@@ -1,6 +1,8 @@
 """`gefreg verify`: does the registry still hold exactly what the ledger says?
 
-For every entry: each ledger version's tag points at the ledger digest; no version-looking
+For every entry: every ledger line names the configured registry and the entry (a line naming
+anything else is one issue, naming the file and line, and is not followed); each ledger
+version's tag points at the ledger digest; no version-looking
 tag exists that the ledger does not know; floating tags point where the ledger says; the
 manifest and every blob it references are reachable; each release's signature and
 attestations pass trust.yaml (an unsigned release fails only when trust.yaml requires
@@ -41,7 +43,7 @@ GONE_HINT = (
 @dataclass(frozen=True)
 class Issue:
     entry: str
-    kind: str  # drift | missing | unknown-tag | floating | unreachable
+    kind: str  # drift | missing | unknown-tag | floating | unreachable | foreign
     tag: str
     message: str
     expected: str | None = None
@@ -68,10 +70,6 @@ class Verification:
             "checked_tags": self.checked_tags,
             "issues": [i.__dict__ for i in self.issues],
         }
-
-
-def _repo(release: ledger.Release) -> str:
-    return release.repository.split("/", 1)[1]
 
 
 class RegistryView(Protocol):
@@ -125,19 +123,58 @@ def floating_targets(lines: ledger.LedgerLines) -> dict[str, str]:
     return targets
 
 
+FOREIGN_HINT = (
+    "ledgers are written by `gefreg publish` for the configured registry only: restore the line "
+    "from the catalog's history (git log -p releases.jsonl), or verify with --registry set to "
+    "the registry the catalog publishes to"
+)
+
+
+def own_lines(
+    entry: LedgerOwner, lines: ledger.LedgerLines, registry: str
+) -> tuple[ledger.LedgerLines, list[Issue]]:
+    """The ledger's lines about ``REGISTRY/NAME`` — the configured registry and this entry —
+    and one issue per release line naming anything else (file and line): such a line is never
+    checked against the registry, never followed."""
+    expected = f"{registry}/{entry.name}"
+    path = ledger.ledger_path(entry.directory)
+    issues, kept = [], []
+    foreign: set[str] = set()
+    for line in lines.lines:
+        if isinstance(line, ledger.Release) and line.repository != expected:
+            foreign.add(line.version)
+            issues.append(
+                Issue(
+                    entry.name,
+                    "foreign",
+                    line.version,
+                    f"{path}:{ledger.line_of(path, line.version)}: {line.version} is recorded in "
+                    f"{line.repository}, but {entry.name} is published to {expected} (the "
+                    "configured registry and the entry)",
+                    expected,
+                    line.repository,
+                    hint=FOREIGN_HINT,
+                )
+            )
+        elif not (isinstance(line, ledger.Yank) and line.version in foreign):
+            kept.append(line)
+    return ledger.LedgerLines(tuple(kept)), issues
+
+
 def verify_entry(
     entry: LedgerOwner,
     client: RegistryView,
     *,
+    registry: str,
     repair: bool = False,
     deep: bool = True,
     trust: TrustPolicy | None = None,
 ) -> tuple[int, list[Issue]]:
-    lines = ledger.read_lines(entry.directory)
+    lines, foreign = own_lines(entry, ledger.read_lines(entry.directory), registry)
     releases = lines.releases
     # An entry never published is checked too: a version tag in its repository (the entry's
     # name, as `gefreg publish` names it) was pushed outside gefreg, or is a cut-off publish.
-    repo = _repo(releases[-1]) if releases else entry.name
+    repo = f"{registry}/{entry.name}".split("/", 1)[1]  # the repository path in the registry
     tags = set(client.list_tags(repo))
     expected = {r.version: r.digest for r in releases}
     by_version = {r.version: r for r in releases}
@@ -148,7 +185,7 @@ def verify_entry(
             expected[tag] = by_version[version].digest
     heads = client.head_manifests(repo, sorted(expected))
     yanked = {by_version[v].digest: v for v in lines.yanks}
-    issues: list[Issue] = []
+    issues: list[Issue] = list(foreign)
     for tag, want in sorted(expected.items()):
         got = heads.get(tag)
         kind = "floating" if tag not in by_version else ("missing" if got is None else "drift")
@@ -301,13 +338,18 @@ def verify(
     entries: Sequence[LedgerOwner],
     client: RegistryView,
     *,
+    registry: str,
     repair: bool = False,
     deep: bool = True,
     trust: TrustPolicy | None = None,
 ) -> Verification:
+    """Check ``client`` (the registry ``registry``, ``HOST[:PORT][/PATH]``) against the ledgers
+    of ``entries`` (see the module docstring)."""
     checked, issues = 0, []
     for entry in entries:
-        n, found = verify_entry(entry, client, repair=repair, deep=deep, trust=trust)
+        n, found = verify_entry(
+            entry, client, registry=registry, repair=repair, deep=deep, trust=trust
+        )
         checked += n
         issues += found
     return Verification(tuple(e.name for e in entries), checked, tuple(issues))

@@ -215,3 +215,28 @@ def test_a_run_record_mounting_over_bin_is_refused(published: Published, engine:
     assert f"{tampered}:{line}: field mounts[{index}].target: '/bin' would hide a system" in err
     assert published.runs() == before
     assert own_run_containers(engine, published.root) == []
+
+
+def test_verify_refuses_ledger_lines_of_another_registry(
+    published: Published, registry: LocalRegistry
+) -> None:
+    """Issue 11.4: `verify` ignored the registry host in ledger lines (evil.example.org passed
+    with exit 0; another local registry produced 13 "gone" issues)."""
+    catalog = Path(published.opts[1])
+    ledger = catalog / NAME / "releases.jsonl"
+    genuine = json.loads(ledger.read_text().splitlines()[0])
+    lines = [ledger.read_text()]
+    for version, where in (("1.1.0", "evil.example.org"), ("1.2.0", registry.address)):
+        line = {**genuine, "version": version, "repository": f"{where}/{NAME}", "floating": []}
+        lines.append(json.dumps(line) + "\n")
+    ledger.write_text("".join(lines))
+    code, out, err = gefreg(published.env, "verify", *published.opts, NAME, "--json")
+    assert code == 1, err
+    issues = json.loads(out)["issues"]
+    assert [(i["kind"], i["tag"]) for i in issues] == [("foreign", "1.1.0"), ("foreign", "1.2.0")]
+    configured = published.opts[3]
+    assert issues[0]["message"] == (
+        f"{ledger}:2: 1.1.0 is recorded in evil.example.org/{NAME}, but {NAME} is published to "
+        f"{configured}/{NAME} (the configured registry and the entry)"
+    )
+    assert issues[1]["message"].startswith(f"{ledger}:3: 1.2.0 is recorded in {registry.address}")

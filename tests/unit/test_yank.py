@@ -17,6 +17,8 @@ from tests.fakes import FakeRegistry
 from tests.fakes import manifest_body as manifest
 from tests.unit.test_verify import release
 
+REGISTRY = "127.0.0.1:5000"
+
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -60,7 +62,7 @@ def test_yank_appends_a_line_and_moves_floating_tags_back(tmp_path: Path) -> Non
     v120 = reg.tags["1.2.0"]
     assert reg.tags["1"] == reg.tags["1.2"] == reg.tags["latest"] == v120
     assert reg.tags["1.2.1"] != v120  # the version itself stays, by digest and by tag
-    assert verify([ledger_owner(folder)], reg).ok
+    assert verify([ledger_owner(folder)], reg, registry=REGISTRY).ok
     again = do_yank(folder, reg, "1.2.1", "another reason")
     assert again.status == "already yanked" and again.reason == "wrong units"
     assert (folder / ledger.LEDGER_FILE).read_text() == after
@@ -76,7 +78,7 @@ def test_a_tag_no_other_release_can_take_stays(tmp_path: Path) -> None:
     result = do_yank(folder, reg, "1.1.0")
     assert result.moved == {"1": "1.0.0", "latest": "1.0.0"} and result.stuck == ("1.1",)
     assert reg.tags["1.1"] == reg.tags["1.1.0"]
-    assert verify([ledger_owner(folder)], reg).ok
+    assert verify([ledger_owner(folder)], reg, registry=REGISTRY).ok
 
 
 def test_verify_puts_a_floating_tag_back_when_it_drifts_onto_a_yanked_release(
@@ -86,9 +88,9 @@ def test_verify_puts_a_floating_tag_back_when_it_drifts_onto_a_yanked_release(
     folder = published(tmp_path, reg, "1.0.0", "1.1.0")
     do_yank(folder, reg, "1.1.0")
     reg.tags["latest"] = reg.tags["1.1.0"]  # someone pushes it back by hand
-    [issue] = verify([ledger_owner(folder)], reg, deep=False).issues
+    [issue] = verify([ledger_owner(folder)], reg, registry=REGISTRY, deep=False).issues
     assert issue.kind == "floating" and "(the yanked 1.1.0)" in issue.message
-    assert verify([ledger_owner(folder)], reg, repair=True).ok is True
+    assert verify([ledger_owner(folder)], reg, registry=REGISTRY, repair=True).ok is True
     assert reg.tags["latest"] == reg.tags["1.0.0"]
 
 
