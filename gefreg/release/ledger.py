@@ -152,12 +152,7 @@ def parse_lines(text: str, path: Path) -> LedgerLines:
             problems += _yank_problems(line, path, number, seen, yanked)
             yanked.add(line.version)
         else:
-            if not DIGEST_RE.match(line.digest):
-                problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
-            if line.version in seen:
-                problems.append(
-                    Problem(path, number, None, "version", f"{line.version} appears twice")
-                )
+            problems += _release_problems(line, path, number, seen)
             seen.add(line.version)
         lines.append(line)
     if problems:
@@ -167,7 +162,42 @@ def parse_lines(text: str, path: Path) -> LedgerLines:
 
 def _release(data: dict[str, Any]) -> Release:
     known = Release.__dataclass_fields__
-    return Release(**{k: v for k, v in data.items() if k in known})
+    release = Release(**{k: v for k, v in data.items() if k in known})
+    texts = (release.version, release.digest, release.repository, release.published)
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("a release line needs version, digest, repository and published as text")
+    floating = release.floating
+    if floating is not None and not (
+        isinstance(floating, list) and all(isinstance(t, str) for t in floating)
+    ):
+        raise ValueError("floating must be a list of tags")
+    return release
+
+
+def _release_problems(release: Release, path: Path, number: int, seen: set[str]) -> list[Problem]:
+    from gefreg.release import versions
+
+    problems = []
+    if not versions.is_version(release.version):
+        problems.append(Problem(path, number, None, "version", "not a SemVer version"))
+    if not DIGEST_RE.match(release.digest):
+        problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
+    if release.version in seen:
+        problems.append(Problem(path, number, None, "version", f"{release.version} appears twice"))
+    allowed = versions.tags_of(release.version)
+    for tag in release.floating or ():
+        if tag not in allowed:
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    None,
+                    "floating",
+                    f"{release.version} cannot hold the tag {tag!r}",
+                    f"a release moves only {', '.join(sorted(allowed)) or 'no tags'}",
+                )
+            )
+    return problems
 
 
 def _yank(data: dict[str, Any]) -> Yank:
@@ -193,8 +223,21 @@ def _yank_problems(
         problems.append(Problem(path, number, None, "version", f"{yank.version} is yanked twice"))
     if reason_problem(yank.reason):
         problems.append(Problem(path, number, None, "reason", str(reason_problem(yank.reason))))
+    from gefreg.release import versions
+
     for tag, version in yank.floating.items():
-        if version not in published or version in yanked or version == yank.version:
+        if tag not in versions.tags_of(yank.version) & versions.tags_of(version):
+            problems.append(
+                Problem(
+                    path,
+                    number,
+                    None,
+                    f"floating.{tag}",
+                    f"{tag!r} is not a floating tag of both {yank.version} and {version}",
+                    "a yank moves only the floating tags (1, 1.2, latest) of the yanked release",
+                )
+            )
+        elif version not in published or version in yanked or version == yank.version:
             problems.append(
                 Problem(
                     path,
@@ -249,15 +292,20 @@ def append(entry_dir: Path, release: Release | Yank) -> None:
         os.fsync(fh.fileno())
 
 
+def lock_path(entry_dir: Path) -> Path:
+    """The file :func:`locked` holds for the entry: in the system's temporary folder, keyed
+    by the ledger's path."""
+    key = hashlib.sha256(str(ledger_path(entry_dir).resolve()).encode()).hexdigest()[:32]
+    return Path(tempfile.gettempdir()) / "gefreg-locks" / f"{key}.lock"
+
+
 @contextmanager
 def locked(entry_dir: Path) -> Iterator[None]:
     """Serialize the publishers of one entry on this machine (however their state folders
     differ). The lock file lives in the system's temporary folder, keyed by the ledger's path,
     so nothing appears in the catalog."""
-    key = hashlib.sha256(str(ledger_path(entry_dir).resolve()).encode()).hexdigest()[:32]
-    folder = Path(tempfile.gettempdir()) / "gefreg-locks"
-    folder.mkdir(mode=0o1777, exist_ok=True)
-    lock = folder / f"{key}.lock"
+    lock = lock_path(entry_dir)
+    lock.parent.mkdir(mode=0o1777, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

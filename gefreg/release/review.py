@@ -159,6 +159,40 @@ def _appended_releases(
     ]
 
 
+def _appended_floating(
+    name: str, path: Path, text: str, kept: int, lines: ledger.LedgerLines
+) -> list[str]:
+    """The floating tags each appended line says it moved must be the ones `gefreg publish`
+    or `gefreg yank` would have moved there: `verify --repair` puts tags where the ledger
+    says, so a hand-written line could otherwise roll `latest` back to an old release."""
+    from gefreg.release.yank import floating_moves
+
+    numbers = [n for n, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
+    problems = []
+    for i in range(kept, len(lines.lines)):
+        line, before = lines.lines[i], ledger.LedgerLines(lines.lines[:i])
+        where = f"{path}:{numbers[i]}: floating"
+        if isinstance(line, ledger.Yank):
+            moved, _ = floating_moves(before, line.version)
+            if line.floating != moved:
+                problems.append(
+                    f"{where}: the yank of {line.version} says it moved "
+                    f"{line.floating or 'no tags'}, but yanking it moves {moved or 'no tags'}; "
+                    "yank lines are written by `gefreg yank` only"
+                )
+        elif line.floating:
+            usable = [r.version for r in before.usable()]
+            allowed = versions.floating_tags(line.version, usable, versions.FLOATING)
+            extra = sorted(set(line.floating) - set(allowed))
+            if extra:
+                problems.append(
+                    f"{where}: {line.version} says it moved {', '.join(extra)}, which publishing "
+                    f"it does not move (it moves {', '.join(allowed) or 'no tags'}); releases "
+                    "are appended by `gefreg publish` only"
+                )
+    return problems
+
+
 def review(settings: Settings, base: str) -> ReviewReport:
     catalog = settings.catalog
     try:
@@ -312,6 +346,7 @@ def _review_ledger(
         if appended:
             before = ledger.parse_lines(old_text, path)
             problems += _appended_releases(name, before.releases, lines.releases, registry)
+            problems += _appended_floating(name, path, new_text, len(before.lines), lines)
             yanked = tuple((v, y.reason) for v, y in lines.yanks.items() if v not in before.yanks)
     except InvalidRecord as exc:
         return [], (), problems + [str(p) for p in exc.problems]

@@ -92,6 +92,16 @@ def check_new_version(new: str, published: Iterable[str]) -> RuleBroken | None:
     )
 
 
+def tags_of(version: str) -> set[str]:
+    """Every floating tag ``version`` could ever hold (``1``, ``1.2``, ``latest``): none for a
+    pre-release. A ledger line naming any other tag would point an unrelated tag (a version
+    tag, a signature tag) at this release."""
+    if not is_version(version) or is_prerelease(version):
+        return set()
+    v = parse(version)
+    return {str(v.major), f"{v.major}.{v.minor}", "latest"}
+
+
 def floating_tags(version: str, published: Iterable[str], wanted: Iterable[str]) -> list[str]:
     """Floating tags (``1``, ``1.2``, ``latest``) that ``version`` may take: only forward, and
     never for a pre-release. ``published`` are the other releases already in the ledger."""

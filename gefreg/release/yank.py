@@ -73,16 +73,25 @@ def yank(
         earlier = lines.yanks.get(version)
         if earlier is not None:
             return Yanked(name, version, earlier.reason, "already yanked", earlier.yanked)
-        pointing = sorted(tag for tag, v in floating_targets(lines).items() if v == version)
-        # Where those tags go: as if the releases still in use had been published alone.
-        usable = [r.version for r in lines.usable() if r.version != version]
-        candidates = versions.floating_targets(usable, versions.FLOATING)
-        moved = {tag: candidates[tag] for tag in pointing if tag in candidates}
-        stuck = tuple(tag for tag in pointing if tag not in moved)
+        moved, stuck = floating_moves(lines, version)
         stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ")
         ledger.append(entry_dir, ledger.Yank(version, reason, stamp, __version__, moved))
     _move_tags(client, release, lines, moved)
     return Yanked(name, version, reason, "yanked", stamp, moved, stuck)
+
+
+def floating_moves(
+    lines: ledger.LedgerLines, version: str
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Where yanking ``version`` after ``lines`` moves the floating tags that point at it
+    (tag → version), and the tags no other release can take. Review replays this to check
+    the ``floating`` of a yank line that reaches it."""
+    pointing = sorted(tag for tag, v in floating_targets(lines).items() if v == version)
+    # Where those tags go: as if the releases still in use had been published alone.
+    usable = [r.version for r in lines.usable() if r.version != version]
+    candidates = versions.floating_targets(usable, versions.FLOATING)
+    moved = {tag: candidates[tag] for tag in pointing if tag in candidates}
+    return moved, tuple(tag for tag in pointing if tag not in moved)
 
 
 def _move_tags(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gefreg.registry.client import RegistryClient
 from tests.integration.test_publish import (
     Service,
     entry,
@@ -112,12 +113,22 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
     assert registry_digest(registry.address, pub.name, "latest") == v101
     assert pub.verify().exit_code == 0
 
+    # A hand-appended yank that "moves" the version tag 1.0.1 to 1.0.0: verify --repair puts
+    # tags where the ledger says, so the line is refused before the registry is touched.
+    honest = pub.ledger.read_text()
+    forged = {"schema": "gefreg.yank/1", "version": "1.0.1", "reason": "r", "yanked": "t"}
+    pub.ledger.write_text(honest + json.dumps({**forged, "floating": {"1.0.1": "1.0.0"}}) + "\n")
+    repaired = pub.verify("--repair")
+    assert repaired.exit_code == 2, repaired.stdout + repaired.stderr
+    assert f"{pub.ledger}:5: floating.1.0.1: '1.0.1' is not a floating tag" in repaired.stderr
+    assert registry_digest(registry.address, pub.name, "1.0.1") == v101
+    pub.ledger.write_text(honest)
+
 
 def test_show_refuses_an_artifact_of_another_image(tmp_path: Path, registry: LocalRegistry) -> None:
     pub = entry(tmp_path, "pub-artifact", registry.address)
     v100, v110 = publish(pub, "1.0.0"), publish(pub, "1.1.0")
     # Someone points 1.1.0's scan tag at 1.0.0's scan report.
-    from gefreg.registry.client import RegistryClient
 
     with RegistryClient(registry.address) as client:
         other = client.get_manifest(pub.name, f"{v100.replace(':', '-')}.scan")

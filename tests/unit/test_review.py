@@ -235,11 +235,15 @@ def test_trust_yaml_changes_are_reviewed(repo: Path, tmp_path: Path) -> None:
 def test_review_shows_the_yanks_a_change_adds_and_refuses_bad_ones(repo: Path) -> None:
     from gefreg.release.ledger import Yank
 
+    FLOAT = ("0", "0.9", "latest")  # where `gefreg yank` moves them: back to 0.9.0
     publish_line(repo, "one", "0.9.0", "0.9.1")  # the record (1.0.0) is not published yet
     ledger_file = repo / "catalog" / "one" / "releases.jsonl"
     published = ledger_file.read_text()
     ledger_file.write_text(
-        published + Yank("0.9.1", "wrong units", "2026-01-01T00:00:00Z").to_line()
+        published
+        + Yank(
+            "0.9.1", "wrong units", "2026-01-01T00:00:00Z", floating=dict.fromkeys(FLOAT, "0.9.0")
+        ).to_line()
     )
     report = review(settings_for(repo), "HEAD")
     [entry] = report.entries
@@ -261,3 +265,47 @@ def test_a_yanked_version_is_never_reused_or_undercut(repo: Path) -> None:
     )
     [entry] = review(settings_for(repo), "HEAD").entries
     assert any("would open the new line 0.9 below 1.0.0" in p for p in entry.problems)
+
+
+def test_hand_written_floating_tags_are_refused(repo: Path) -> None:
+    """verify --repair puts floating tags where the ledger says: a yank line that rolls
+    `latest` back past the newest usable release, or a release line claiming tags publishing
+    it would not move, must not pass review."""
+    import dataclasses
+
+    from gefreg.release.ledger import Yank
+    from gefreg.release.versions import FLOATING, floating_tags
+
+    ledger_file = repo / "catalog" / "two" / "releases.jsonl"
+    lines: list[str] = []
+    done: list[str] = []
+    for version in ("0.8.0", "0.9.0", "0.9.1"):  # the record (1.0.0) is not published yet
+        line = json.loads(release_line(version, repository="r/two"))
+        lines.append(json.dumps({**line, "floating": floating_tags(version, done, FLOATING)}))
+        done.append(version)
+    ledger_file.write_text("\n".join(lines) + "\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+    published = ledger_file.read_text()
+
+    honest = Yank(
+        "0.9.1",
+        "broken",
+        "2026-01-01T00:00:00Z",
+        floating={"0": "0.9.0", "0.9": "0.9.0", "latest": "0.9.0"},
+    )
+    ledger_file.write_text(published + honest.to_line())
+    report = review(settings_for(repo), "HEAD")
+    assert report.ok, report.entries
+
+    rolled_back = dataclasses.replace(honest, floating={"0": "0.8.0", "latest": "0.8.0"})
+    ledger_file.write_text(published + rolled_back.to_line())
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert f"{ledger_file}:4: floating: the yank of 0.9.1 says it moved" in entry.problems[0]
+    assert "yanking it moves {'0': '0.9.0', '0.9': '0.9.0', 'latest': '0.9.0'}" in entry.problems[0]
+
+    claims = json.loads(release_line("0.8.1", repository="r/two"))
+    claims["floating"] = ["0", "latest"]  # 0.9.1 holds them: publishing 0.8.1 moves only 0.8
+    ledger_file.write_text(published + json.dumps(claims) + "\n")
+    [entry] = review(settings_for(repo), "HEAD").entries
+    assert f"{ledger_file}:4: floating: 0.8.1 says it moved 0, latest" in entry.problems[0]

@@ -4,6 +4,7 @@ know about it. Against the in-memory registry of test_verify."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,14 +133,60 @@ def test_unknown_versions_and_bad_reasons_are_refused(tmp_path: Path) -> None:
             {"version": "1.0.0", "reason": "r", "yanked": "t", "floating": {"1": "1.0.0"}},
             "moves 1 to 1.0.0, which is not a usable release",
         ),
+        # verify --repair puts tags where the ledger says: a yank must not name a version tag
+        # (or any tag that is not a floating tag of both releases).
+        (
+            {"version": "1.1.0", "reason": "r", "yanked": "t", "floating": {"1.1.0": "1.0.0"}},
+            "'1.1.0' is not a floating tag of both 1.1.0 and 1.0.0",
+        ),
+        (
+            {"version": "1.1.0", "reason": "r", "yanked": "t", "floating": {"1.1": "1.0.0"}},
+            "'1.1' is not a floating tag of both 1.1.0 and 1.0.0",
+        ),
+        (
+            {
+                "version": "1.1.0",
+                "reason": "r",
+                "yanked": "t",
+                "floating": {"latest": "1.2.0-rc.1"},
+            },
+            "'latest' is not a floating tag of both 1.1.0 and 1.2.0-rc.1",
+        ),
     ],
 )
 def test_hostile_yank_lines_are_refused(
     tmp_path: Path, line: dict[str, object], message: str
 ) -> None:
-    text = release("1.0.0", "sha256:" + "1" * 64, "sha256:" + "9" * 64).to_line()
+    text = "".join(
+        release(v, "sha256:" + "1" * 64, "sha256:" + "9" * 64).to_line()
+        for v in ("1.0.0", "1.1.0", "1.2.0-rc.1")
+    )
     text += json.dumps({"schema": ledger.YANK_SCHEMA, **line}) + "\n"
-    with pytest.raises(InvalidRecord, match=message) as exc:
+    with pytest.raises(InvalidRecord, match=re.escape(message)) as exc:
+        ledger.parse_lines(text, tmp_path / "releases.jsonl")
+    assert f"{tmp_path / 'releases.jsonl'}:4" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"version": "latest"}, "version: not a SemVer version"),
+        ({"version": 1}, "needs version, digest, repository and published as text"),
+        ({"floating": "latest"}, "floating must be a list of tags"),
+        ({"floating": ["2.0.0"]}, "floating: 2.0.0 cannot hold the tag '2.0.0'"),
+        ({"floating": ["1"]}, "floating: 2.0.0 cannot hold the tag '1'"),
+        ({"version": "2.1.0-rc.1", "floating": ["latest"]}, "cannot hold the tag 'latest'"),
+    ],
+)
+def test_hostile_release_lines_are_refused(
+    tmp_path: Path, line: dict[str, object], message: str
+) -> None:
+    """A release line's floating tags are where verify --repair moves tags: only the tags its
+    own version may hold. A version that is not SemVer is an error, not a crash later."""
+    first = release("1.0.0", "sha256:" + "1" * 64, "sha256:" + "9" * 64)
+    data = json.loads(release("2.0.0", "sha256:" + "2" * 64, "sha256:" + "8" * 64).to_line())
+    text = first.to_line() + json.dumps({**data, **line}) + "\n"
+    with pytest.raises(InvalidRecord, match=re.escape(message)) as exc:
         ledger.parse_lines(text, tmp_path / "releases.jsonl")
     assert f"{tmp_path / 'releases.jsonl'}:2" in str(exc.value)
 
