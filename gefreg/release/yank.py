@@ -2,10 +2,12 @@
 
 Versions never disappear: a yank appends a line to the ledger (the decision, with its reason,
 committed and reviewed like a release), then moves the floating tags that pointed at the
-yanked release back to the highest release that is not yanked. The ledger line comes first:
-if moving a tag fails, `gefreg verify` reports it and `--repair` finishes the job from the
-ledger. A floating tag that no other release can take (the only release of its line) stays:
-the registry API cannot delete one tag, and the next release of that line moves it.
+yanked release back to the highest release that is not yanked. The ledger line comes first,
+and the tags move while the entry's ledger lock is still held (a publish waiting for it moves
+them forward after us, never before us); if moving a tag fails, `gefreg verify` reports it and
+`--repair` finishes the job from the ledger. A floating tag that no other release can take
+(the only release of its line) stays: the registry API cannot delete one tag, and the next
+release of that line moves it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def yank(
         moved, stuck = floating_moves(lines, version)
         stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ")
         ledger.append(entry_dir, ledger.Yank(version, reason, stamp, __version__, moved))
-    _move_tags(client, release, lines, moved)
+        # Still under the entry's lock: a publish waiting for it moves the tags forward
+        # after us, never before (it would be undone by this older view of the ledger).
+        _move_tags(client, release, lines, moved)
     return Yanked(name, version, reason, "yanked", stamp, moved, stuck)
 
 

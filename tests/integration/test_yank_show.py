@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gefreg.registry.client import RegistryClient
+from gefreg.registry.client import Manifest, RegistryClient
+from gefreg.release import ledger
+from gefreg.release.yank import yank
 from tests.integration.test_publish import (
     Service,
     entry,
@@ -129,6 +134,7 @@ def test_show_refuses_an_artifact_of_another_image(tmp_path: Path, registry: Loc
     pub = entry(tmp_path, "pub-artifact", registry.address)
     v100, v110 = publish(pub, "1.0.0"), publish(pub, "1.1.0")
     # Someone points 1.1.0's scan tag at 1.0.0's scan report.
+    from gefreg.registry.client import RegistryClient
 
     with RegistryClient(registry.address) as client:
         other = client.get_manifest(pub.name, f"{v100.replace(':', '-')}.scan")
@@ -139,3 +145,48 @@ def test_show_refuses_an_artifact_of_another_image(tmp_path: Path, registry: Loc
     refused = gefreg("show", *pub.opts(), "pub-artifact@1.1.0", "--scan-report")
     assert refused.exit_code == 1 and "is not the one published with 1.1.0" in refused.stderr
     assert refused.stdout == ""
+
+
+def test_a_yank_never_undoes_a_concurrent_publish(tmp_path: Path, registry: LocalRegistry) -> None:
+    """A publish of 1.0.1 starts while `yank 1.1.0` moves the floating tags back to 1.0.0.
+    The yank holds the entry's ledger lock until its tags are moved, so the publish (a real
+    one, in another process) moves `latest` forward after it, never before it."""
+    pub = entry(tmp_path, "pub-yankrace", registry.address)
+    publish(pub, "1.0.0")
+    publish(pub, "1.1.0")
+    pub.set_version("1.0.1")
+    (pub.entry / "run.sh").write_text("echo 1.0.1 > /data/output/version.txt\n")
+    pub.build()
+    command = [sys.executable, "-m", "gefreg", "publish", *pub.opts(), pub.name, "--json"]
+    lock = ledger.lock_path(pub.entry)
+    started: list[subprocess.Popen[str]] = []
+
+    class Racing(RegistryClient):
+        def get_manifest(self, repo: str, reference: str) -> Manifest | None:
+            if not started:  # the yank's first tag move: a publisher comes along now
+                started.append(
+                    subprocess.Popen(
+                        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                    )
+                )
+                deadline = time.monotonic() + 180
+                while started[0].poll() is None and not waits_for(lock):
+                    assert time.monotonic() < deadline, "the publisher neither waited nor ended"
+                    time.sleep(0.2)
+            return super().get_manifest(repo, reference)
+
+    with Racing(registry.address) as client:
+        done = yank("pub-yankrace", pub.entry, "1.1.0", "broken", client=client)
+    assert done.moved == {"1": "1.0.0", "latest": "1.0.0"}
+    out, err = started[0].communicate(timeout=180)
+    assert started[0].returncode == 0, err
+    v101 = json.loads(out)["digest"]
+    assert [registry_digest(registry.address, pub.name, t) for t in ("1", "latest")] == [v101] * 2
+    assert pub.verify().exit_code == 0
+
+
+def waits_for(lock: Path) -> bool:
+    """Whether a process waits for the flock on ``lock`` (a ``->`` line of /proc/locks)."""
+    inode = f":{lock.stat().st_ino} " if lock.exists() else None
+    text = Path("/proc/locks").read_text()
+    return inode is not None and any("->" in line and inode in line for line in text.splitlines())
