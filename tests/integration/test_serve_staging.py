@@ -110,8 +110,12 @@ def test_known_checksums_are_served_from_the_cache(
     inputs = [
         tes.Input(url=f"{standin.url}/api/records/rec1", path="/data/in/again", type="DIRECTORY")
     ]
-    task = finish(client, client.create_task(copier(inputs, tes_instance.data / "cached-out")))
+    out = tes_instance.data / "cached-out"
+    job = copier(inputs, out)
+    job.executors[0].stderr = "/data/out/logs/stderr.txt"  # the captured log, into a port
+    task = finish(client, client.create_task(job))
     assert task.state == "COMPLETE"
+    assert (out / "logs" / "stderr.txt").is_file()
     assert standin.hits["/api/files/bucket-rec1/a.txt"] == before  # the cache had it (by MD5)
     assert all(
         v.endswith(", cached") for k, v in task.logs[0].metadata.items() if k.startswith("staged.")
