@@ -2,7 +2,8 @@
 GEF instance's integration tests (the TES API, the web catalog and the static site).
 
 ``tes-sleeper`` sleeps (seconds as its argument) then writes a file; ``fixity-manifest`` is
-the shipped entry; ``tes-hostile`` has a description that tries to be HTML. Each is built and
+the shipped entry; ``tes-hostile`` has a description that tries to be HTML (and copies its
+input to its output); ``tes-chatty`` prints more than its log limit. Each is built and
 published once per session."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tests.serve_helpers import ServerProcess, tokens
 SHIPPED = Path(__file__).resolve().parents[1] / "catalog"
 SLEEPER = 'sleep "${1:-60}"\necho done > /data/out/done.txt\n'
 HOSTILE = '<script>alert("catalog")</script> & <b>bold</b> "quoted" \u2014 a description'
-OWN_IMAGES = ("tes-sleeper", "tes-hostile")
+OWN_IMAGES = ("tes-sleeper", "tes-hostile", "tes-chatty")
+CHATTY = 5000  # bytes tes-chatty prints; it may keep 1 KiB of them (resources.logs)
 
 
 def gefreg(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -94,6 +96,13 @@ def _catalog(root: Path) -> Path:
         source="https://example.org/hostile?a=<b>",
         inputs=[{"name": "data", "path": "/data/in"}],
         outputs=[{"name": "out", "path": "/data/out"}],
+    )
+    entries |= busybox_entry(
+        "tes-chatty",
+        f"yes chatter | head -c {CHATTY}\necho done > /data/out/ok.txt\n",
+        inputs=[{"name": "data", "path": "/data/in"}],
+        outputs=[{"name": "out", "path": "/data/out"}],
+        resources={"logs": "1k"},
     )
     catalog = make_catalog(root / "catalog", entries)
     for name in OWN_IMAGES:

@@ -16,7 +16,7 @@ there); ``workdir``, ``stdin``, ``env`` and ``volumes`` are refused: the release
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,84 +28,12 @@ from gefreg.model import Port
 from gefreg.serve import urls
 from gefreg.serve.config import ServeConfig
 from gefreg.serve.releases import trusted_release
+from gefreg.serve.task_plan import ExecutorPlan, InputPlan, OutputPlan, TaskPlan
 from gefreg.serve.tes_models import TesExecutor, TesFileType, TesInput, TesOutput, TesTask
 from gefreg.serve.urls import Forbidden
 
 GB = 1024**3
 GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True)
-class ExecutorPlan:
-    image: str  # as submitted
-    name: str
-    version: str
-    digest: str
-    repository: str
-    args: tuple[str, ...] = ()
-    stdout: str | None = None  # container path inside one of its output ports
-    stderr: str | None = None
-    ignore_error: bool = False
-
-
-@dataclass(frozen=True)
-class InputPlan:
-    index: int
-    kind: str  # content | file | http | b2share | doi | hdl
-    path: str
-    type: str  # FILE | DIRECTORY (for doi/hdl/b2share/http: as given, else FILE)
-    port: str  # the container path of the port it goes to
-    rel: str  # where inside the port folder ('' = the folder itself)
-    url: str | None = None
-    target: str | None = None  # local path, URL without fragment, DOI or handle
-    checksum: str | None = None
-    record: str | None = None
-    in_place: bool = False
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class OutputPlan:
-    index: int
-    url: str
-    dest: str  # the resolved host path under a data root
-    path: str
-    type: str
-    port: str
-    executor: int
-    rel: str  # inside the port folder ('' = the folder itself); a pattern when wildcard
-    prefix: str | None = None  # path_prefix, for wildcard outputs
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    executors: tuple[ExecutorPlan, ...]
-    inputs: tuple[InputPlan, ...] = ()
-    outputs: tuple[OutputPlan, ...] = ()
-    input_ports: tuple[str, ...] = ()  # every input port path of every executor
-    memory: int | None = None
-    cpus: float | None = None
-    disk: int | None = None
-    warnings: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskPlan:
-        return cls(
-            executors=tuple(
-                ExecutorPlan(**{**e, "args": tuple(e["args"])}) for e in data["executors"]
-            ),
-            inputs=tuple(InputPlan(**i) for i in data["inputs"]),
-            outputs=tuple(OutputPlan(**o) for o in data["outputs"]),
-            input_ports=tuple(data["input_ports"]),
-            memory=data.get("memory"),
-            cpus=data.get("cpus"),
-            disk=data.get("disk"),
-            warnings=tuple(data.get("warnings") or ()),
-        )
 
 
 def clean_path(path: str, what: str) -> str:
@@ -341,9 +269,9 @@ def _resources(task: TesTask) -> tuple[int | None, float | None, int | None, lis
         if check("memory", memory):
             raise BadInput(f"resources.ram_gb: expected 0.004 to 1024, got {res.ram_gb}")
     if res.disk_gb is not None:
-        if not 0 < res.disk_gb <= 1024**2:
-            raise BadInput(f"resources.disk_gb: expected more than 0, got {res.disk_gb}")
         disk = int(res.disk_gb * GB)
+        if check("disk", disk):
+            raise BadInput(f"resources.disk_gb: expected 0.001 to 65536, got {res.disk_gb}")
     warnings = []
     if res.backend_parameters:
         keys = ", ".join(sorted(res.backend_parameters))

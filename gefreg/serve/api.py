@@ -8,7 +8,6 @@ of TES) returns the run records of the task's executors.
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
@@ -33,7 +32,7 @@ from gefreg.serve.tes_models import (
     TesView,
 )
 from gefreg.serve.tokens import TokenEntry
-from gefreg.serve.views import task_view
+from gefreg.serve.views import read_record, task_view
 
 MAX_PAGE = 2047
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -231,19 +230,9 @@ def _add_task_actions(router: APIRouter, app_state: Any) -> None:
         """The run records of the task's executors (a list), or of one (``executor=N``)."""
         row = _visible(app_state.store.get(id), who)
         entries = row.log.get("executors") or []
-        records = [_record(e.get("record")) for e in entries]
+        records = [read_record(e.get("record")) for e in entries]
         if executor is None:
             return [r for r in records if r is not None]
         if not 0 <= executor < len(records) or records[executor] is None:
             raise HTTPException(404, f"executor {executor} of {id} has no run record")
         return records[executor]
-
-
-def _record(path: str | None) -> Any:
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None

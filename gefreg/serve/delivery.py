@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from gefreg.errors import BadInput, CheckFailed
-from gefreg.serve.admission import OutputPlan
 from gefreg.serve.content_cache import CHUNK
+from gefreg.serve.task_plan import OutputPlan
 from gefreg.serve.urls import under_root
 
 

@@ -24,12 +24,12 @@ from gefreg.errors import BadInput, CheckFailed, GefregError
 from gefreg.run.execute import run_service
 from gefreg.run.plan import LimitOverrides, apply_overrides
 from gefreg.run.request import RunRequest, new_run_id
-from gefreg.serve.admission import ExecutorPlan, TaskPlan
 from gefreg.serve.config import ServeConfig
 from gefreg.serve.delivery import deliver, open_new
 from gefreg.serve.releases import trusted_release
 from gefreg.serve.staging import Canceled, Stager
 from gefreg.serve.store import TaskRow, TaskStore
+from gefreg.serve.task_plan import ExecutorPlan, TaskPlan
 from gefreg.serve.tes_models import TesState
 
 log = logging.getLogger("gefreg.serve")
@@ -151,6 +151,7 @@ class TaskExecution:
             LimitOverrides(
                 memory=None if self.plan.memory is None else str(self.plan.memory),
                 cpus=self.plan.cpus,
+                disk=None if self.plan.disk is None else str(self.plan.disk),
             ),
         )
         run_id = new_run_id()

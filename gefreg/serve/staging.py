@@ -19,8 +19,8 @@ from typing import Any
 
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.serve import fetch, pids
-from gefreg.serve.admission import InputPlan, TaskPlan
 from gefreg.serve.content_cache import CHUNK, Cached, ContentCache, place
+from gefreg.serve.task_plan import InputPlan, TaskPlan
 
 
 class Canceled(Exception):

@@ -1,13 +1,14 @@
 """A stored task as TES shows it: MINIMAL (id and state), BASIC (everything but executor
 stdout/stderr, input ``content`` and system logs) or FULL.
 
-Executor logs are read from the run's log files when asked for (FULL), capped like the
-runner's own: the first :data:`LOG_CAP` bytes of each stream, then a line saying how much was
-left out.
+Executor logs are read from the run's log files when asked for (FULL): what the runner kept,
+under the run's own log limit (``resources.logs``), with its note on what it dropped.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from gefreg.serve.store import TaskRow
 from gefreg.serve.tes_models import TesView
 
 API_PREFIX = "/ga4gh/tes/v1"
-LOG_CAP = 10 * 1024**2
+LOG_CAP = 64 * 1024**2  # what one answer carries at most (the runner keeps 10 MiB by default)
 
 
 def read_log(path: str | None, cap: int = LOG_CAP) -> str | None:
@@ -34,18 +35,46 @@ def read_log(path: str | None, cap: int = LOG_CAP) -> str | None:
     return text
 
 
+def log_note(record: Mapping[str, Any] | None, stream: str) -> str | None:
+    """What the runner's capture left out of a stream (its cap, a cut at the timeout)."""
+    facts = ((record or {}).get("logs") or {}).get(stream) or {}
+    parts = []
+    if facts.get("dropped"):
+        parts.append(
+            f"truncated: {facts['dropped']} bytes dropped beyond the run's log limit of "
+            f"{facts.get('limit')} bytes"
+        )
+    if facts.get("cut"):
+        parts.append("the capture was stopped when the run's time was up")
+    return "; ".join(parts) or None
+
+
+def read_record(path: str | None) -> Any:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
 def executor_log(entry: dict[str, Any], full: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"exit_code": entry.get("exit_code", -1)}
-    if entry.get("exit_code") is None:
-        out["exit_code"] = -1
+    """TES ``tesExecutorLog``: stdout and stderr (FULL view) are the run's captured logs,
+    capped by the runner as every run's are (``resources.logs``), with its note when it
+    dropped anything."""
+    code = entry.get("exit_code")
+    out: dict[str, Any] = {"exit_code": -1 if code is None else code}
     for key in ("start_time", "end_time"):
         if entry.get(key):
             out[key] = entry[key]
     if full:
+        record = read_record(entry.get("record"))
         for key in ("stdout", "stderr"):
             text = read_log(entry.get(f"{key}_log"))
+            note = log_note(record, key)
             if text is not None:
-                out[key] = text
+                out[key] = text + (f"\n[gefreg: {note}]\n" if note else "")
     return out
 
 

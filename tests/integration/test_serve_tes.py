@@ -19,7 +19,7 @@ import tes
 
 from gefreg.engine import Engine
 from gefreg.run.hardening import RUN_LABEL
-from tests.serve_fixtures import Instance, gefreg
+from tests.serve_fixtures import CHATTY, Instance, gefreg
 from tests.serve_helpers import ServerProcess
 
 pytestmark = pytest.mark.docker
@@ -251,3 +251,16 @@ def test_stopping_the_server_ends_running_tasks_and_keeps_queued_ones(instance: 
         assert wait_state(client, queued, FINAL) == "COMPLETE"
     finally:
         proc.stop()
+
+
+def test_executor_logs_carry_the_runs_own_cap(instance: Instance, server: ServerProcess) -> None:
+    client = instance.client(server)
+    task_id = client.create_task(
+        tes.Task(executors=[tes.Executor(image="tes-chatty@1.0.0", command=[])])
+    )
+    assert wait_state(client, task_id, FINAL) == "COMPLETE"
+    [log] = client.get_task(task_id, "FULL").logs[0].logs
+    kept, _, note = log.stdout.partition("\n[gefreg: ")
+    assert kept == "chatter\n" * 128  # 1 KiB: what the runner kept
+    assert f"truncated: {CHATTY - 1024} bytes dropped" in note
+    assert "stdout" not in client.get_task(task_id, "BASIC").logs[0].logs[0].as_dict()

@@ -87,6 +87,7 @@ def test_the_live_pages_and_the_task_list(tes_instance: Instance, web: ServerPro
     )
     assert {name: bool(hidden) for hidden, name in items} == {
         "fixity-manifest": False,
+        "tes-chatty": True,
         "tes-hostile": True,
         "tes-sleeper": True,
     }
@@ -165,7 +166,7 @@ def test_a_real_browser_searches_copies_and_finds_no_serious_violations(
     assert _serious(page) == []
     page.get_by_label("Search services").fill("fixity")
     assert page.locator("#entries li:visible").count() == 1
-    assert page.locator("#count").inner_text() == "1 of 3 shown"
+    assert page.locator("#count").inner_text() == "1 of 4 shown"
     page.get_by_role("link", name="fixity-manifest").click()
     page.wait_for_url("**/entries/fixity-manifest/**")
     assert _serious(page) == []

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from gefreg.cli import cli
 from gefreg.errors import BadInput, CheckFailed, InvalidRecord
 from gefreg.serve import urls
-from gefreg.serve.admission import OutputPlan
 from gefreg.serve.content_cache import ContentCache, SizeLimit
 from gefreg.serve.delivery import deliver, open_new
+from gefreg.serve.task_plan import OutputPlan
 from gefreg.serve.tokens import TokenFile, new_token, read_tokens, token_hash
 
 
