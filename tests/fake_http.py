@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,9 +32,12 @@ class Request:
 
 @dataclass(frozen=True)
 class Reply:
+    """An answer; a ``body`` that is not bytes is an iterable of chunks written as they come
+    (give its Content-Length), until the client hangs up."""
+
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    body: bytes | Iterable[bytes] = b""
 
 
 Handler = Callable[[Request], "Reply | bytes"]
@@ -91,10 +94,20 @@ class FakeServer:
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 if "Content-Length" not in reply.headers:
+                    assert isinstance(reply.body, bytes), "a streamed body needs Content-Length"
                     self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if isinstance(reply.body, bytes):
                     self.wfile.write(reply.body)
+                    return
+                self.close_connection = True
+                try:
+                    for chunk in reply.body:
+                        self.wfile.write(chunk)
+                except OSError:  # the client stopped reading and hung up
+                    pass
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

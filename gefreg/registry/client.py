@@ -32,7 +32,7 @@ from gefreg.registry.errors import (
 )
 from gefreg.registry.media_types import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX
 from gefreg.registry.pipelining import pipelined_heads
-from gefreg.registry.transport import USER_AGENT, CountedFile, Sent, Transport
+from gefreg.registry.transport import MAX_MANIFEST, USER_AGENT, CountedFile, Sent, Transport
 
 _REPO = re.compile(
     r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
@@ -188,18 +188,18 @@ class RegistryClient:
                 self.http.send("DELETE", self.http.absolute(location), f"{repo}:push", retries=0)
         return False
 
-    def get_blob(self, repo: str, digest: str) -> bytes:
-        """The blob's bytes, checked against ``digest``."""
+    def get_blob(self, repo: str, digest: str, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes, checked against ``digest``; more than ``max_bytes`` is refused."""
         _check_repo(repo)
         _check_digest(digest)
-        resp = self.http.send("GET", self.http.url(repo, f"blobs/{digest}"), need=f"{repo}:pull")
+        url = self.http.url(repo, f"blobs/{digest}")
+        resp = self.http.send("GET", url, f"{repo}:pull", stream=True)
         if resp.status_code != 200:
             raise self.http.rejected(resp, f"GET blob {digest} from {repo}")
-        body = resp.content
+        body = self.http.read_bounded(resp, max_bytes, f"blob {digest}")
         if sha256_bytes(body) != digest:
             raise DigestMismatch(
-                f"{self.endpoint} sent blob {digest} of {repo} with content "
-                f"hashing to {sha256_bytes(body)}"
+                f"{self.endpoint} sent blob {digest} of {repo} hashing to {sha256_bytes(body)}"
             )
         return body
 
@@ -234,6 +234,7 @@ class RegistryClient:
             self.http.url(repo, f"manifests/{reference}"),
             f"{repo}:pull",
             headers={"Accept": ACCEPT_MANIFESTS},
+            stream=method == "GET",
         )
         if resp.status_code == 404:
             return None
@@ -246,7 +247,7 @@ class RegistryClient:
         resp = self._manifest_request("GET", repo, reference)
         if resp is None:
             return None
-        body = resp.content
+        body = self.http.read_bounded(resp, MAX_MANIFEST, f"a manifest ({repo}:{reference})")
         digest = sha256_bytes(body)
         claimed = reference if is_digest(reference) else resp.headers.get("Docker-Content-Digest")
         if claimed and claimed.startswith("sha256:") and claimed != digest:
@@ -266,7 +267,7 @@ class RegistryClient:
         if resp is None:
             return None
         digest = resp.headers.get("Docker-Content-Digest")
-        if digest:
+        if digest and is_digest(digest):  # anything else: hash the manifest ourselves
             return digest
         found = self.get_manifest(repo, reference)  # a registry that does not say: hash it
         return found.digest if found else None

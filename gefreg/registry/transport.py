@@ -36,10 +36,17 @@ from gefreg import __version__
 from gefreg.errors import BadInput
 from gefreg.registry.auth import Authenticator
 from gefreg.registry.credentials import CredentialSource, DockerCredentials
-from gefreg.registry.errors import RegistryRejected, RegistryUnavailable, rejected, summary
+from gefreg.registry.errors import (
+    DigestMismatch,
+    RegistryRejected,
+    RegistryUnavailable,
+    rejected,
+    summary,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 5.0
+MAX_MANIFEST = 4 * 1024**2  # what CNCF Distribution accepts: no manifest is larger
 MAX_RETRY_AFTER = 10.0
 USER_AGENT = f"gefreg/{__version__}"
 
@@ -211,6 +218,21 @@ class Transport:
                 f"is not JSON: {resp.content[:80]!r}"
             ) from None
 
+    def read_bounded(self, resp: requests.Response, limit: int | None, what: str) -> bytes:
+        """A streamed answer's body, at most ``limit`` bytes (None: any); more is a registry
+        fault, and is not read into memory."""
+        chunks, size = [], 0
+        with resp:
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise DigestMismatch(
+                        f"{self.endpoint} sent more than the {limit} bytes {what} has; "
+                        "stopped reading"
+                    )
+                chunks.append(chunk)
+        return b"".join(chunks)
+
     def rejected(self, resp: requests.Response, what: str) -> RegistryRejected:
         return rejected(str(self.endpoint), resp, what)
 
@@ -237,9 +259,11 @@ class Transport:
         data: bytes | Path | CountedFile | None = None,
         params: dict[str, str] | None = None,
         retries: int | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """A request with authentication (``need``: the scope, e.g. ``repo:pull``): answers
-        401 challenges, at most twice."""
+        401 challenges, at most twice. ``stream``: the body is read by the caller (who bounds
+        it), not at once."""
         fetched: set[tuple[str, str, str]] = set()
         for _round in range(3):
             sent = self.auth.header(need)
@@ -247,7 +271,13 @@ class Transport:
             if sent:
                 merged["Authorization"] = sent
             resp = self.attempts(
-                method, url, headers=merged, data=data, params=params, retries=retries
+                method,
+                url,
+                headers=merged,
+                data=data,
+                params=params,
+                retries=retries,
+                stream=stream,
             )
             if resp.status_code != 401:
                 return resp
@@ -267,6 +297,7 @@ class Transport:
         params: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         retries: int | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """One request with bounded retries on transport failures, 429 and 5xx."""
         tries = (self.retries if retries is None else retries) + 1
@@ -276,7 +307,7 @@ class Transport:
                 time.sleep(self.delay(attempt, retry_after))
             retry_after = None
             try:
-                resp = self._request(method, url, headers, data, params, auth)
+                resp = self._request(method, url, headers, data, params, auth, stream)
             except requests.exceptions.SSLError as exc:
                 raise RegistryUnavailable(
                     f"TLS with {urlsplit(url).netloc} failed: {exc}",
@@ -305,6 +336,7 @@ class Transport:
         data: bytes | Path | CountedFile | None,
         params: dict[str, str] | None,
         auth: tuple[str, str] | None,
+        stream: bool = False,
     ) -> requests.Response:
         if (
             method == "HEAD"
@@ -321,15 +353,16 @@ class Transport:
             opened = open(data, "rb")  # noqa: SIM115
         else:
             opened = contextlib.nullcontext(data)
-        with opened as stream:
+        with opened as body:
             return self._session.request(
                 method,
                 url,
                 headers=headers,
-                data=stream,
+                data=body,
                 params=params,
                 auth=auth,
                 timeout=self.timeout,
+                stream=stream,
             )
 
     def _head_from_pool(self, url: str, headers: dict[str, str] | None) -> requests.Response:

@@ -51,6 +51,7 @@ class Release:
     signed_by: str | None = None  # the trust.yaml key id that signed it at publish
     locks: dict[str, str] | None = None  # lock digests that went into the image (provenance)
     catalog_commit: str | None = None  # the catalog's git commit at publish (provenance)
+    scan_report_digest: str | None = None  # manifest of the scan report artifact (show)
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"

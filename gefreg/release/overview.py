@@ -16,7 +16,7 @@ from typing import Any
 from gefreg.catalog.entries import named_entry, names_hint, service_record_paths
 from gefreg.errors import BadInput, CheckFailed, GefregError
 from gefreg.image.interface import ServiceInterface
-from gefreg.model import ServiceSpec
+from gefreg.model import ServiceSpec, is_digest
 from gefreg.release import ledger, versions
 from gefreg.release.verify import floating_targets
 from gefreg.settings import Settings
@@ -256,6 +256,17 @@ def artifact_tag(digest: str, kind: str) -> str:
     return f"{digest.replace(':', '-')}.{kind}"
 
 
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` as a JSON object; anything else from the registry is refused, not a crash."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise CheckFailed(f"{what} in the registry is not a JSON object", "run `gefreg verify`")
+    return doc
+
+
 def labels(client: Any, release: ledger.Release) -> dict[str, str]:
     """The labels of the published image, from its config blob in the registry."""
     manifest = client.get_manifest(_repo(release), release.digest)
@@ -264,24 +275,32 @@ def labels(client: Any, release: ledger.Release) -> dict[str, str]:
             f"{release.repository}@{release.digest} is gone from the registry",
             "run `gefreg verify` to see what else is missing",
         )
-    config = manifest.json().get("config", {}).get("digest")
-    if not isinstance(config, str):
+    config = _json_object(manifest.body, f"the manifest of {release.version}").get("config")
+    digest, size = (
+        (config.get("digest"), config.get("size")) if isinstance(config, dict) else (0, 0)
+    )
+    if not (isinstance(digest, str) and isinstance(size, int)):
         return {}
-    data = json.loads(client.get_blob(_repo(release), config))
-    found = (data.get("config") or {}).get("Labels") or {}
+    blob = client.get_blob(_repo(release), digest, max_bytes=size)
+    found = _json_object(blob, f"the image config of {release.version}").get("config") or {}
+    found = found.get("Labels") if isinstance(found, dict) else None
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def artifact_digest(client: Any, release: ledger.Release, kind: str) -> str | None:
-    """The manifest digest of the release's SBOM or scan report in the registry, if any."""
-    if kind == "sbom" and release.sbom_digest:
-        return release.sbom_digest  # the ledger says which one was published
+    """The manifest digest of the release's SBOM or scan report in the registry, if any: the
+    one its ledger line names (releases published before it named the scan report: the one
+    under the ``sha256-<hex>.scan`` tag, if its subject is this release)."""
+    recorded = release.sbom_digest if kind == "sbom" else release.scan_report_digest
+    if recorded:
+        return recorded
     return client.head_manifest(_repo(release), artifact_tag(release.digest, kind))  # type: ignore[no-any-return]
 
 
 def fetch_artifact(client: Any, release: ledger.Release, kind: str) -> bytes:
     """The SBOM (``sbom``) or scan report (``scan``) stored with the release, checked to be
-    about this very image before a byte of it is returned."""
+    about this very image, of the kind asked for, of a plausible size and JSON, before a
+    byte of it is returned."""
     repo = _repo(release)
     reference = artifact_digest(client, release, kind)
     manifest = client.get_manifest(repo, reference) if reference else None
@@ -291,23 +310,43 @@ def fetch_artifact(client: Any, release: ledger.Release, kind: str) -> bytes:
             f"the registry holds no {what} for {release.repository}@{release.digest}",
             "releases published with gefreg carry both; `gefreg verify` checks the rest",
         )
-    doc = manifest.json()
-    subject = (doc.get("subject") or {}).get("digest")
-    layers = doc.get("layers") or []
+    digest, size = _artifact_layer(manifest, release, kind, what)
+    data = client.get_blob(repo, digest, max_bytes=size)
+    if len(data) != size:
+        raise CheckFailed(f"the {what} of {release.version} is not the size its manifest says")
+    _json_object(data, f"the {what} of {release.version}")
+    return data  # type: ignore[no-any-return]
+
+
+def _artifact_layer(
+    manifest: Any, release: ledger.Release, kind: str, what: str
+) -> tuple[str, int]:
+    """The digest and size of the artifact's one layer, once the manifest is known to be an
+    artifact of this kind about this very release."""
+    doc = _json_object(manifest.body, f"the {what} manifest of {release.version}")
+    subject = doc.get("subject")
+    subject = subject.get("digest") if isinstance(subject, dict) else None
+    layers = doc.get("layers")
+    layer = layers[0] if isinstance(layers, list) and len(layers) == 1 else None
+    media = ARTIFACT_KINDS[kind]
     if (
         subject != release.digest
-        or doc.get("artifactType") != ARTIFACT_KINDS[kind]
-        or len(layers) != 1
+        or doc.get("artifactType") != media
+        or not isinstance(layer, dict)
+        or layer.get("mediaType") != media
     ):
         raise CheckFailed(
-            f"the {what} under {repo}:{artifact_tag(release.digest, kind)} is not the one "
-            f"published with {release.version} (its subject is {subject})",
+            f"the {what} under {_repo(release)}@{manifest.digest} is not the one published "
+            f"with {release.version} (its subject is {subject!r}, its type "
+            f"{doc.get('artifactType')!r})",
             "refusing to show it; run `gefreg verify`",
         )
-    layer = layers[0]
-    if not isinstance(layer.get("size"), int) or layer["size"] > MAX_ARTIFACT:
+    digest, size = layer.get("digest"), layer.get("size")
+    if not isinstance(digest, str) or not is_digest(digest):
+        raise CheckFailed(f"the {what} of {release.version} names no valid blob digest")
+    if not isinstance(size, int) or not 0 < size <= MAX_ARTIFACT:
         raise CheckFailed(f"the {what} of {release.version} claims an implausible size")
-    return client.get_blob(repo, layer["digest"])  # type: ignore[no-any-return]
+    return digest, size
 
 
 def registry_part(

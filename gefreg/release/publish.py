@@ -190,6 +190,7 @@ def publish(
             published=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             scan=evidence.scan_summary,
             sbom_digest=dict(artifacts).get("sbom"),
+            scan_report_digest=dict(artifacts).get("scan"),
             gefreg_version=__version__,
             floating=list(moved),
             interface=ServiceInterface.from_spec(entry.spec).to_json(),

@@ -60,6 +60,9 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
     ]
     assert page["registry"]["labels"]["org.opencontainers.image.version"] == "1.0.0"
     assert page["registry"]["sbom"] and page["registry"]["scan_report"]
+    # the ledger names both artifacts, so a registry cannot swap them
+    assert pub.releases()[0]["scan_report_digest"] == page["registry"]["scan_report"]
+    assert pub.releases()[0]["sbom_digest"] == page["registry"]["sbom"]
     assert page["registry"]["signature"]["state"] == "unsigned"  # published without a key
     assert page["run"] == "gefreg run pub-browse@1.0.0 --input DIR --output DIR"
     text = gefreg("show", *opts, "pub-browse").stdout
@@ -142,6 +145,15 @@ def test_show_refuses_an_artifact_of_another_image(tmp_path: Path, registry: Loc
         client.put_manifest(
             pub.name, f"{v110.replace(':', '-')}.scan", other.body, other.media_type
         )
+    # The ledger names the report published with 1.1.0: the swapped tag is not looked at.
+    shown = gefreg("show", *pub.opts(), "pub-artifact@1.1.0", "--scan-report")
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["subject"]["image_id"] == pub.releases()[1]["image_id"]
+    # A ledger from before it named the report: the tag is followed, and its subject checked.
+    lines = [json.loads(line) for line in pub.ledger.read_text().splitlines()]
+    for line in lines:
+        del line["scan_report_digest"]
+    pub.ledger.write_text("".join(json.dumps(line) + "\n" for line in lines))
     refused = gefreg("show", *pub.opts(), "pub-artifact@1.1.0", "--scan-report")
     assert refused.exit_code == 1 and "is not the one published with 1.1.0" in refused.stderr
     assert refused.stdout == ""
