@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from gefreg.release.overview import EntryPage
 
 
+def _say(text: str) -> None:
+    """A line of `list` or `show`: ledgers and registries are not trusted to hold only text a
+    terminal should see (a yank's date, a label, a scan summary may carry escape sequences)."""
+    from gefreg.cli import ui
+
+    click.echo(ui.shown(text))
+
+
 @cli.command(name="list")
 @settings_options
 @json_option
@@ -45,10 +53,10 @@ def list_cmd(catalog: str | None, registry: str | None, as_json: bool) -> None:
         latest = row.latest
         if latest is None:
             state = f"(not published; the record is at {row.record_version or '?'})"
-            click.echo(f"{row.name:<{width}}  {'-':<9} {state}")
+            _say(f"{row.name:<{width}}  {'-':<9} {state}")
             continue
         yanked = f", {row.yanked} yanked" if row.yanked else ""
-        click.echo(
+        _say(
             f"{row.name:<{width}}  {latest.version:<9} {latest.published[:10]}  "
             f"{latest.digest[:19]}…  {latest.scan or 'no scan verdict'}"
             f"  ({ui.count(row.releases, 'release')}{yanked})"
@@ -118,35 +126,33 @@ def _with_registry(found: EntryPage, part: dict[str, Any]) -> EntryPage:
 def _print_page(found: EntryPage) -> None:
     spec = found.spec
     title = found.name + (f" — {spec.description}" if spec else "  (the record is invalid)")
-    click.echo(title)
+    _say(title)
     if spec is not None:
-        click.echo(f"  license: {spec.license}; maintainers: {', '.join(spec.maintainers)}")
+        _say(f"  license: {spec.license}; maintainers: {', '.join(spec.maintainers)}")
         for key in ("source", "documentation"):
             if getattr(spec, key):
-                click.echo(f"  {key}: {getattr(spec, key)}")
-    click.echo("versions:" if found.versions else "versions: none published yet")
+                _say(f"  {key}: {getattr(spec, key)}")
+    _say("versions:" if found.versions else "versions: none published yet")
     for info in reversed(found.versions):
         tags = f"  [{', '.join(info.floating)}]" if info.floating else ""
-        click.echo(f"  {info.version:<10} {info.published}  {info.repository}@{info.digest}{tags}")
+        _say(f"  {info.version:<10} {info.published}  {info.repository}@{info.digest}{tags}")
         if info.yanked is not None:
-            click.echo(f"  {'':<10} YANKED {info.yanked.yanked[:10]}: {info.yanked.reason}")
+            _say(f"  {'':<10} YANKED {info.yanked.yanked[:10]}: {info.yanked.reason}")
     if spec is not None and spec.version not in {v.version for v in found.versions}:
-        click.echo(f"  {spec.version:<10} (the record: not published yet)")
+        _say(f"  {spec.version:<10} (the record: not published yet)")
     selected = found.selected
     heading = selected.version if selected else (spec.version if spec else "?")
-    click.echo(f"{found.name} {heading}:")
+    _say(f"{found.name} {heading}:")
     if selected is not None and selected.yanked is not None:
-        click.echo(
-            f"  YANKED: {selected.yanked.reason} — `gefreg run` refuses it unless --allow-yanked"
-        )
+        _say(f"  YANKED: {selected.yanked.reason} — `gefreg run` refuses it unless --allow-yanked")
     if found.interface is not None:
         _print_interface(found.interface)
     if selected is not None:
-        click.echo(f"  scan: {selected.scan or 'no verdict in the ledger'}")
+        _say(f"  scan: {selected.scan or 'no verdict in the ledger'}")
         _print_registry(found.registry, f"{found.name}@{selected.version}")
     command = found.run_command()
     if command:
-        click.echo(f"run it:\n  {command}")
+        _say(f"run it:\n  {command}")
 
 
 def _size(n: float) -> str:
@@ -160,10 +166,10 @@ def _size(n: float) -> str:
 def _print_interface(interface: ServiceInterface) -> None:
     for side, ports in (("input", interface.inputs), ("output", interface.outputs)):
         for port in ports:
-            click.echo(f"  {side} {port.name}: {port.path}")
-    click.echo(f"  command: {' '.join(interface.command)}; user {interface.user}")
+            _say(f"  {side} {port.name}: {port.path}")
+    _say(f"  command: {' '.join(interface.command)}; user {interface.user}")
     r = interface.resources
-    click.echo(
+    _say(
         f"  resources: memory {_size(r.memory)}, cpus {r.cpus:g}, timeout {r.timeout:g} s, "
         f"pids {r.pids}"
     )
@@ -171,16 +177,16 @@ def _print_interface(interface: ServiceInterface) -> None:
 
 def _print_registry(part: dict[str, Any], pinned: str) -> None:
     if "error" in part:
-        click.echo(f"  registry: not reachable ({part['error']}): labels and artifacts not shown")
+        _say(f"  registry: not reachable ({part['error']}): labels and artifacts not shown")
         return
     for kind, flag in (("sbom", "--sbom"), ("scan_report", "--scan-report")):
         digest = part.get(kind)
         shown = f"{digest}  (gefreg show {pinned} {flag})" if digest else "none in the registry"
-        click.echo(f"  {kind.replace('_', ' ')}: {shown}")
+        _say(f"  {kind.replace('_', ' ')}: {shown}")
     signature = part.get("signature")
     if signature is not None:
-        click.echo(f"  signature: {signature.get('describe') or signature.get('state')}")
+        _say(f"  signature: {signature.get('describe') or signature.get('state')}")
     labels = part.get("labels") or {}
-    click.echo(f"  labels ({len(labels)}):")
+    _say(f"  labels ({len(labels)}):")
     for key, value in sorted(labels.items()):
-        click.echo(f"    {key}={value}")
+        _say(f"    {key}={value}")

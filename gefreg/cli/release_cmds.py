@@ -207,9 +207,9 @@ def verify(
                 state += " (allowed)"
             if repair and not issue.repaired:
                 state += " (not repaired)"
-            click.echo(f"{issue.entry}: {state}: {issue.message}")
+            click.echo(ui.shown(f"{issue.entry}: {state}: {issue.message}"))
             if issue.hint and not issue.repaired and issue.blocking:
-                click.echo(f"  hint: {issue.hint}")
+                click.echo(ui.shown(f"  hint: {issue.hint}"))
         blocking = sum(1 for i in result.issues if i.blocking)
         notes = len(result.issues) - blocking
         click.echo(
@@ -277,15 +277,15 @@ def review(
             )
             marker = "FAIL" if entry.problems else "ok"
             click.echo(f"{marker:4} {entry.name} ({entry.status}, {version})")
-            for problem in entry.problems:
-                click.echo(f"     {problem}")
+            for problem in entry.problems:  # they quote the pull request's own text
+                click.echo(ui.shown(f"     {problem}"))
             for version, reason in entry.yanked:
-                click.echo(f"     yanks {version}: {reason}")
+                click.echo(ui.shown(f"     yanks {version}: {reason}"))
         if report.trust is not None:
             marker = "FAIL" if report.trust.problems else "ok"
             click.echo(f"{marker:4} trust.yaml (changed)")
             for line in (*report.trust.problems, *(f"note: {n}" for n in report.trust.notes)):
-                click.echo(f"     {line}")
+                click.echo(ui.shown(f"     {line}"))
         click.echo(
             f"review against {base_rev}: {ui.count(len(report.entries), 'changed entry')}, "
             f"build: {' '.join(report.to_build) or 'none'}",
@@ -337,7 +337,8 @@ def yank(
         ui.print_json(result.to_json())
         return
     if result.status == "already yanked":
-        click.echo(f"{name} {version} was already yanked on {result.yanked}: {result.reason}")
+        text = f"{name} {version} was already yanked on {result.yanked}: {result.reason}"
+        click.echo(ui.shown(text))  # the ledger's words
         return
     click.echo(f"yanked {name} {version}: {reason}")
     for tag, moved_to in sorted(result.moved.items()):

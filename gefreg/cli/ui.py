@@ -13,10 +13,18 @@ import click
 from gefreg.errors import GefregError
 
 
+def shown(text: str) -> str:
+    """Text from outside (names, ledgers, registries, tools) as it may reach a terminal:
+    control characters written as ``\\xNN``, line breaks kept."""
+    from gefreg.run.log_tail import visible
+
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
 def error(exc: GefregError) -> None:
-    click.echo(f"gefreg: error: {exc.message}", err=True)
+    click.echo(f"gefreg: error: {shown(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"  hint: {exc.hint}", err=True)
+        click.echo(f"  hint: {shown(exc.hint)}", err=True)
 
 
 def usage_error(exc: click.UsageError) -> None:
@@ -25,9 +33,9 @@ def usage_error(exc: click.UsageError) -> None:
     message, _, suggestion = message.partition("Did you mean")
     message = message.strip().rstrip(".( ")
     message = message[:1].lower() + message[1:] if message[1:2].islower() else message
-    click.echo(f"gefreg: error: {message}", err=True)
+    click.echo(f"gefreg: error: {shown(message)}", err=True)
     if suggestion:
-        click.echo(f"  hint: did you mean{suggestion.rstrip(').')}", err=True)
+        click.echo(f"  hint: did you mean{shown(suggestion.rstrip(').'))}", err=True)
     ctx = exc.ctx
     if ctx is not None:
         usage = ctx.get_usage().removeprefix("Usage: ").strip()
@@ -56,6 +64,29 @@ def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
+
+
+def _seconds_setting(text: str | None) -> float:
+    """$GEFREG_PROGRESS_EVERY: seconds between progress lines in logs."""
+    from gefreg.errors import BadInput
+
+    try:
+        seconds = float(text) if text else PROGRESS_EVERY
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:
+        raise BadInput(
+            f"GEFREG_PROGRESS_EVERY={text!r} is not a number of seconds",
+            "set it to e.g. 10 (seconds between progress lines in logs), or unset it",
+        )
+    return seconds
+
+
+def _plain(text: str) -> Any:
+    """``text`` for rich as it is: a tool's `[/x]` is not markup (it raised MarkupError)."""
+    from rich.text import Text
+
+    return Text(text)
 
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -88,7 +119,7 @@ class Progress:
         self.enabled = enabled
         self.live = enabled and sys.stderr.isatty()
         configured = os.environ.get("GEFREG_PROGRESS_EVERY")
-        self.every = every if every is not None else float(configured or PROGRESS_EVERY)
+        self.every = every if every is not None else _seconds_setting(configured)
         self._status: Any = None
         self._console: Any = None
         self._lock = threading.RLock()
@@ -122,6 +153,7 @@ class Progress:
             self._status.__exit__(*exc)
 
     def _line(self, text: str) -> None:
+        text = shown(text)
         if self._console is not None:
             self._console.print(text, markup=False, highlight=False)
         else:
@@ -140,11 +172,12 @@ class Progress:
         if not self.enabled:
             return
         self._end_step()
+        text = shown(text)  # steps and notes often carry a tool's output
         with self._lock:
             self._step, self._detail, self._samples, self._total = text, "", [], None
             self._started = self._printed = time.monotonic()
             if self._status is not None:
-                self._status.update(text[:150])
+                self._status.update(_plain(text[:150]))
             else:
                 click.echo(text, err=True)
 
@@ -152,6 +185,7 @@ class Progress:
         """A line within the current step (a tool's output): live detail, or a printed line."""
         if not self.enabled:
             return
+        text = shown(text)
         with self._lock:
             self._detail = text
             if self._status is None:
@@ -204,7 +238,7 @@ class Progress:
                 text = self._bytes_text(now) or self._detail
                 detail = f" — {text}" if text else ""
                 if self._status is not None:
-                    self._status.update(f"{self._step[:120]}{detail[:80]} ({elapsed})")
+                    self._status.update(_plain(f"{self._step[:120]}{detail[:80]} ({elapsed})"))
                 elif now - self._printed >= self.every:
                     self._printed = now
                     click.echo(f"  … {self._step}{detail} ({elapsed})", err=True)

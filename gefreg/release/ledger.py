@@ -257,7 +257,7 @@ def reason_problem(reason: str) -> str | None:
         return "a yank needs a reason"
     if len(reason) > MAX_REASON:
         return f"the reason is too long ({len(reason)} characters, at most {MAX_REASON})"
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+    if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in reason):
         return "the reason must be one line of text (no control characters)"
     return None
 

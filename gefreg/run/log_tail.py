@@ -16,9 +16,10 @@ MAX_LINE = 300
 
 
 def visible(text: str) -> str:
-    """``text`` with every control character but tab written as ``\\xNN``."""
+    """``text`` with every control character but tab (C0, DEL and the C1 range a terminal
+    may obey too, such as U+009B, the one-character CSI) written as ``\\xNN``."""
     return "".join(
-        c if c == "\t" or (ord(c) >= 32 and ord(c) != 127) else f"\\x{ord(c):02x}" for c in text
+        c if c == "\t" or (32 <= ord(c) < 127 or ord(c) > 159) else f"\\x{ord(c):02x}" for c in text
     )
 
 
