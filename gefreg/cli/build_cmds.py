@@ -297,10 +297,11 @@ def clean(dry_run: bool, catalog: str | None, registry: str | None, as_json: boo
         freed += item.size or 0
         size = f"; frees {item.size / 1024**2:.1f} MiB" if item.size else ""
         click.echo(f"{verb} {item.kind} {item.what} ({item.why}{size})")
+    gone = [item.kind for item in done if not item.error]
     counts = [
-        ui.count(len(plan.tags), "tag"),
-        ui.count(len(plan.containers), "container"),
-        ui.count(len(plan.state), "state file", "state files"),
+        ui.count(gone.count("tag"), "tag"),
+        ui.count(gone.count("container"), "container"),
+        ui.count(gone.count("state"), "state file", "state files"),
     ]
     tail = f", {freed / 1024**2:.1f} MiB of images" if freed else ""
     click.echo(f"{'dry run: ' if dry_run else ''}{', '.join(counts)}{tail}", err=True)

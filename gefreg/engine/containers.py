@@ -197,6 +197,7 @@ class ContainerCalls:
                         name=str((c.get("Names") or ["?"])[0]).lstrip("/"),
                         labels={str(k): str(v) for k, v in (c.get("Labels") or {}).items()},
                         finished_at=str(state.get("FinishedAt") or ""),
+                        image_id=str(c.get("ImageID") or ""),
                     )
                 )
         return out

@@ -41,6 +41,7 @@ class StoppedContainer:
     name: str
     labels: dict[str, str]
     finished_at: str
+    image_id: str = ""  # the image it ran
 
 
 @dataclass(frozen=True)

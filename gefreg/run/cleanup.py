@@ -4,15 +4,19 @@ What counts, and nothing else:
 
 * **build tags** in this catalog's own namespace (``gefreg/<folder>-<hash>/NAME``) that no
   current build record names: tags of older builds and of entries that left the catalog. Tags
-  are removed one by one, never forced: the engine deletes an image only when its last tag goes
-  and no container uses it. Other catalogs' tags, pulled releases and images gefreg did not
-  tag are not looked at;
+  are removed one by one, never forced: the engine deletes an image only when its last tag goes,
+  no container uses it and it is not also known by digest (a pulled release). Other catalogs'
+  tags, pulled releases and images gefreg did not tag are not looked at;
 * **stopped run containers**: containers with gefreg's run label, for a service of this
-  catalog, that exited at least ``min_age`` ago (the runner removes its own containers within
-  seconds, so an older one was left behind by a run that was killed);
+  catalog, running an image of this catalog (its builds, its releases: labels alone do not
+  tell two catalogs' services of one name apart), that exited at least ``min_age`` ago (the
+  runner removes its own containers within seconds, so an older one was left behind by a run
+  that was killed);
 * **state** under the catalog's state folder that nothing reads any more: build records of
   images the engine no longer has (or is about to lose), build folders and rendered lint
-  Dockerfiles of entries that left the catalog, and build contexts a killed build left.
+  Dockerfiles of entries that left the catalog, and build contexts a killed build left. The
+  state folder may be any folder (GEFREG_STATE): a build folder holding anything gefreg does
+  not write there is kept and listed, a Dockerfile without gefreg's header is not looked at.
 
 Run records, outputs, ledgers, caches and the registry are never touched.
 """
@@ -29,11 +33,12 @@ from typing import Any
 
 from gefreg.catalog.entries import service_record_paths
 from gefreg.engine import Engine
-from gefreg.image.build_record import kept_builds, read_build
+from gefreg.image.build_record import BY_KEY, all_builds, kept_builds, read_build
 from gefreg.run.hardening import RUN_LABEL, SERVICE_LABEL
 from gefreg.settings import Settings
 
 MIN_AGE = timedelta(minutes=10)
+RENDERED = b"# Rendered by gefreg"
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,9 @@ def stale_tags(settings: Settings, engine: Engine) -> tuple[list[Removal], set[s
     for image in engine.tagged_images(prefix):
         mine = [t for t in image.repo_tags if t.startswith(prefix)]
         stale = [t for t in mine if t not in keep and _entry(t, prefix) not in damaged]
-        last = len(stale) == len(image.repo_tags)
+        # An image the engine also knows by digest (a release pulled from the registry, same
+        # image ID as the build) stays when its last tag goes.
+        last = len(stale) == len(image.repo_tags) and not image.repo_digests
         if last:
             doomed.add(image.id)
         for i, tag in enumerate(sorted(stale)):
@@ -113,15 +120,33 @@ def _finished(text: str) -> datetime | None:
         return None
 
 
+def own_images(settings: Settings, names: set[str]) -> set[str]:
+    """The image IDs this catalog ran or could run: its builds (current and kept) and the
+    releases in its ledgers. Another catalog's service of the same name runs other images."""
+    from gefreg.errors import GefregError
+    from gefreg.release import ledger
+
+    found = {r.image_id for name in names for r in all_builds(settings, name)}
+    for name in names:
+        try:
+            found.update(r.image_id for r in ledger.read(settings.catalog / name))
+        except GefregError:
+            continue  # a damaged ledger vouches for nothing
+    return found
+
+
 def stopped_runs(
     settings: Settings, engine: Engine, min_age: timedelta, now: datetime
 ) -> list[Removal]:
     names = _names(settings)
+    ours = own_images(settings, names)
     out = []
     for container in engine.stopped_containers(RUN_LABEL):
         service = container.labels.get(SERVICE_LABEL, "")
         finished = _finished(container.finished_at)
-        if service not in names or finished is None or now - finished < min_age:
+        if service not in names or container.image_id not in ours:
+            continue  # another catalog's (or tool's) container, whatever its labels say
+        if finished is None or now - finished < min_age:
             continue
         run = container.labels.get(RUN_LABEL, "?")
         what = f"{container.name} ({container.id[:12]})"
@@ -137,7 +162,11 @@ def stale_state(settings: Settings, engine: Engine, doomed: set[str]) -> list[Re
         if not folder.is_dir():
             continue
         if folder.name not in names:
-            out.append(Removal("state", str(folder), "build records of an entry that left"))
+            foreign = _not_ours(folder)
+            error = f"holds files gefreg did not write: {foreign}" if foreign else None
+            out.append(
+                Removal("state", str(folder), "build records of an entry that left", None, error)
+            )
             continue
         out += _stale_records(settings, engine, folder.name, doomed)
         for context in sorted(folder.glob("context.*")):
@@ -146,9 +175,36 @@ def stale_state(settings: Settings, engine: Engine, doomed: set[str]) -> list[Re
                 out.append(Removal("state", str(context), "build context of a killed build"))
     lint = settings.state_dir / "lint"
     for dockerfile in sorted(lint.glob("*.Dockerfile")) if lint.is_dir() else []:
-        if dockerfile.name.removesuffix(".Dockerfile") not in names:
+        if dockerfile.name.removesuffix(".Dockerfile") not in names and _rendered(dockerfile):
             out.append(Removal("state", str(dockerfile), "rendered for an entry that left"))
     return out
+
+
+def _not_ours(folder: Path) -> str | None:
+    """The first thing in a build folder that gefreg does not write there (build.json,
+    build.log, by-key/*.json, context.<pid>/), if any: then the folder is not removed. The
+    state folder is wherever GEFREG_STATE says, perhaps among the user's own files."""
+    for child in sorted(folder.iterdir()):
+        if child.name in ("build.json", "build.log") and child.is_file():
+            continue
+        if child.name.startswith("context.") and child.is_dir() and not child.is_symlink():
+            continue
+        if child.name == BY_KEY and child.is_dir() and not child.is_symlink():
+            strange = [p for p in child.iterdir() if p.suffix != ".json" or not p.is_file()]
+            if not strange:
+                continue
+            return str(strange[0])
+        return str(child)
+    return None
+
+
+def _rendered(dockerfile: Path) -> bool:
+    """Whether gefreg wrote this file (lint renders every Dockerfile with its header)."""
+    try:
+        with open(dockerfile, "rb") as fh:
+            return fh.read(len(RENDERED)) == RENDERED
+    except OSError:
+        return False
 
 
 def _stale_records(
@@ -200,6 +256,9 @@ def clean(settings: Settings, engine: Engine, plan: CleanPlan) -> list[Removal]:
         error = engine.untag(item.what)
         done.append(Removal(item.kind, item.what, item.why, item.size, error))
     for item in plan.state:
+        if item.error:  # kept: it is listed with the reason
+            done.append(item)
+            continue
         path = Path(item.what)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ from click.testing import CliRunner
 
 from gefreg.cli import cli
 from gefreg.engine import Engine
+from gefreg.image.build_record import kept_builds
 from gefreg.run.cleanup import clean, plan_clean
 from gefreg.run.hardening import RUN_LABEL, SERVICE_LABEL
 from gefreg.settings import Settings
 from tests.helpers import busybox_entry, make_catalog
+from tests.registry_fixtures import LocalRegistry
 
 pytestmark = pytest.mark.docker
 
@@ -135,3 +138,67 @@ def test_clean_removes_only_what_gefreg_made_and_no_longer_needs(
     finally:
         engine.remove_image(foreign)
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+def stopped_run(image: str, service: str) -> str:
+    """A container as a killed `gefreg run` of ``service`` leaves it: labelled, exited."""
+    labels = ["--label", f"{RUN_LABEL}=test-{os.urandom(3).hex()}", "--label"]
+    created = subprocess.run(
+        ["docker", "create", *labels, f"{SERVICE_LABEL}={service}", image, "/bin/busybox", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(["docker", "start", "-a", created], check=True, capture_output=True)
+    return created
+
+
+def test_clean_leaves_what_another_catalog_or_the_user_owns(
+    two_catalogs: tuple[Settings, Settings], engine: Engine, registry: LocalRegistry
+) -> None:
+    """Attacks on `never anything gefreg did not create`: a killed run of the other catalog's
+    service of the same name; a user's files in the state folder (GEFREG_STATE may be any
+    folder); an old build whose image is also a release pulled by digest (the engine keeps it
+    when its last tag goes, so clean must neither claim the space nor drop its record)."""
+    a, b = two_catalogs
+    first = build(a, NAME)[NAME]
+    image_b = build(b, NAME)[NAME]
+    (a.catalog / NAME / "run.sh").write_text("echo changed > /data/output/x\n")
+    build(a, NAME)
+    theirs = stopped_run(image_b, NAME)
+    (a.state_dir / "builds" / "notes").mkdir(parents=True)
+    (a.state_dir / "builds" / "notes" / "todo.txt").write_text("mine\n")
+    (a.state_dir / "lint").mkdir(exist_ok=True)
+    (a.state_dir / "lint" / "mine.Dockerfile").write_text("FROM scratch\n")
+    # The old build, pushed and known to the engine by digest too, like a pulled release.
+    remote = f"{registry.address}/{NAME}"
+    engine.tag(first, remote, "pushed")
+    pushed = subprocess.run(
+        ["docker", "push", f"{remote}:pushed"], check=True, capture_output=True, text=True
+    ).stdout
+    digest = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed).group(1)  # type: ignore[union-attr]
+    subprocess.run(["docker", "rmi", f"{remote}:pushed"], check=True, capture_output=True)
+    subprocess.run(["docker", "pull", f"{remote}@{digest}"], check=True, capture_output=True)
+    pulled = engine.image(first)
+    assert pulled is not None and pulled.repo_digests
+    try:
+        code, out, err = gefreg(a, "clean", "--dry-run")
+        assert code == 0, err
+        assert "kept state" in out and "notes: holds files gefreg did not write" in out
+        assert f"{a.image_namespace}/{NAME}:build-" in out and "frees" not in out
+        plan = plan_clean(a, engine, min_age=timedelta(0))
+        assert plan.containers == () and plan.doomed_images == frozenset()
+        removed = clean(a, engine, plan)
+        assert [r.what for r in removed if r.kind == "tag"], removed
+        assert subprocess.run(["docker", "inspect", theirs], capture_output=True).returncode == 0
+        assert (a.state_dir / "builds" / "notes" / "todo.txt").read_text() == "mine\n"
+        assert (a.state_dir / "lint" / "mine.Dockerfile").is_file()
+        assert engine.image(first) is not None  # still there, by digest
+        assert any(
+            record.image_id == first for _, record in kept_builds(a, NAME) if record is not None
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", theirs], capture_output=True)
+        left = engine.image(first)
+        for ref in left.repo_digests if left is not None else ():
+            engine.remove_image(ref)
