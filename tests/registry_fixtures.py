@@ -202,14 +202,20 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def tiny_image(text: str = "hello") -> TinyImage:
-    """A valid linux/amd64 OCI image with one file, /hello.txt; same text → same digest."""
+def tiny_image(text: str = "hello", filler: int = 0) -> TinyImage:
+    """A valid linux/amd64 OCI image with one file, /hello.txt; same text → same digest.
+    ``filler`` random bytes in /filler make the layer big enough for the engine to report
+    download progress (a layer of a few hundred bytes may show only "Download complete")."""
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
         content = f"{text}\n".encode()
         info = tarfile.TarInfo("hello.txt")
         info.size, info.mtime, info.mode = len(content), 0, 0o644
         tar.addfile(info, io.BytesIO(content))
+        if filler:
+            info = tarfile.TarInfo("filler")
+            info.size, info.mtime, info.mode = filler, 0, 0o644
+            tar.addfile(info, io.BytesIO(os.urandom(filler)))
     raw = tar_bytes.getvalue()
     layer = gzip.compress(raw, mtime=0)
     config = json.dumps(

@@ -43,7 +43,7 @@ def test_publish_shows_upload_bytes_rate_and_time(tmp_path: Path, registry: Loca
 
 
 def test_pulls_report_the_bytes_they_download(registry: LocalRegistry, engine: Engine) -> None:
-    image = tiny_image(f"pull progress {os.urandom(4).hex()}")
+    image = tiny_image(f"pull progress {os.urandom(4).hex()}", filler=4 << 20)
     repo = "progress/pull"
     with RegistryClient(registry.address) as client:
         for digest, data in image.blobs():
