@@ -9,19 +9,20 @@ from pathlib import Path
 
 # Shared syntax rules. The same patterns guard validation (catalog/) and rendering (image/render),
 # so a value that reaches a Dockerfile instruction outside a quoted label has passed one of these.
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-PORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# They end in \Z, not $: `$` also matches before a final line break ("curl\n" broke a RUN line).
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+PORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 # Written so that no character can be matched two ways: a near-miss fails in linear time.
-CONTAINER_PATH_RE = re.compile(r"^(?:/|(?:/[A-Za-z0-9_.+@-]+)+/?)$")
-ENTRY_PATH_RE = re.compile(r"^(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+/?$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?$")
-PIP_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
+CONTAINER_PATH_RE = re.compile(r"^(?:/|(?:/[A-Za-z0-9_.+@-]+)+/?)\Z")
+ENTRY_PATH_RE = re.compile(r"^(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+/?\Z")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+APT_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+~:-]+)?\Z")
+PIP_REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)\Z")
 # The one digest pattern: image IDs, manifest digests, fingerprints and cache keys are all
 # sha256 digests. (The registry client also accepts OCI's general ``algorithm:encoded`` form,
 # since a registry may answer with another algorithm.)
 SHA256_DIGEST = r"sha256:[0-9a-f]{64}"
-DIGEST_RE = re.compile(rf"^{SHA256_DIGEST}$")
+DIGEST_RE = re.compile(rf"^{SHA256_DIGEST}\Z")
 
 
 def is_digest(text: object) -> bool:

@@ -17,8 +17,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_REQUIRED = ("name", "description", "suite", "source_date_epoch")
 BASE_OPTIONAL = ("variant", "mirror", "packages", "labels", "env")
 VARIANTS = ("minbase", "buildd", "important", "required", "standard")
-LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+LABEL_KEY_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+SUITE_RE = re.compile(r"^[a-z][a-z0-9-]*\Z")
 
 
 def parse_base(path: Path, doc: Any) -> BaseSpec:

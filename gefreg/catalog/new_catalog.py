@@ -11,6 +11,7 @@ at all.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +73,31 @@ def _contents() -> dict[str, str]:
     return out
 
 
+def _taken(directory: Path, rel: str) -> str | None:
+    """How ``rel`` under ``directory`` is already taken: it exists (a dangling link too), or
+    one of the folders on its way is a symbolic link (writing through it would put files
+    somewhere else, or fail half-way). None when init may write it."""
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        if (directory / folder).is_symlink():
+            return f"{folder} (a symbolic link)"
+    return rel if os.path.lexists(directory / rel) else None
+
+
 def init_catalog(directory: Path) -> NewCatalog:
     """Write a new catalog repository into ``directory`` (created when missing)."""
     if directory.exists() and not directory.is_dir():
         raise BadInput(f"{directory} is a file, not a folder", "name a folder for the catalog")
     contents = _contents()
     lock = f"{CATALOG_DIR}/{BASES_DIR}/{LOCK_FILE}"
-    kept = [rel for rel in KEPT_IF_PRESENT if (directory / rel).exists()]
-    taken = [rel for rel in [*contents, lock] if rel not in kept and (directory / rel).exists()]
-    if (directory / CATALOG_DIR).exists():
+    kept = [rel for rel in KEPT_IF_PRESENT if os.path.lexists(directory / rel)]
+    taken = [t for rel in [*contents, lock] if rel not in kept and (t := _taken(directory, rel))]
+    if os.path.lexists(directory / CATALOG_DIR):
         taken.insert(0, CATALOG_DIR + "/")
     if taken:
         raise BadInput(
-            f"{directory} already holds {', '.join(taken[:4])}"
+            f"{directory} already holds {', '.join(dict.fromkeys(taken[:4]))}"
             + (f" and {len(taken) - 4} more" if len(taken) > 4 else ""),
             "init writes into a new or empty folder and never overwrites: "
             "choose another folder; nothing was changed",

@@ -13,7 +13,7 @@ from gefreg.validators import check_container_path, check_entry_path, inside
 from gefreg.yamlio import FieldReader
 
 PROVIDED_KEY = "apt-provides"
-DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?\Z")
 
 
 class ContentFields(FieldReader):

@@ -36,7 +36,7 @@ from gefreg.validators import (
     overlapping,
 )
 
-REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
+REVISION_RE = re.compile(r"^[A-Za-z0-9._/-]{1,128}\Z")
 
 REQUIRED = (
     "name",

@@ -35,7 +35,7 @@ from gefreg.model import Port
 CWL_VERSION = "v1.2"
 SCHEMA_ORG = "https://schema.org/"
 MIB = 1024 * 1024
-_SYMBOL = re.compile(r"^\w+$")
+_SYMBOL = re.compile(r"^\w+\Z")
 _PERSON = re.compile(r"\s*([^<,][^<]*?)\s*<([^<>@\s]+@[^<>\s]+)>\s*,?")
 
 

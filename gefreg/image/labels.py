@@ -102,7 +102,7 @@ def image_labels(
     return labels
 
 
-_PORT_KEY = re.compile(r"^eudat\.gef\.service\.(input|output)\.(\d+)\.(name|path|type|filename)$")
+_PORT_KEY = re.compile(r"^eudat\.gef\.service\.(input|output)\.(\d+)\.(name|path|type|filename)\Z")
 
 
 def numbered_ports(labels: Mapping[str, str]) -> dict[str, list[tuple[int, dict[str, str]]]]:

@@ -25,7 +25,7 @@ from gefreg.validators import check_container_path, check_entry_path
 # A FROM reference: scratch, or registry/repository[:tag][@sha256:digest] in safe characters.
 BASE_REF_RE = re.compile(
     r"^(?:scratch|[a-z0-9.:-]+(?:/[a-z0-9._-]+)+(?::[A-Za-z0-9._-]+)?"
-    rf"(?:@{SHA256_DIGEST})?)$"
+    rf"(?:@{SHA256_DIGEST})?)\Z"
 )
 CONTEXT_FILES = "files"
 PYTHON_PATH = "/opt/gefreg/python"

@@ -33,7 +33,7 @@ from gefreg.release.keys import PublicKey
 from gefreg.yamlio import FieldReader, load_yaml
 
 TRUST_FILE = "trust.yaml"
-KEY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+KEY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 KEY_ID_HINT = "lower-case letters, digits, '.', '_' and '-', e.g. curators-2026"
 INITIAL_TEXT = """\
 # Which keys may sign this catalog's releases (see `gefreg trust --help`). Every run, test,

@@ -18,7 +18,7 @@ from gefreg.errors import BadInput, ToolFailed
 from gefreg.scan.tool_versions import ToolVersions
 from gefreg.subprocesses import find_tool
 
-DURATION_RE = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+(\.\d+)?s)?$")
+DURATION_RE = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+(\.\d+)?s)?\Z")
 
 
 DB_FIX = (

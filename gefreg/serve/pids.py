@@ -23,8 +23,8 @@ from gefreg.serve import urls
 from gefreg.serve.fetch import Policy, get_json
 
 DATACITE_JSON = "application/vnd.datacite.datacite+json"
-HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
-HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}\Z")
+HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from gefreg.run.image_choice import resolve_image
 from gefreg.run.plan import choose_interface
 from gefreg.settings import Settings
 
-VERSION_RE = re.compile(r"^[0-9A-Za-z.+-]{1,128}$")
+VERSION_RE = re.compile(r"^[0-9A-Za-z.+-]{1,128}\Z")
 HINT = "name a catalog release: NAME@VERSION or REGISTRY/NAME@sha256:DIGEST (see the web catalog)"
 
 

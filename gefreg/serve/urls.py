@@ -22,11 +22,11 @@ from urllib.parse import unquote, urlsplit
 
 from gefreg.errors import BadInput
 
-CHECKSUM_RE = re.compile(r"^(sha256|md5)=([0-9a-fA-F]+)$")
+CHECKSUM_RE = re.compile(r"^(sha256|md5)=([0-9a-fA-F]+)\Z")
 CHECKSUM_LENGTH = {"sha256": 64, "md5": 32}
 DOI_HOSTS = frozenset({"doi.org", "dx.doi.org"})
 HANDLE_HOSTS = frozenset({"hdl.handle.net"})
-B2SHARE_RECORD_RE = re.compile(r"^/(?:api/)?records/([A-Za-z0-9._-]{1,128})/?$")
+B2SHARE_RECORD_RE = re.compile(r"^/(?:api/)?records/([A-Za-z0-9._-]{1,128})/?\Z")
 
 
 class Forbidden(BadInput):

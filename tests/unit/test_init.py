@@ -115,3 +115,36 @@ def test_a_new_catalog_requires_signatures(tmp_path: Path) -> None:
 
     policy = trust_policy.load(init_catalog(tmp_path).catalog)
     assert policy.exists and policy.require_signatures and policy.keys == ()
+
+
+def test_init_never_writes_through_or_over_a_symbolic_link(tmp_path: Path) -> None:
+    """A dangling `catalog` link was a traceback half-way through; a `.github/workflows` link
+    had the workflows written into the folder it points at; a dangling README link was
+    replaced by gefreg's README. Each is refused (exit 2) and nothing is written."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cases = {
+        "dangling": ("catalog", tmp_path / "nowhere", "catalog/"),
+        "through": (".github/workflows", elsewhere, ".github/workflows (a symbolic link)"),
+        "into": ("catalog", elsewhere, "catalog/"),
+    }
+    for name, (link, target, said) in cases.items():
+        folder = tmp_path / name
+        (folder / link).parent.mkdir(parents=True, exist_ok=True)
+        (folder / link).symlink_to(target)
+        before = sorted(p.name for p in folder.rglob("*"))
+        result = CliRunner().invoke(cli, ["init", str(folder)])
+        assert result.exit_code == 2, (name, result.output)
+        assert f"already holds {said}" in result.stderr, (name, result.stderr)
+        assert sorted(p.name for p in folder.rglob("*")) == before
+    assert list(elsewhere.iterdir()) == []
+    readme = tmp_path / "readme"
+    readme.mkdir()
+    (readme / "README.md").symlink_to(tmp_path / "our-readme.md")
+    made = init_catalog(readme)
+    assert (readme / "README.md").is_symlink() and readme / "README.md" in made.kept
+    # A symbolic link to the folder itself is where the user wants the catalog: fine.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert CliRunner().invoke(cli, ["init", str(tmp_path / "link")]).exit_code == 0
+    assert (tmp_path / "real" / "catalog" / "policy.yaml").is_file()

@@ -252,3 +252,23 @@ def test_odd_values_are_problems_not_crashes(tmp_path: Path) -> None:
     assert "resources.memory: expected a size from 4m to 1t" in joined
     assert "env.GREETING: contains control character '\\n'" in joined
     assert "keys must be strings" in joined
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"template": "python", "packages": {"pip": ["rich==13.7.1\n"]}}, "pinned requirement"),
+        ({"packages": {"apt": ["curl\n"]}}, "a Debian package name"),
+        ({"name": "demo-service\n"}, "name"),
+        ({"version": "1.0.0\n"}, "SemVer"),
+    ],
+)
+def test_a_final_line_break_is_not_part_of_a_valid_value(
+    tmp_path: Path, fields: dict[str, object], message: str
+) -> None:
+    """`$` matches before a final line break: "curl\\n" passed as a package and broke the
+    Dockerfile's RUN line; pins with a line break went to pip as they were."""
+    text = service_yaml(**fields)
+    catalog = make_catalog(tmp_path / "catalog", {"demo-service": {"service.yaml": text}})
+    with pytest.raises(InvalidRecord, match=message):
+        load_entry(catalog / "demo-service")
