@@ -4,7 +4,7 @@ started and stopped with the application (FastAPI lifespan)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from gefreg import __version__
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, GefregError
 from gefreg.serve.api import Scheduler, build_router
+from gefreg.serve.body_limit import BodyLimit
 from gefreg.serve.config import ServeConfig
 from gefreg.serve.store import TaskStore
 from gefreg.serve.tokens import TokenFile
@@ -101,17 +102,6 @@ def add_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail), headers)
 
 
-def limit_body(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def body_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _error(413, f"the request body is larger than {MAX_BODY} bytes")
-        return await call_next(request)
-
-
 def create_app(
     config: ServeConfig,
     *,
@@ -151,7 +141,7 @@ def create_app(
     )
     app.state.gefreg = state
     add_handlers(app)
-    limit_body(app)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
     security_headers(app)
     app.include_router(build_router(state))
     app.include_router(build_web(state))

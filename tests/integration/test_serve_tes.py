@@ -185,6 +185,10 @@ def test_refusals_through_py_tes(instance: Instance, server: ServerProcess) -> N
     assert caught.value.response.status_code == 403
     assert not (instance.data / "never").exists()
     assert instance.client(server, "reader").list_tasks().tasks is not None
+    # a body without Content-Length (chunked) is counted as it arrives: 413 past 8 MiB
+    chunks = (b"[" * 65536 for _ in range(200))  # 13 MiB, never all sent
+    huge = requests.post(f"{server.url}/ga4gh/tes/v1/tasks", data=chunks, timeout=30)
+    assert huge.status_code == 413, huge.text[:200]
 
 
 def test_a_server_killed_mid_task_recovers(instance: Instance) -> None:

@@ -3,6 +3,7 @@ Tasks stay queued (no workers); releases come from a ledger line."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,6 +243,24 @@ def test_bad_bodies_are_400_and_huge_ones_413(env: Env) -> None:
     assert r.status_code == 400 and "command" in r.json()["msg"]
     big = {"executors": [], "description": "x" * (9 * 1024 * 1024)}
     assert env.create(big).status_code == 413
+
+
+def _chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_a_chunked_body_is_held_to_the_same_cap(env: Env) -> None:
+    """No Content-Length (chunked transfer): counted as it arrives, refused past the cap —
+    anonymous or not — and a small chunked task is still accepted."""
+    big = json.dumps({"executors": [], "description": "x" * (9 * 1024 * 1024)}).encode()
+    for headers in ({}, env.headers()):
+        r = env.client.post(f"{API}/tasks", content=_chunks(big), headers=headers)
+        assert r.status_code == 413 and "larger than" in r.json()["msg"], r.text[:200]
+    small = json.dumps(task()).encode()
+    headers = {**env.headers(), "Content-Type": "application/json"}
+    r = env.client.post(f"{API}/tasks", content=_chunks(small, 16), headers=headers)
+    assert r.status_code == 200 and r.json()["id"].startswith("task-"), r.text
 
 
 def test_the_token_file_holds_hashes_only(env: Env) -> None:
