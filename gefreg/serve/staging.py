@@ -6,6 +6,11 @@ Every staged file is recorded (input index, URL, path in the container, size, sh
 whether the cache had it); a checksum from the caller (``#sha256=``/``#md5=``) or from a
 B2SHARE record is checked, and so is a size a record gives. The bytes staged per task are
 bounded (``resources.disk_gb``, else the server's ``--max-input``).
+
+A local path was resolved when the task was admitted; a queued task may wait, and meanwhile
+anyone who can write in a data root could turn a folder on that path into a link to ``/etc``.
+So each local input must still resolve to itself, under a data root, right before it is
+copied or mounted; otherwise the task fails and nothing of it is staged.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from gefreg.errors import BadInput, CheckFailed
 from gefreg.serve import fetch, pids
 from gefreg.serve.content_cache import CHUNK, Cached, ContentCache, place
 from gefreg.serve.task_plan import InputPlan, TaskPlan
+from gefreg.serve.urls import under_root
 
 
 class Canceled(Exception):
@@ -41,6 +47,7 @@ class Stager:
     cache: ContentCache
     resolvers: pids.Resolvers
     limit: int
+    roots: tuple[Path, ...]
     stopped: Callable[[], bool] = lambda: False
 
     def stage(self, plan: TaskPlan, folder: Path) -> Staged:
@@ -48,7 +55,7 @@ class Stager:
         in_place = {i.port: i for i in plan.inputs if i.in_place}
         for number, port in enumerate(plan.input_ports):
             if port in in_place:
-                staged.folders[port] = Path(str(in_place[port].target))
+                staged.folders[port] = self._admitted(in_place[port])
                 continue
             target = folder / "inputs" / str(number)
             target.mkdir(parents=True, exist_ok=True)
@@ -90,10 +97,20 @@ class Stager:
             self._put(cached, port_folder, item.rel)
             self._record(staged, item, item.rel, cached, None)
         elif item.kind == "file":
-            self._local(item, Path(str(item.target)), port_folder, staged, what)
+            self._local(item, self._admitted(item), port_folder, staged, what)
         else:
             files = pids.remote_files(item.kind, str(item.target), item.record, self.resolvers)
             self._remote(item, files, port_folder, staged, what)
+
+    def _admitted(self, item: InputPlan) -> Path:
+        """The local path admission resolved, if it still resolves to itself under a root."""
+        path = Path(str(item.target))
+        if under_root(path, self.roots) != path:
+            raise CheckFailed(
+                f"inputs[{item.index}] ({item.url}): {path} is no longer what was admitted "
+                "(a link on its way now leads elsewhere, or it is gone); not staged"
+            )
+        return path
 
     def _put(self, cached: Cached, port_folder: Path, rel: str) -> None:
         place(cached.path, port_folder / rel if rel else port_folder)

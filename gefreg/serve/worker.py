@@ -165,7 +165,7 @@ class Workers:
                 self._controls.pop(row.id, None)
 
     def _stager(self, stopped: Any, limit: int) -> Stager:
-        return Stager(self.cache, self.resolvers, limit, stopped)
+        return Stager(self.cache, self.resolvers, limit, self.config.data_roots, stopped)
 
     def _watch(self) -> None:
         """Keep killing the containers of cancelled tasks (a container may be created just

@@ -219,3 +219,44 @@ def test_a_task_cancelled_while_a_worker_finishes_ends_canceled(tmp_path: Path) 
     assert store.claim_next() is not None
     assert store.set_state("t", TesState.CANCELING, only_from=[TesState.INITIALIZING])
     assert store.finish("t", TesState.COMPLETE, {}) is TesState.CANCELED
+
+
+def test_local_inputs_are_staged_only_while_they_resolve_as_admitted(tmp_path: Path) -> None:
+    """Between admission and the run a folder on an input's path became a link to a folder
+    outside the data roots: neither the mount nor the copy follows it."""
+    from typing import Any, cast
+
+    from gefreg.serve.staging import Stager
+    from gefreg.serve.task_plan import InputPlan, TaskPlan
+
+    root, secret = tmp_path / "data", tmp_path / "secret"
+    (root / "in").mkdir(parents=True)
+    (root / "in" / "a.txt").write_text("alpha\n")
+    secret.mkdir()
+    (secret / "a.txt").write_text("not for tasks\n")
+    admitted = (root / "in").resolve()
+    common: dict[str, Any] = {"index": 0, "kind": "file", "port": "/data/input"}
+    common["url"] = admitted.as_uri()
+    plans = {
+        "mounted": InputPlan(path="/data/input", type="DIRECTORY", rel="", target=str(admitted),
+                             in_place=True, **common),
+        "copied": InputPlan(path="/data/input/in", type="DIRECTORY", rel="in",
+                            target=str(admitted), **common),
+        "file": InputPlan(path="/data/input/a.txt", type="FILE", rel="a.txt",
+                          target=str(admitted / "a.txt"), **common),
+    }  # fmt: skip
+    stager = Stager(ContentCache(tmp_path / "cache"), cast(Any, None), 10**6, (root.resolve(),))
+
+    def stage(name: str) -> Any:
+        plan = TaskPlan(executors=(), inputs=(plans[name],), input_ports=("/data/input",))
+        return stager.stage(plan, tmp_path / "tasks" / name)
+
+    assert stage("mounted").folders["/data/input"] == admitted
+    assert stage("file").files[0]["size"] == 6
+    (root / "in").rename(root / "was-in")
+    (root / "in").symlink_to(secret)
+    for name in plans:
+        with pytest.raises(CheckFailed, match="no longer what was admitted"):
+            stage(name)
+    cached = [p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert cached and b"not for tasks\n" not in cached
