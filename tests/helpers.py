@@ -155,7 +155,9 @@ def remove_own_images(catalogs: Iterable[Path] = (), prefixes: Iterable[str] = (
     the namespaces of these catalogs (gefreg tags every catalog's builds under a namespace of
     its own) and the references starting with these prefixes (repositories in a registry of this
     session, on a port of its own). Another test session's images with the same entry names are
-    not touched; an image some other reference still names keeps that one."""
+    not touched; an image some other reference still names keeps that one. Untagged parents are
+    kept (no prune): builds of other sessions may be using them as their build cache right now.
+    """
     import docker
     import docker.errors
 
@@ -174,9 +176,9 @@ def remove_own_images(catalogs: Iterable[Path] = (), prefixes: Iterable[str] = (
         ours = [r for r in refs if r.startswith(ours_start)]
         try:
             if ours and len(ours) == len(refs):
-                api.remove_image(image["Id"], force=True)
+                api.remove_image(image["Id"], force=True, noprune=True)
             else:
                 for ref in ours:
-                    api.remove_image(ref)
+                    api.remove_image(ref, noprune=True)
         except docker.errors.APIError:
             continue  # gone meanwhile, or in use by a container: left as it is

@@ -24,7 +24,7 @@ from pathlib import Path
 from gefreg import __version__
 from gefreg.catalog.entries import BaseLock, load_lock
 from gefreg.engine import BuildEvent, Engine
-from gefreg.errors import BadInput, EnvironmentFailure
+from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
 from gefreg.image import bases
 from gefreg.image.build_plan import BuildPlan, prepare
@@ -148,6 +148,29 @@ def assemble_context(plan: BuildPlan, context: Path) -> int:
     return sum(p.stat().st_size for p in context.rglob("*") if p.is_file())
 
 
+# The legacy builder reuses cached intermediate images; when one is removed while the build
+# runs (a concurrent `docker rmi` of an image it was the parent of), the step fails with this.
+GONE_FROM_CACHE = "unable to find image"
+
+
+def _build(
+    engine: Engine,
+    context: Path,
+    labels: dict[str, str],
+    no_cache: bool,
+    on_event: Callable[[BuildEvent], None] | None,
+    log: Path,
+) -> str:
+    """``engine.build``, once more when a cached step's image vanished mid-build: the second
+    build no longer finds that cache entry and runs the step. Any other failure stands."""
+    try:
+        return engine.build(context, labels=labels, no_cache=no_cache, on_event=on_event, log=log)
+    except BuildFailed as exc:
+        if GONE_FROM_CACHE not in exc.message:
+            raise
+    return engine.build(context, labels=labels, no_cache=no_cache, on_event=on_event, log=log)
+
+
 def build_entry(
     settings: Settings,
     entry: Entry,
@@ -176,9 +199,7 @@ def build_entry(
     try:
         size = assemble_context(plan, context)
         created = started.strftime("%Y-%m-%dT%H:%M:%SZ")
-        image_id = engine.build(
-            context, labels={CREATED: created}, no_cache=no_cache, on_event=on_event, log=log
-        )
+        image_id = _build(engine, context, {CREATED: created}, no_cache, on_event, log)
     finally:
         shutil.rmtree(context, ignore_errors=True)
     tags = local_tags(settings, plan, key)

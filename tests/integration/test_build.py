@@ -255,7 +255,8 @@ def test_cli_cache_hit_fast_path_notices_every_kind_of_change(tmp_path: Path) ->
     added = build()
     assert added["cached"] is False and added["image_id"] != first["image_id"]
     assert build()["cached"] is True
-    subprocess.run(["docker", "rmi", "-f", str(added["image_id"])], check=True, capture_output=True)
+    removed = ["docker", "rmi", "-f", "--no-prune", str(added["image_id"])]  # parents: shared
+    subprocess.run(removed, check=True, capture_output=True)
     assert build()["cached"] is False  # the image is gone: rebuilt, not claimed
 
 

@@ -511,7 +511,7 @@ def test_run_pulls_the_published_version_by_digest(tmp_path: Path, registry: Loc
     image = pub.build()
     assert pub.publish().exit_code == 0
     digest = pub.releases()[0]["digest"]
-    docker("rmi", "-f", image)  # the image and every tag of it
+    docker("rmi", "-f", "--no-prune", image)  # the image and every tag of it
     gone = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
     assert gone.returncode != 0
 
