@@ -5,7 +5,7 @@ Two sources, one shape — a ``CreateAction`` per run of a service, whose ``inst
 service (``SoftwareApplication``) and whose ``containerImage`` is the image by digest:
 
 * a gefreg run record (``gefreg.run/1``): the action of
-  :func:`gefreg.run.record.to_create_action`; its inputs and outputs are the folders on the
+  :func:`gefreg.run.crate.to_create_action`; its inputs and outputs are the folders on the
   host where the run found and left them (``file://`` identifiers: the files are not copied),
   each file with its size and sha256. The record and its two logs are copied into the crate.
 * a CWLProv research object, as ``cwltool --provenance DIR`` and ``toil-cwl-runner

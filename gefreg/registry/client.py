@@ -30,7 +30,7 @@ from gefreg.registry.errors import (
     RegistryUnavailable,
     error_details,
 )
-from gefreg.registry.media_types import ACCEPT_MANIFESTS, MANIFEST_TYPES, OCI_INDEX
+from gefreg.registry.media_types import ACCEPT_MANIFESTS, MANIFEST_TYPES
 from gefreg.registry.pipelining import pipelined_heads
 from gefreg.registry.transport import MAX_MANIFEST, USER_AGENT, CountedFile, Sent, Transport
 
@@ -347,45 +347,6 @@ class RegistryClient:
             if url in seen:
                 raise RegistryUnavailable(f"{self.endpoint} sent a tag page link that loops: {url}")
         return sorted(set(tags))
-
-    def referrers(
-        self, repo: str, digest: str, artifact_type: str | None = None
-    ) -> list[dict[str, Any]] | None:
-        """Descriptors of the manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers
-        API); None when the registry does not support the API (404, or not an image index)."""
-        _check_repo(repo)
-        _check_digest(digest)
-        url: str | None = self.http.url(repo, f"referrers/{digest}")
-        params = {"artifactType": artifact_type} if artifact_type else None
-        found: list[dict[str, Any]] = []
-        filtered = False
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            resp = self.http.send(
-                "GET", url, f"{repo}:pull", headers={"Accept": OCI_INDEX}, params=params
-            )
-            if resp.status_code == 404:
-                return None
-            if resp.status_code != 200:
-                raise self.http.rejected(resp, f"GET referrers of {repo}@{digest}")
-            try:
-                doc = json.loads(resp.content)
-            except ValueError:
-                return None
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
-            if (
-                not isinstance(doc, dict)
-                or not isinstance(doc.get("manifests"), list)
-                or ((doc.get("mediaType") or ctype) != OCI_INDEX)
-            ):
-                return None
-            found += [m for m in doc["manifests"] if isinstance(m, dict)]
-            filtered |= "artifactType" in resp.headers.get("OCI-Filters-Applied", "")
-            url, params = self.http.next_link(resp), None
-        if artifact_type and not filtered:
-            found = [m for m in found if m.get("artifactType") == artifact_type]
-        return found
 
     def _start_upload(self, repo: str) -> str:
         resp = self.http.send(

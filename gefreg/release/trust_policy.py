@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from gefreg.errors import BadInput, InvalidRecord, Problem
+from gefreg.errors import BadInput
 from gefreg.fsutil import atomic_write
 from gefreg.release.keys import PublicKey
 from gefreg.yamlio import FieldReader, load_yaml
@@ -328,17 +328,3 @@ def revoke(catalog: Path, key_id: str, reason: str, today: date) -> TrustPolicy:
             mark.fa.set_flow_style()
             item["revoked"] = mark
     return _save(yaml, doc, path)
-
-
-def problems_of(text: str, path: Path) -> list[Problem]:
-    """Problems of a trust.yaml text (for review, which reads revisions from git)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        parse(YAML(typ="rt").load(text), path)
-    except InvalidRecord as exc:
-        return list(exc.problems)
-    except YAMLError as exc:
-        return [Problem(path, None, None, "", f"YAML error: {exc}")]
-    return []

@@ -96,11 +96,6 @@ def choose_interface(
     return image, ServiceInterface.from_image(image.name, config)
 
 
-def interface_for(settings: Settings, engine: ImageStore, image: ResolvedImage) -> ServiceInterface:
-    """The interface :func:`choose_interface` picks for ``image``."""
-    return choose_interface(settings, engine, image)[1]
-
-
 def plan_run(
     settings: Settings,
     engine: ImageStore,

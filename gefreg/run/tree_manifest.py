@@ -116,9 +116,6 @@ class TreeManifest:
     def bytes(self) -> int:
         return sum(f.size for f in self.files if f.kind == FILE)
 
-    def by_path(self) -> dict[str, FileEntry]:
-        return {f.path: f for f in self.files}
-
     def to_json(self) -> dict[str, Any]:
         return {
             "root": self.root,

@@ -53,10 +53,6 @@ class Control:
         return self.canceled.is_set() or self.stopping.is_set()
 
 
-class ExecutorFailed(Exception):
-    pass
-
-
 @dataclass
 class TaskExecution:
     config: ServeConfig

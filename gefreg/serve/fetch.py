@@ -90,26 +90,3 @@ def get_json(url: str, policy: Policy, *, accept: str = "application/json") -> A
             return json.loads(body)
         except ValueError:
             raise BadInput(f"GET {url}: not a JSON document") from None
-
-
-def final_url(url: str, policy: Policy) -> str:
-    """Where ``url`` redirects to (a DOI's landing page), without reading the body."""
-    session = requests.Session()
-    session.trust_env = False
-    current = url
-    try:
-        for _ in range(MAX_REDIRECTS + 1):
-            policy.check(current)
-            try:
-                resp = session.head(current, timeout=TIMEOUT, allow_redirects=False)
-            except requests.RequestException as exc:
-                raise EnvironmentFailure(f"HEAD {current}: {exc}") from None
-            resp.close()
-            if resp.is_redirect and resp.headers.get("location"):
-                current = urljoin(current, resp.headers["location"])
-                continue
-            _raise_for(resp, current)
-            return current
-        raise BadInput(f"HEAD {url}: more than {MAX_REDIRECTS} redirects")
-    finally:
-        session.close()

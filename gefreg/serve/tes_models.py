@@ -37,17 +37,6 @@ class TesState(StrEnum):
     CANCELING = "CANCELING"
 
 
-FINAL_STATES = frozenset(
-    {
-        TesState.COMPLETE,
-        TesState.EXECUTOR_ERROR,
-        TesState.SYSTEM_ERROR,
-        TesState.CANCELED,
-        TesState.PREEMPTED,
-    }
-)
-
-
 class TesView(StrEnum):
     MINIMAL = "MINIMAL"
     BASIC = "BASIC"

@@ -132,17 +132,6 @@ def test_parallel_heads(registry: LocalRegistry) -> None:
     assert heads == {**{t: digest for t in tags}, "missing": None}
 
 
-def test_referrers_is_none_on_distribution_2_8(
-    client: RegistryClient, registry: LocalRegistry
-) -> None:
-    digest = push_image(client, "tests/referrers", tiny_image("referrers"), "v1")
-    status, headers, body = raw_get(registry.address, f"/v2/tests/referrers/referrers/{digest}")
-    assert (status, body) == (404, b"404 page not found\n")  # no such route in 2.8
-    assert headers["Content-Type"].startswith("text/plain")
-    assert client.referrers("tests/referrers", digest) is None
-    assert client.referrers("tests/referrers", digest, artifact_type="application/x-sbom") is None
-
-
 def test_rejections_carry_the_registry_error(client: RegistryClient, tmp_path: Path) -> None:
     with pytest.raises(RegistryRejected) as caught:
         client.put_manifest("tests/reject", "v1", b"{not json", OCI_MANIFEST)

@@ -13,7 +13,7 @@ import pytest
 from gefreg.errors import EXIT_ENVIRONMENT
 from gefreg.registry.client import RegistryClient
 from gefreg.registry.errors import DigestMismatch, RegistryRejected, RegistryUnavailable
-from gefreg.registry.media_types import OCI_INDEX, OCI_MANIFEST
+from gefreg.registry.media_types import OCI_MANIFEST
 from tests.fake_http import Reply, Request, serving
 from tests.registry_fixtures import sha256, tiny_image
 
@@ -189,48 +189,6 @@ def test_head_manifests_runs_in_parallel_over_kept_alive_connections() -> None:
     # Reused, not one per request: the first HEAD alone (it runs any auth handshake), then
     # the rest pipelined over `workers` connections.
     assert len(connections) <= 1 + 8, connections
-
-
-def test_referrers_when_the_registry_supports_them() -> None:
-    subject = DIGEST
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": sha256(b"a"),
-                "size": 1,
-                "artifactType": "application/spdx+json",
-            },
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": sha256(b"b"),
-                "size": 1,
-                "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
-            },
-        ],
-    }
-    filters: dict[str, str] = {}
-
-    def handler(request: Request) -> Reply:
-        assert request.path == f"/v2/demo/app/referrers/{subject}"
-        headers = {"Content-Type": OCI_INDEX, **filters}
-        return Reply(200, headers, json.dumps(index).encode())
-
-    with serving(handler) as fake:
-        client = quick(fake.address)
-        assert len(client.referrers("demo/app", subject) or []) == 2
-        spdx = client.referrers("demo/app", subject, artifact_type="application/spdx+json")
-        assert [m["artifactType"] for m in spdx or []] == ["application/spdx+json"]
-        assert fake.requests[-1].param("artifactType") == "application/spdx+json"
-        filters["OCI-Filters-Applied"] = "artifactType"  # the server filtered: trust it
-        assert len(client.referrers("demo/app", subject, artifact_type="x/y") or []) == 2
-
-
-def test_referrers_answer_that_is_not_an_index_means_unsupported() -> None:
-    with serving(lambda r: Reply(200, {"Content-Type": "text/html"}, b"<html></html>")) as fake:
-        assert quick(fake.address).referrers("demo/app", DIGEST) is None
 
 
 def test_client_is_usable_from_many_threads() -> None:

@@ -14,7 +14,7 @@ from gefreg.image.interface import ServiceInterface
 from gefreg.model import DEFAULT_UID, Port, Resources
 from gefreg.release.ledger import TrustedRelease
 from gefreg.release.trust import ResolvedImage
-from gefreg.run.plan import choose_interface, interface_for, plan_run
+from gefreg.run.plan import choose_interface, plan_run
 from gefreg.settings import Settings
 from tests.fakes import FakeEngine
 from tests.helpers import demo_entry, make_catalog, write_build
@@ -157,14 +157,14 @@ def test_the_ledgers_interface_must_describe_the_release(tmp_path: Path) -> None
 def test_record_of_the_same_version(tmp_path: Path) -> None:
     settings = settings_at(tmp_path, version="1.0.0")
     image = ResolvedImage("demo", "1.0.0", ID_NEW, None, None, "demo", True, "build-record")
-    face = interface_for(settings, FakeEngine(), image)
+    face = choose_interface(settings, FakeEngine(), image)[1]
     assert face.origin == "record" and face.outputs == (Port("report", "/data/report"),)
     assert face.resources.memory == 64 * 2**20
     # a ledger release without a stored interface, of the record's version: the record
     release = ResolvedImage(
         "demo", "1.0.0", ID_OLD, DIGEST, "reg:5000", "demo", True, "ledger", "reg:5000/demo"
     )
-    assert interface_for(settings, FakeEngine(), release).origin == "record"
+    assert choose_interface(settings, FakeEngine(), release)[1].origin == "record"
 
 
 def test_other_versions_fall_back_to_the_images_labels(tmp_path: Path) -> None:

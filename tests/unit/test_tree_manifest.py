@@ -66,7 +66,7 @@ def test_symlinks_are_recorded_not_followed(tmp_path: Path) -> None:
     os.symlink(secret, tree / "link-to-file")
     os.symlink(tmp_path, tree / "link-to-dir")
     m = tree_manifest(tree)
-    entries = m.by_path()
+    entries = {f.path: f for f in m.files}
     link = entries["link-to-file"]
     assert link.kind == "symlink" and link.target == str(secret)
     assert link.sha256 == sha(b"symlink\0" + str(secret).encode())
@@ -79,7 +79,7 @@ def test_fifo_is_recorded_by_kind_and_never_opened(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")  # opening it for reading would block forever
     (tmp_path / "f").write_text("x")
     m = tree_manifest(tmp_path)
-    pipe = m.by_path()["pipe"]
+    pipe = {f.path: f for f in m.files}["pipe"]
     assert pipe.kind == "fifo" and pipe.size == 0
     assert pipe.line() == b"pipe\x000\x00" + pipe.sha256.encode() + b"\x00fifo\n"
 
