@@ -3,6 +3,7 @@ order they depend on each other, the core at the bottom, the docker SDK only in 
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,20 @@ def test_no_module_is_over_400_lines() -> None:
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+def test_unit_tests_import_nothing_from_integration_tests() -> None:
+    """Unit tests run without the engine: shared helpers live in tests/ (fakes.py, helpers.py),
+    never in an integration test module, whose import would pull in its fixtures and needs."""
+    offenders = []
+    for path in sorted((ROOT / "tests" / "unit").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("tests.integration")]
+    assert offenders == []
