@@ -30,8 +30,8 @@ from urllib.parse import quote
 
 from gefreg.errors import BadInput
 from gefreg.export.release import LedgerLine, ledger_line
-from gefreg.model import DIGEST_RE, NAME_RE
-from gefreg.release.ledger import read as read_ledger
+from gefreg.model import DIGEST_RE
+from gefreg.release.pinned import NotAPublishedImage, release_of_reference
 from gefreg.run.crate import to_create_action
 from gefreg.run.record import log_paths, read_run_record
 from gefreg.settings import Settings
@@ -87,21 +87,17 @@ class CrateReport:
 
 
 def release_of_image(settings: Settings | None, ref: str) -> ReleaseLink | None:
-    """The catalog release that ``REGISTRY/NAME@sha256:…`` is: the configured registry, an entry
-    of the catalog, and a ledger line with exactly that repository and digest."""
+    """The catalog release that ``REGISTRY/NAME@sha256:…`` is (the catalog's one lookup,
+    :func:`gefreg.release.pinned.release_of_reference`), with its ledger line; None when it is
+    none (the crate says so instead of linking it)."""
     if settings is None:
         return None
-    repository, _, digest = ref.partition("@")
-    registry, _, name = repository.rpartition("/")
-    if not DIGEST_RE.match(digest) or registry != settings.registry or not NAME_RE.match(name):
+    try:
+        found = release_of_reference(settings, ref)
+    except NotAPublishedImage:
         return None
-    if not (settings.catalog / name).is_dir():
-        return None
-    for release in read_ledger(settings.catalog / name):
-        if release.digest == digest and release.repository == repository:
-            line = ledger_line(settings.catalog, name, release.version)
-            return ReleaseLink(name, release.version, ref, line)
-    return None
+    line = ledger_line(settings.catalog, found.name, found.version)
+    return ReleaseLink(found.name, found.version, ref, line)
 
 
 def write_crate(source: Path, output: Path, settings: Settings | None) -> CrateReport:

@@ -18,8 +18,8 @@ from gefreg.catalog.entries import named_entry
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.interface import ServiceInterface
-from gefreg.model import is_digest
 from gefreg.release import ledger
+from gefreg.release.pinned import NotAPublishedImage, release_of_reference
 from gefreg.release.trust import ResolvedImage, UntrustedImage, YankedRelease
 from gefreg.run.image_choice import resolve_image
 from gefreg.run.plan import choose_interface
@@ -34,22 +34,12 @@ class NotARelease(BadInput):
 
 
 def _version_of_digest(settings: Settings, text: str) -> tuple[str, str]:
-    """``REGISTRY/NAME@sha256:…`` → (NAME, VERSION) from the ledger."""
-    reference, _, digest = text.partition("@")
-    registry, _, name = reference.rpartition("/")
-    if not is_digest(digest):
-        raise NotARelease(f"image {text!r}: expected sha256:<64 hex digits> after '@'", HINT)
-    if registry != settings.registry:
-        raise NotARelease(
-            f"image {text!r}: this instance runs releases of {settings.registry} only",
-            HINT,
-        )
-    if named_entry(settings.catalog, name) is None:
-        raise NotARelease(f"image {text!r}: {name!r} is not a catalog entry", HINT)
-    for release in ledger.read(settings.catalog / name):
-        if release.digest == digest and release.repository == f"{settings.registry}/{name}":
-            return name, release.version
-    raise NotARelease(f"image {text!r}: no release of {name} has the digest {digest}", HINT)
+    """``REGISTRY/NAME@sha256:…`` → (NAME, VERSION), by the catalog's one lookup."""
+    try:
+        found = release_of_reference(settings, text)
+    except NotAPublishedImage as exc:
+        raise NotARelease(f"image {text!r}: {exc.message}", HINT) from None
+    return found.name, found.version
 
 
 def parse_release(settings: Settings, text: str) -> tuple[str, str]:

@@ -148,13 +148,42 @@ def test_the_tool_pins_the_release_and_validates(published: Published, tmp_path:
     text = export(published, tmp_path).read_text()
     assert f"dockerPull: {published.registry.address}/{NAME}@{published.digest}" in text
     assert f"{NAME}/releases.jsonl#L1" in text
-    result = subprocess.run(
-        [str(VENV_BIN / "cwltool"), "--validate", str(tmp_path / "tool.cwl")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    flow = export(published, tmp_path, "--scatter")
+    assert "class: Workflow" in flow.read_text()
+    for document in (tmp_path / "tool.cwl", flow):  # every export, as the CLI writes it
+        result = subprocess.run(
+            [str(VENV_BIN / "cwltool"), "--validate", str(document)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "is valid CWL" in result.stdout + result.stderr
     code, stdout, _ = published.gefreg("export", "cwl", *published.opts(), f"{NAME}@1.0.0")
     assert code == 0 and stdout == text  # standard output without --output
+
+
+def test_the_export_is_made_from_the_ledger_interface_not_todays_record(
+    published: Published, tmp_path: Path
+) -> None:
+    """The catalog's record moved on after 1.0.0 was published (ports renamed and moved, another
+    command): the export of 1.0.0 still describes the published image."""
+    record = published.catalog / NAME / "service.yaml"
+    before = record.read_text()
+    exported = export(published, tmp_path).read_text()
+    changed = (
+        before.replace("collection", "archive")
+        .replace("/data/manifest", "/srv/fixity")
+        .replace("{name: manifest,", "{name: fixity,")
+    )
+    assert changed != before
+    record.write_text(changed)
+    try:
+        code, again, err = published.gefreg("export", "cwl", *published.opts(), f"{NAME}@1.0.0")
+    finally:
+        record.write_text(before)
+    assert code == 0, err
+    assert again == exported
+    assert "collection:" in again and "/data/manifest" in again
+    assert "archive:" not in again and "/srv/fixity" not in again
 
 
 def test_cwltool_and_toil_outputs_are_byte_identical_to_gefreg_run(
@@ -326,6 +355,14 @@ def slurm() -> None:
         ["bash", str(SLURM_SCRIPT)], capture_output=True, text=True, timeout=600, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # `make slurm` is idempotent: run again, it finds everything in place and changes nothing
+    again = subprocess.run(
+        ["bash", str(SLURM_SCRIPT)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Slurm packages present" in again.stdout and "Slurm answers: node" in again.stdout
+    for step in ("Installing", "Creating the munge key", "Starting", "Writing", "Reconfiguring"):
+        assert step not in again.stdout, again.stdout
 
 
 def slurm_job_ids() -> set[int]:
