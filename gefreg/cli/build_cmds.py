@@ -69,6 +69,12 @@ def base_build(
     settings = load(catalog, registry)
     _, records = load_all(settings.catalog)
     by_name = {b.name: b for b in records}
+    if not by_name:  # a CI job pointed at the wrong folder must not pass by building nothing
+        raise BadInput(
+            f"no base records under {settings.catalog / 'bases'}",
+            "`gefreg init` writes the two curated bases; or point --catalog (GEFREG_CATALOG) "
+            "at the folder that holds bases/NAME/base.yaml",
+        )
     wanted = sorted(by_name) if build_all or not names else list(names)
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
@@ -150,6 +156,10 @@ def build(
         raise BadInput("give entries or --all, not both")
     if not build_all and not entries:
         raise BadInput("name the entries to build, or use --all")
+    if build_all:
+        from gefreg.catalog.entries import resolve
+
+        resolve(settings.catalog, [])  # no service records is an error, not an empty success
     if not build_all and not no_cache:
         hits = [_quick_hit(settings, target) for target in entries]
         if all(hits):

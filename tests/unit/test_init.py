@@ -105,9 +105,18 @@ def test_an_empty_catalog_is_an_error_not_a_pass(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["lint", "--catalog", str(tmp_path / "catalog")])
     assert result.exit_code == 2
     assert f"no service records under {tmp_path / 'catalog'}" in result.stderr
-    for command in (["verify"], ["publish", "--pending"]):
+    # Every command that works on the whole catalog: nothing to do is no success.
+    for command in (["verify"], ["publish", "--pending"], ["list"], ["build", "--all"]):
         again = CliRunner().invoke(cli, [*command, "--catalog", str(tmp_path / "catalog")])
         assert again.exit_code == 2 and "no service records under" in again.stderr, command
+
+
+def test_a_catalog_without_bases_builds_no_base_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "catalog" / "bases").mkdir(parents=True)
+    for command in (["base", "build", "--all"], ["base", "build"]):
+        result = CliRunner().invoke(cli, [*command, "--catalog", str(tmp_path / "catalog")])
+        assert result.exit_code == 2, (command, result.output)
+        assert f"no base records under {tmp_path / 'catalog' / 'bases'}" in result.stderr
 
 
 def test_a_new_catalog_requires_signatures(tmp_path: Path) -> None:
