@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from gefreg.catalog.entries import find_entry
+from gefreg.catalog.entries import close_names, find_entry
 from gefreg.errors import BadInput
 from gefreg.image.build_record import BuildRecord, require_build
 from gefreg.model import is_digest
@@ -34,6 +34,7 @@ from gefreg.scan.findings import HADOLINT_SEVERITY, Finding, FindingClass
 from gefreg.scan.policy import Policy, evaluate
 from gefreg.scan.policy_file import load_policy, policy_files
 from gefreg.scan.scan_report import ScanReport
+from gefreg.scan.trivy import UnknownImage
 from gefreg.scan.trivy_options import (
     ScannerInfo,
     TrivyOptions,
@@ -161,8 +162,22 @@ def scan(
     was_cached = cached is not None
     notes: tuple[str, ...] = ()
     if cached is None:
-        cached, notes = _run_scanners(settings, cache, subject, options, hadolint, say)
+        try:
+            cached, notes = _run_scanners(settings, cache, subject, options, hadolint, say)
+        except UnknownImage as exc:
+            raise _maybe_a_typo(settings, target, exc) from None
     return _finish(cached, subject, policy, today or date.today(), was_cached, notes)
+
+
+def _maybe_a_typo(settings: Settings, target: str, exc: UnknownImage) -> UnknownImage:
+    """An image the engine does not know whose name is close to an entry's: say which."""
+    close = close_names(settings.catalog, target)
+    if not close:
+        return exc
+    return UnknownImage(
+        f"{exc.message}, and no catalog entry is called {target!r}",
+        f"did you mean {' or '.join(close)}? (entries of {settings.catalog})",
+    )
 
 
 def _run_scanners(

@@ -86,6 +86,10 @@ ENGINE_DOWN = ("failed to connect to the docker api", "cannot connect to the doc
 NO_SUCH_IMAGE = ("no such image", "unable to find the specified image")
 
 
+class UnknownImage(BadInput):
+    """Trivy found no such image in the local engine (a typo, or not built yet)."""
+
+
 def trivy_failure(ref: str, error: str, command: str) -> Exception:
     """The gefreg error for a failed ``trivy image`` (given Trivy's error line)."""
     lowered = error.lower()
@@ -96,7 +100,7 @@ def trivy_failure(ref: str, error: str, command: str) -> Exception:
             f"Trivy could not reach the Docker engine to read {ref}: {error}", START_HINT
         )
     if any(text in lowered for text in NO_SUCH_IMAGE):
-        return BadInput(
+        return UnknownImage(
             f"image {ref!r} is not known to the local Docker engine",
             "build it first (gefreg build NAME), or check the name with `docker images`; "
             "gefreg scans local images only and never pulls",

@@ -322,6 +322,15 @@ def test_unknown_image_exits_2(catalog: Path, trivy_cache: Path) -> None:
     code, _, err = scan(catalog, trivy_cache, f"{PREFIX}/no-such-image:1")
     assert code == 2
     assert "is not known to the local Docker engine" in err and "never pulls" in err
+    assert "did you mean" not in err  # close to no entry of the catalog
+
+
+def test_a_typo_of_an_entry_gets_did_you_mean(tmp_path: Path, trivy_cache: Path) -> None:
+    catalog = make_catalog(tmp_path / "catalog", demo_entry())
+    code, _, err = scan(catalog, trivy_cache, "demo-servce")
+    assert code == 2
+    assert "image 'demo-servce' is not known to the local Docker engine, and no catalog " in err
+    assert "hint: did you mean demo-service?" in err
 
 
 def test_engine_down_exits_3(
@@ -392,3 +401,53 @@ def test_entry_rescan_is_cached_while_its_build_fingerprint_matches(
     code, fresh = scan_json(catalog, trivy_cache, "demo-service", "--no-cache")
     assert not fresh["cached"]
     assert any("changed since its image was built" in n for n in fresh["notes"])
+
+
+def test_progress_names_the_step_that_runs_and_its_time(
+    images: dict[str, str], tmp_path: Path, trivy_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trivy and hadolint run side by side; once hadolint is done while Trivy still scans, the
+    step shown (and timed) is Trivy's, not hadolint's. Trivy is held until hadolint is done,
+    as on any real image, where Trivy takes far longer."""
+    import threading
+
+    from gefreg.cli import ui
+    from gefreg.scan import image_scan, trivy
+
+    catalog = make_catalog(tmp_path / "catalog", demo_entry())
+    (catalog / "policy.yaml").write_text(WARN)
+    write_build(tmp_path / "state", "demo-service", images["clean_id"], tags=(images["clean"],))
+    linted = threading.Event()
+    real_lint, real_scan = image_scan._lint_dockerfile, trivy.scan_image
+
+    def lint(path: Path, entry: str) -> Any:
+        try:
+            return real_lint(path, entry)
+        finally:
+            linted.set()
+
+    def scan_image(*args: Any, **kwargs: Any) -> Any:
+        assert linted.wait(120)
+        time.sleep(1.0)
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(image_scan, "_lint_dockerfile", lint)
+    monkeypatch.setattr(trivy, "scan_image", scan_image)
+    monkeypatch.setattr(ui, "SHOW_STEP_TIME", 0.0)  # every step says how long it took
+    code, _, err = scan(catalog, trivy_cache, "demo-service", "--no-cache")
+    assert code == 0, err
+    lines = err.splitlines()
+    image = f"{images['clean']} ({images['clean_id'][:19]})"
+    steps = [line for line in lines if not line.startswith(" ")]
+    assert steps == [
+        f"Trivy: scanning {image}",
+        "rendering the Dockerfile of demo-service",
+        "hadolint: checking the Dockerfile (Trivy still scanning)",
+        f"Trivy: scanning {image} (hadolint done)",
+        "writing the CycloneDX SBOM",
+    ], lines
+    took = {
+        line.split(": ", 1)[1]: float(line.split()[0]) for line in lines if line.startswith("  ")
+    }
+    assert set(took) == set(steps), lines  # each step, timed at its end
+    assert took[f"Trivy: scanning {image} (hadolint done)"] >= 1.0  # Trivy's time is Trivy's
