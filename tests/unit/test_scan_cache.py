@@ -21,7 +21,7 @@ from gefreg.scan.cache import (
 )
 from gefreg.scan.findings import Finding, FindingClass, Severity
 from gefreg.scan.tool_versions import tool_version
-from gefreg.scan.trivy import is_db_failure, trivy_error, trivy_failure
+from gefreg.scan.trivy import UnknownImage, is_db_failure, trivy_error, trivy_failure
 from gefreg.scan.trivy_options import (
     DbInfo,
     ScannerInfo,
@@ -146,7 +146,7 @@ def test_trivy_error_is_its_fatal_line_with_details() -> None:
 @pytest.mark.parametrize(
     ("stderr", "kind", "text"),
     [
-        (NO_IMAGE, BadInput, "is not known to the local Docker engine"),
+        (NO_IMAGE, UnknownImage, "is not known to the local Docker engine"),
         (NO_ENGINE, EnvironmentFailure, "could not reach the Docker engine"),
         (b"\tFATAL\tFatal error\tsomething else broke\n", ToolFailed, "something else broke"),
     ],
@@ -154,6 +154,7 @@ def test_trivy_error_is_its_fatal_line_with_details() -> None:
 def test_trivy_failures_become_gefreg_errors(stderr: bytes, kind: type, text: str) -> None:
     error = trivy_failure("img:1", trivy_error(stderr), "trivy image img:1")
     assert type(error) is kind and text in str(error)
+    assert issubclass(UnknownImage, BadInput)  # exit 2
     assert not is_db_failure(trivy_error(stderr))
 
 
