@@ -164,6 +164,25 @@ def test_signed_publish_stores_cosign_signature_and_attestations(
     checked = pub.verify()
     assert checked.exit_code == 0, checked.stdout + checked.stderr
 
+    # `show` displays them: who signed, which attestations verified, the tags' digests
+    sig_digest = (
+        "sha256:"
+        + hashlib.sha256(manifest_of(registry.address, pub.name, f"{tag}.sig")).hexdigest()
+    )
+    att_digest = (
+        "sha256:"
+        + hashlib.sha256(manifest_of(registry.address, pub.name, f"{tag}.att")).hexdigest()
+    )
+    shown = gefreg("show", *pub.opts(), f"{pub.name}@1.0.0", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    signature = json.loads(shown.stdout)["registry"]["signature"]
+    assert (signature["state"], signature["key_id"]) == ("verified", "curators")
+    assert signature["signature_digest"] == sig_digest
+    assert signature["attestation_digest"] == att_digest
+    assert signature["attestations"] == types and signature["failures"] == []
+    text = gefreg("show", *pub.opts(), f"{pub.name}@1.0.0").stdout
+    assert f"  signature: signed by curators ({', '.join(types)})" in text
+
 
 def statement_of(folder: Path, layer: dict[str, Any]) -> dict[str, Any]:
     envelope = json.loads((folder / layer["digest"][7:]).read_bytes())
@@ -252,6 +271,12 @@ def test_verify_refuses_signatures_trust_yaml_does_not_vouch_for(
         address, name, att_tag, manifest_of(address, name, attachments.tag_for(second, "att"))
     )
     refused(pub, "provenance-subject (key curators)", f"not {address}/{name}@{first}")
+    # the attestations removed: the .att tag holds no provenance (verify reports it, show too)
+    with RegistryClient(address) as client:
+        attachments.write(client, name, first, 100, "att", [])
+    refused(pub, "provenance (key curators): no provenance attestation signed by a trusted key")
+    shown = gefreg("show", *pub.opts(), f"{name}@1.0.0")
+    assert "  signature: INVALID: provenance (key curators): no provenance" in shown.stdout
     replace_tag(address, name, att_tag, good_att)
     assert pub.verify("--shallow").exit_code == 0
 
@@ -293,6 +318,11 @@ def test_unsigned_releases_and_require_signatures(tmp_path: Path, registry: Loca
     assert "sig-unsigned: unsigned (allowed):" in allowed.stdout
     require_signatures(pub, True)
     refused(pub, "sig-unsigned: unsigned: ", "is not signed and trust.yaml requires signatures")
+    (tmp_path / "in").mkdir()
+    ran = run_version(pub, "1.0.0", tmp_path / "in", str(tmp_path / "out"))
+    assert ran.exit_code == 1, ran.stderr
+    assert "sig-unsigned@1.0.0" in ran.stderr and "is not signed, and" in ran.stderr
+    assert "requires signatures" in ran.stderr and not (tmp_path / "out").exists()
 
     pub.set_version("1.0.1")
     (pub.entry / "run.sh").write_text("echo changed from $0\n")
@@ -333,10 +363,23 @@ def test_runs_check_the_signature_before_anything_runs(
         "signature_digest": "sha256:" + hashlib.sha256(good_sig).hexdigest(),
     }
 
+    # `gefreg test NAME@VERSION` runs the entry's golden tests on the signed release (here
+    # one that fails: the service writes no file); refused below once the signature is bad
+    add_golden_test(pub)
+    tested = gefreg("test", *pub.opts(), f"{name}@1.0.0")
+    assert tested.exit_code == 1 and "1 of 1 tests failed: golden" in tested.stderr, (
+        tested.stdout + tested.stderr
+    )
+
     stranger = new_key(tmp_path / "keys" / "stranger").load()
     with RegistryClient(address) as client:
         layer = signatures.signature_layer(stranger, f"{address}/{name}", digest)
         attachments.write(client, name, digest, 100, "sig", [layer])
+    tested = gefreg("test", *pub.opts(), f"{name}@1.0.0")
+    assert tested.exit_code == 1, tested.stdout + tested.stderr
+    assert "sig-runs@1.0.0: the signature check failed" in tested.stderr
+    assert "not made by any key in trust.yaml" in tested.stderr
+    assert "tests failed" not in tested.stderr and "golden" not in tested.stdout
     out = tmp_path / "refused"
     refused_run = run_version(pub, "1.0.0", inputs, str(out))
     assert refused_run.exit_code == 1, refused_run.stderr
@@ -353,3 +396,13 @@ def test_runs_check_the_signature_before_anything_runs(
     revoked = run_version(pub, "1.0.0", inputs, str(tmp_path / "revoked"))
     assert revoked.exit_code == 1
     assert "the key check failed for key curators: key 'curators' was revoked" in revoked.stderr
+
+
+def add_golden_test(pub: Service) -> None:
+    """A golden test in the entry's record (outside the image: no new version needed)."""
+    (pub.entry / "tests" / "in").mkdir(parents=True)
+    (pub.entry / "tests" / "in" / "a.txt").write_text("data\n")
+    record = pub.entry / "service.yaml"
+    expect = {"result/out.txt": "sha256:" + "0" * 64}
+    test = {"name": "golden", "inputs": {"data": "tests/in"}, "expect": expect}
+    record.write_text(record.read_text() + f"tests: {json.dumps([test])}\n")

@@ -184,6 +184,23 @@ def test_revoked_expired_and_foreign_keys(world: World) -> None:
     assert f"the key check failed for key curators: {revoked}" in message
 
 
+def test_a_key_trusted_for_other_entries_is_refused(world: World, tmp_path: Path) -> None:
+    """trust.yaml's entry globs: a key listed for other-* signs svc-a, validly, for svc-a."""
+    from gefreg.release import signatures
+
+    outsider = make_key(tmp_path / "outsider")
+    trust_policy.add_key(world.catalog, outsider.public, "outsiders", ("other-*",), None)
+    release = world.image("svc-a", "a")
+    with pytest.raises(CheckFailed, match="outsiders"):
+        world.sign("svc-a", release, outsider)  # `gefreg sign` refuses it up front
+    signatures.sign(world.registry, "svc-a", release.repository, release.digest, 10, outsider)
+    message = failure_of(world, "svc-a", release)
+    assert "the key check failed for key outsiders" in message
+    assert "key 'outsiders' is not trusted for svc-a (it may sign: other-*)" in message
+    world.sign("svc-a", release)  # the entry's own key signs too: that signature counts
+    assert world.status("svc-a", release).key_id == "curators"
+
+
 def test_unsigned_releases_and_require_signatures(world: World) -> None:
     release = world.image("svc-a", "a")
     status = world.status("svc-a", release)
