@@ -113,6 +113,10 @@ def trust_add(
 
     A new trust.yaml starts with require-signatures: false; set it to true once every
     release in use is signed.
+
+    \b
+    Example:
+      gefreg trust add keys/curators-2026/gefreg.pub --id curators-2026 --entry 'waveform-*'
     """
     from datetime import datetime
 
@@ -140,6 +144,10 @@ def trust_revoke(key_id: str, reason: str, catalog: str | None, registry: str | 
 
     The key stays listed so that its signatures are recognised and refused. Re-sign the
     releases it signed with another key (`gefreg sign NAME@VERSION --sign-key FILE`).
+
+    \b
+    Example:
+      gefreg trust revoke curators-2025 --reason "the laptop holding it was stolen"
     """
     from datetime import date
 
@@ -154,7 +162,12 @@ def trust_revoke(key_id: str, reason: str, catalog: str | None, registry: str | 
 @settings_options
 @json_option
 def trust_list(catalog: str | None, registry: str | None, as_json: bool) -> None:
-    """Show the keys of trust.yaml and what each may sign."""
+    """Show the keys of trust.yaml and what each may sign.
+
+    \b
+    Example:
+      gefreg trust list --json
+    """
     from gefreg.cli import ui
     from gefreg.release import trust_policy
 

@@ -145,6 +145,11 @@ def test_every_command_has_help(name: str, command: click.Command) -> None:
     assert command.help and len(command.help) > 40, name
     code, out, _ = run(*name.split(), "--help")
     assert code == 0 and "Usage:" in out
+    # With an example of the command typed out (a usage error's hint promises one): lint,
+    # lock and base among them.
+    examples = out.split("Example", 1)[1].split("\nOptions:")[0] if "Example" in out else ""
+    typed = [line.strip() for line in examples.splitlines()]
+    assert any(f"gefreg {name}" in line for line in typed), (name, out)
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
