@@ -115,6 +115,7 @@ class Placeholder:
     line: int
     field: str
     message: str
+    column: int = 1  # where the value starts (file:line:column, like every record problem)
 
 
 def _marked(value: str, what: str) -> str:
@@ -135,6 +136,8 @@ def placeholders(record: Path) -> list[Placeholder]:
     for number, line in enumerate(lines, start=1):
         key = _KEY_RE.match(line)
         field = key.group(1) if key else "record"
+        after = key.end() if key else 0
+        column = after + len(line[after:]) - len(line[after:].lstrip()) + 1
         if PLACEHOLDER in line:
             found.append(
                 Placeholder(
@@ -142,6 +145,7 @@ def placeholders(record: Path) -> list[Placeholder]:
                     field,
                     "still the placeholder from `gefreg new`: set it, then delete the "
                     "'# placeholder' comment",
+                    column,
                 )
             )
         elif PLACEHOLDER_MAINTAINER in line or (
@@ -149,7 +153,10 @@ def placeholders(record: Path) -> list[Placeholder]:
         ):
             found.append(
                 Placeholder(
-                    number, field, "still the placeholder value from `gefreg new`: set your own"
+                    number,
+                    field,
+                    "still the placeholder value from `gefreg new`: set your own",
+                    column,
                 )
             )
     return found

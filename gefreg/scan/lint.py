@@ -185,7 +185,9 @@ def lint(
         record = str(folder / "service.yaml")
         for spot in placeholders(folder / "service.yaml"):
             message = f"{spot.field}: {spot.message}"
-            findings.append(LintFinding(label, record, spot.line, "GR109", ERROR, message))
+            findings.append(
+                LintFinding(label, record, spot.line, "GR109", ERROR, message, spot.column)
+            )
         try:
             entry = load_entry(folder, known)
             plan = prepare(entry, settings, lock=lock, cache=cache)

@@ -58,7 +58,8 @@ def test_new_then_lint_refuses_the_placeholders_until_edited(tmp_path: Path) -> 
         if line.startswith(field + ":")
     }
     for field, number in flagged.items():
-        assert f"{record}:{number}: error: GR109: {field}: still the placeholder" in out
+        column = len(field) + 3  # the value, after "field: " (file:line:column, as promised)
+        assert f"{record}:{number}:{column}: error: GR109: {field}: still the placeholder" in out
     # Editing the value but keeping the marker is not enough; deleting the marker is.
     text = record.read_text().replace("license: MIT", "license: Apache-2.0")
     record.write_text(text)
