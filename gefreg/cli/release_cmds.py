@@ -250,10 +250,10 @@ def review(
     wherever the fingerprint (anything that goes into the image) changed; a new version kept
     to the version rule publish applies (it continues a published major.minor line above that
     line's releases, or opens a new line above the highest release); yanks only as `gefreg
-    yank` writes them; published entries not deleted; a changed trust.yaml valid, with revoked keys still
-    listed and revoked and no key id given another key (added keys, widened globs and
-    require-signatures turned off are listed as notes for the reviewer). Lists the entries
-    whose image changed, so CI builds and scans only those.
+    yank` writes them; published entries not deleted; a changed trust.yaml valid, with
+    revoked keys still listed and revoked and no key id given another key (added keys, widened
+    globs and require-signatures turned off are listed as notes for the reviewer). Lists the
+    entries whose image changed, so CI builds and scans only those.
 
     \b
     Example (CI):
