@@ -206,6 +206,11 @@ def _destination(config: ServeConfig, index: int, spec: TesOutput, kind: str) ->
     while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
         existing = existing.parent
     resolved = urls.local_path(str(existing), config.data_roots, what)
+    if existing != dest and not resolved.is_dir():
+        raise BadInput(
+            f"{what}: {existing} is not a folder; the output cannot go inside it",
+            "choose a destination in a folder under a data root",
+        )
     full = resolved / dest.relative_to(existing) if existing != dest else resolved
     if full.exists() and (kind == "FILE" or not full.is_dir() or any(full.iterdir())):
         raise BadInput(

@@ -154,11 +154,22 @@ def test_local_data_outside_the_data_roots_is_forbidden(env: Env, tmp_path: Path
         task(outputs=[{"url": "file:///tmp/out", "path": "/data/output", "type": "DIRECTORY"}])
     )
     assert r.status_code == 403
+    r = env.create(
+        task(outputs=[{"url": (env.data / "escape" / "new").as_uri(), "path": "/data/output/a"}])
+    )
+    assert r.status_code == 403 and "not under a data root" in r.json()["msg"], r.text
     (env.data / "taken.txt").write_text("mine")
     r = env.create(
         task(outputs=[{"url": (env.data / "taken.txt").as_uri(), "path": "/data/output/a"}])
     )
     assert r.status_code == 400 and "never overwrite" in r.json()["msg"]
+    r = env.create(
+        task(outputs=[{"url": (env.data / "taken.txt" / "x").as_uri(), "path": "/data/output/a"}])
+    )
+    assert r.status_code == 400 and "taken.txt is not a folder" in r.json()["msg"], r.text
+    for url in (f"{env.data.as_uri()}/in/../../etc", f"{env.data.as_uri()}/%2e%2e/x"):
+        r = env.create(task(inputs=[{"url": url, "path": "/data/input/x"}]))
+        assert r.status_code == 403 and "not under a data root" in r.json()["msg"], r.text
     r = env.create(task(outputs=[{"url": "s3://bucket/x", "path": "/data/output/a"}]))
     assert r.status_code == 400
 
