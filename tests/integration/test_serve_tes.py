@@ -164,6 +164,28 @@ def test_cancel_stops_the_container(instance: Instance, server: ServerProcess) -
     assert any("canceled by its owner" in line for line in logs), logs
 
 
+def test_workers_run_that_many_tasks_side_by_side(
+    instance: Instance, server: ServerProcess
+) -> None:
+    """The module's server has --workers 2: two sleepers run at once, a third waits."""
+    client = instance.client(server)
+    ids = [client.create_task(sleeper_task(120)) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while (states := [client.get_task(i, "MINIMAL").state for i in ids])[:2] != [
+            "RUNNING",
+            "RUNNING",
+        ]:
+            assert time.monotonic() < deadline, states
+            time.sleep(0.2)
+        time.sleep(1)  # a free worker would have taken the third by now
+        assert client.get_task(ids[2], "MINIMAL").state == "QUEUED"
+    finally:
+        for task_id in reversed(ids):
+            client.cancel_task(task_id)
+    assert {wait_state(client, i, FINAL, timeout=60) for i in ids} == {"CANCELED"}
+
+
 def test_refusals_through_py_tes(instance: Instance, server: ServerProcess) -> None:
     client = instance.client(server)
     outsider = tes.Task(executors=[tes.Executor(image="busybox:latest", command=["true"])])

@@ -260,3 +260,49 @@ def test_local_inputs_are_staged_only_while_they_resolve_as_admitted(tmp_path: P
             stage(name)
     cached = [p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert cached and b"not for tasks\n" not in cached
+
+
+def test_serve_hands_its_options_to_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--host/--port reach uvicorn; --tokens, --data-root (repeated) and --workers the app;
+    bad values are usage errors (exit 2) before anything listens."""
+    from typing import Any
+
+    import uvicorn
+
+    from tests.serve_helpers import published_catalog
+
+    settings = published_catalog(tmp_path)
+    token_file = tmp_path / "tokens.jsonl"
+    new_token(token_file)
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        root.mkdir()
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    base = ["serve", "--tokens", str(token_file), "--catalog", str(settings.catalog),
+            "--registry", settings.registry, "--home", str(tmp_path / "home")]  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [*base, "--host", "0.0.0.0", "--port", "8765", "--workers", "3",
+         "--data-root", str(roots[0]), "--data-root", str(roots[1])],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (served["host"], served["port"]) == ("0.0.0.0", 8765)
+    config = served["app"].state.gefreg.config
+    assert config.workers == 3 and config.tokens == token_file.resolve()
+    assert config.data_roots == tuple(r.resolve() for r in roots)
+    served.clear()
+    for bad in (
+        ["--data-root", str(roots[0]), "--workers", "0"],
+        ["--data-root", str(roots[0]), "--port", "70000"],
+        ["--data-root", str(tmp_path / "missing")],
+        [],  # no data root
+    ):
+        result = CliRunner().invoke(cli, [*base, *bad])
+        assert result.exit_code == 2, (bad, result.output)
+    no_tokens = [a if a != str(token_file) else str(tmp_path / "none.jsonl") for a in base]
+    result = CliRunner().invoke(cli, [*no_tokens, "--data-root", str(roots[0])])
+    assert result.exit_code == 2 and "none.jsonl" in result.output
+    assert served == {}  # nothing was served
