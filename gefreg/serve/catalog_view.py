@@ -346,12 +346,16 @@ def commands(view: VersionView) -> tuple[Command, ...]:
         *[f'-v "$PWD/{p.name}:{p.path}"' for p in outs],
         view.pinned,
     ]
+    # gefreg, cwltool and Toil make the output folders; for docker they must exist already and
+    # take the files of the service's (non-root) user
+    folders = " ".join(f"./{p.name}" for p in outs)
+    prepare = f"mkdir -p {folders} && chmod 0777 {folders}  # written by uid {face.user}\n"
     cwl = f"{view.name}.cwl"
     export = f"gefreg export cwl {view.name}@{view.version} -o {cwl}"
     job = " ".join(["gefreg export job", *(f"{p.name}=./{p.name}" for p in ins), "-o job.yml"])
     return (
         Command("gefreg", gefreg),
-        Command("docker", " \\\n  ".join(docker)),
+        Command("docker", (prepare if outs else "") + " \\\n  ".join(docker)),
         Command("cwltool", f"{export}\n{job}\ncwltool {cwl} job.yml"),
         Command("Toil", f"{export}\n{job}\ntoil-cwl-runner --jobStore ./jobstore {cwl} job.yml"),
     )

@@ -58,6 +58,16 @@ def test_the_static_site_is_complete_escaped_and_byte_identical(
     digest = tes_instance.digests["fixity-manifest"]
     assert f"{tes_instance.registry}/fixity-manifest@{digest}" in page
     assert "org.gefreg.fingerprint" in page and "KiB" in page  # labels and size, from the registry
+    ledger = (tes_instance.catalog / "fixity-manifest" / "releases.jsonl").read_text()
+    assert json.loads(ledger.splitlines()[0])["published"] in page  # the date
+    entry = files["entries/fixity-manifest/index.html"].decode()
+    for shown in (
+        "<code>/data/collection</code>",
+        "<code>/data/manifest</code>",  # ports
+        "<dt>time limit</dt><dd>120 s</dd>",
+        "<dt>processes</dt><dd>64</dd>",
+    ):
+        assert shown in entry, shown  # fmt: skip
     assert (
         "gefreg run fixity-manifest@1.0.0 -i collection=./collection -o manifest=./manifest" in page
     )
@@ -213,3 +223,44 @@ def test_the_static_site_in_the_browser(
     assert page.evaluate("document.querySelectorAll('script').length") == 1  # only ours
     page.close()
     shutil.rmtree(folder)
+
+
+def _page_commands(page: str) -> dict[str, str]:
+    import html
+
+    found = re.findall(r'<code id="cmd-\d+" data-tool="([^"]+)">(.*?)</code>', page, re.S)
+    return {tool: html.unescape(text) for tool, text in found}
+
+
+def test_the_pages_commands_run_as_written(tes_instance: Instance, tmp_path: Path) -> None:
+    """Each command an entry page offers, pasted into a shell in a folder holding the input
+    port's folder, as the page says: all four write the same manifest."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    code, _, err = gefreg(tes_instance.env, "site", *tes_instance.opts(), "-o", str(site))
+    assert code == 0, err
+    commands = _page_commands((site / "entries/fixity-manifest/index.html").read_text())
+    assert set(commands) == {"gefreg", "docker", "cwltool", "Toil"}
+    venv = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        **tes_instance.env,
+        "PATH": f"{venv}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GEFREG_CATALOG": str(tes_instance.catalog),
+        "GEFREG_REGISTRY": tes_instance.registry,
+    }
+    made = {}
+    for tool, command in commands.items():
+        work = tmp_path / tool
+        shutil.copytree(tes_instance.data / "collection", work / "collection")
+        done = subprocess.run(
+            ["bash", "-euc", command], cwd=work, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"{tool}:\n{command}\n{done.stderr[-3000:]}"
+        made[tool] = tree(work / "manifest")
+    assert made["gefreg"] and "manifest-sha256.txt" in made["gefreg"]
+    assert all(files == made["gefreg"] for files in made.values()), {
+        tool: sorted(files) for tool, files in made.items()
+    }
