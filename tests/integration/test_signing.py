@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,6 +161,13 @@ def test_signed_publish_stores_cosign_signature_and_attestations(
         m["name"]: m["digest"] for m in provenance["buildDefinition"]["resolvedDependencies"]
     }
     assert materials["record"] == {"sha256": line["fingerprint"][7:]}
+    # the scan verdict: the publish gate's decision, policy hash, scanner and DB versions, counts
+    verdict = statement_of(folder, manifest["layers"][1])["predicate"]
+    assert verdict["passed"] is True and verdict["counts"] == line["scan"]["counts"]
+    assert verdict["policySha256"] == line["scan"]["policy_sha256"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", verdict["policySha256"])
+    assert verdict["scanner"] == line["scan"]["trivy"] and verdict["scanner"]["version"]
+    assert "vulnerability_db" in verdict["scanner"]
 
     checked = pub.verify()
     assert checked.exit_code == 0, checked.stdout + checked.stderr
