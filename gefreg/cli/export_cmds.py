@@ -83,7 +83,7 @@ def export_cwl(
     settings = load(catalog, registry)
     release = resolve_release(settings, Engine.connect(), target)
     doc = scatter_workflow(release) if scatter else command_line_tool(release)
-    _write(to_yaml(doc, header(release)), output, force)
+    _write(to_yaml(doc, header(release, scatter)), output, force)
 
 
 @export.command(name="job")

@@ -150,6 +150,10 @@ def test_the_tool_pins_the_release_and_validates(published: Published, tmp_path:
     assert f"{NAME}/releases.jsonl#L1" in text
     flow = export(published, tmp_path, "--scatter")
     assert "class: Workflow" in flow.read_text()
+    assert "# Job file template (`gefreg export job --port collection DIR -o" in text
+    assert "# collection:\n#   - {class: Directory, path: /path/to/collection-1}" in (
+        flow.read_text()
+    )
     for document in (tmp_path / "tool.cwl", flow):  # every export, as the CLI writes it
         result = subprocess.run(
             [str(VENV_BIN / "cwltool"), "--validate", str(document)],

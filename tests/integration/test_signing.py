@@ -338,6 +338,14 @@ def test_unsigned_releases_and_require_signatures(tmp_path: Path, registry: Loca
     unsigned = pub.publish()
     assert unsigned.exit_code == 2 and "requires signatures" in unsigned.stderr
     assert [r["version"] for r in pub.releases()] == ["1.0.0"]
+    stranger = new_key(tmp_path / "keys" / "stranger")  # a key trust.yaml does not list
+    foreign = gefreg(
+        "publish", *pub.opts(), pub.name, "--sign-key", str(stranger.key), env=PASSWORD
+    )
+    assert foreign.exit_code == 1 and f"signing key {stranger.key}" in foreign.stderr
+    assert "is not in" in foreign.stderr and "trust.yaml" in foreign.stderr
+    assert [r["version"] for r in pub.releases()] == ["1.0.0"]
+    assert "1.0.1" not in remote_tags(registry.address, pub.name)  # refused before any upload
 
     signed = gefreg(
         "sign", *pub.opts(), f"{pub.name}@1.0.0", "--sign-key", str(curator.key), env=PASSWORD

@@ -213,3 +213,38 @@ def test_ledger_line_is_found_by_version_with_its_hash(tmp_path: Path) -> None:
         "svc/releases.jsonl", 2, "sha256:" + hashlib.sha256(lines[1].encode()).hexdigest()
     )
     assert ledger_line(tmp_path, "svc", "9.9.9") is None
+
+
+def _template(text: str) -> tuple[str, dict[str, object]]:
+    """The job-file template in a document's header: its command line and its YAML."""
+    from ruamel.yaml import YAML
+
+    comments = [line[2:] for line in text.splitlines() if line.startswith("# ")]
+    start = next(i for i, line in enumerate(comments) if line.startswith("Job file template"))
+    return comments[start], YAML(typ="safe").load("\n".join(comments[start + 1 :]))
+
+
+@pytest.mark.parametrize("scatter", [False, True])
+def test_the_header_carries_a_job_file_template_shaped_like_export_job(
+    tmp_path: Path, scatter: bool
+) -> None:
+    two = replace(FACE, inputs=(Port("a", "/in/a"), Port("b-2", "/in/b")))
+    for face in (FACE, two):
+        rel = replace(RELEASE, interface=face)
+        doc = scatter_workflow(rel) if scatter else command_line_tool(rel)
+        command, template = _template(to_yaml(doc, header(rel, scatter)))
+        folders = []
+        for port in face.inputs:
+            (tmp_path / port.name).mkdir(exist_ok=True)
+            folders += [f"{port.name}={tmp_path / port.name}"] * (2 if scatter else 1)
+        real = job_document(folders, scatter=scatter)
+        assert set(template) == set(real) == {p.name for p in face.inputs}
+        for name, value in template.items():  # the same shape, placeholder paths
+            if scatter:
+                assert isinstance(value, list) and len(value) == 2
+                assert all(v["class"] == "Directory" for v in value)
+            else:
+                assert value == {"class": "Directory", "path": f"/path/to/{name}"}
+            assert type(value) is type(real[name])
+        assert "gefreg export job " in command and ("--scatter" in command) == scatter
+    assert "--port collection" in _template(to_yaml({}, header(RELEASE, scatter)))[0]
