@@ -11,7 +11,12 @@
    at once (the ceiling). All with a warm page cache (every file is read once first). Target:
    ≥ 80% of the hashlib all-cores ceiling.
 
-    .venv/bin/python benchmarks/bench_run.py [--runs 15] [--gigabytes 2] [--skip-run|--skip-hash]
+3. What the disk limit costs a run (:func:`bench_staging`): the run's own output file system
+   made and removed, beside a plain folder, and delivering 1 GiB out of it (a copy) beside a
+   rename.
+
+    .venv/bin/python benchmarks/bench_run.py [--runs 15] [--gigabytes 2]
+                                             [--skip-run|--skip-staging|--skip-hash]
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ def bench_run(runs: int) -> None:
     from gefreg.run.hardening import RUN_LABEL
     from gefreg.run.plan import plan_run
     from gefreg.settings import Settings
-    from tests.helpers import demo_entry, make_catalog
+    from tests.helpers import demo_entry, make_catalog, own_run_containers
 
     with tempfile.TemporaryDirectory(prefix="gefreg-bench-run-") as tmp:
         root = Path(tmp)
@@ -153,7 +158,7 @@ def bench_run(runs: int) -> None:
                 start = time.perf_counter()
                 action()
                 timings[name].append(time.perf_counter() - start)
-        assert engine.container_ids(RUN_LABEL) == [], "containers left behind"
+        assert own_run_containers(engine, root) == [], "containers left behind"
         rows = [
             ("gefreg run (library: plan_run + run_service)", _median(timings["library"])),
             ("gefreg run (CLI, new process each time)", _median(timings["cli"])),
@@ -305,12 +310,72 @@ def bench_hash(gigabytes: float, repeats: int = 9) -> None:
     assert not Path(tmp).exists()
 
 
+def bench_staging(runs: int, gigabytes: float = 1.0) -> None:
+    """What the disk limit costs a run: making and removing the run's own output file system
+    (sparse image, mkfs.ext4, loop mount, umount — what a root caller gets) beside a plain
+    staging folder (watched instead), and delivering ``gigabytes`` of outputs out of it (a copy)
+    beside the rename a plain folder needs."""
+    from gefreg.run.delivery import deliver
+    from gefreg.run.ownership import Identity
+    from gefreg.run.staging import FILESYSTEM, create_staging, remove_staging
+
+    if os.geteuid() != 0:
+        print("\n## staging: needs root (a file system of the run's own); skipped")
+        return
+    kernel, plain = Identity(0, 0, 10001, 10001), Identity(1234, 1234, 1234, 1234)
+    with tempfile.TemporaryDirectory(prefix="gefreg-bench-staging-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        counter = iter(range(10**6))
+
+        def cycle(identity: Identity, size: int, limit: int = 10 * 1024**3) -> tuple[float, float]:
+            """(seconds to create + remove, seconds to deliver ``size`` bytes)."""
+            n = next(counter)
+            out = root / f"out{n}"
+            out.mkdir()
+            start = time.perf_counter()
+            staging = create_staging({"result": out}, f"urn:uuid:{n:08x}", identity, limit)
+            made = time.perf_counter() - start
+            if identity is kernel:
+                assert staging.enforced_by == FILESYSTEM
+            block = os.urandom(16 * MiB)
+            for i in range(size // (256 * MiB)):
+                with open(staging.folders["result"] / f"f{i}", "wb") as fh:
+                    for _ in range(16):
+                        fh.write(block)
+            start = time.perf_counter()
+            done = deliver(staging, overwrite=False)
+            delivered = time.perf_counter() - start
+            start = time.perf_counter()
+            assert remove_staging(staging, delivered=not done.problems) == []
+            made += time.perf_counter() - start
+            shutil.rmtree(out)
+            return made, delivered
+
+        empty = {"filesystem": [cycle(kernel, 0) for _ in range(runs)],
+                 "plain": [cycle(plain, 0) for _ in range(runs)]}  # fmt: skip
+        size = int(gigabytes * 1024**3)
+        full = {"filesystem": [cycle(kernel, size) for _ in range(3)],
+                "plain": [cycle(plain, size) for _ in range(3)]}  # fmt: skip
+        made = {k: _median([m for m, _ in v]) for k, v in empty.items()}
+        moved = {k: _median([d for _, d in v]) for k, v in full.items()}
+        rows = [
+            ("a file system of the run's own: make + remove", made["filesystem"]),
+            ("a plain staging folder: make + remove", made["plain"]),
+            (f"deliver {gigabytes:g} GiB from the run's file system (copy)", moved["filesystem"]),
+            (f"deliver {gigabytes:g} GiB from a plain folder (rename)", moved["plain"]),
+        ]
+        report(f"the disk limit's cost per run (median of {runs} / 3 runs)", rows)
+        per_gb = rows[2][1] / gigabytes
+        print(f"  copy out: {gigabytes / rows[2][1]:.2f} GiB/s ({per_gb:.2f} s per GiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--gigabytes", type=float, default=2.0, help="GiB of files to hash")
     parser.add_argument("--skip-run", action="store_true")
     parser.add_argument("--skip-hash", action="store_true")
+    parser.add_argument("--skip-staging", action="store_true")
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; "
@@ -318,6 +383,8 @@ def main() -> None:
     )
     if not args.skip_run:
         bench_run(args.runs)
+    if not args.skip_staging:
+        bench_staging(args.runs)
     if not args.skip_hash:
         bench_hash(args.gigabytes)
 

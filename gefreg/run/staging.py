@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,10 @@ def _mount_image(staging: Staging, work: Path) -> bool:
     ``work/mnt``; False (and nothing left) when this machine cannot."""
     image, mountpoint = work / "disk.img", work / "mnt"
     size = staging.limit + staging.limit // 14 + 1024**2  # ext4's own metadata: ~3 % over
+    room = os.statvfs(work)
+    if room.f_bavail * room.f_frsize < size:  # a sparse image must not outgrow its disk
+        staging.notes.append("the disk limit is watched: less free space than the limit")
+        return False
     try:
         with open(image, "xb") as fh:
             fh.truncate(size)
@@ -195,8 +200,12 @@ class DiskWatch:
             self.thread.start()
 
     def _watch(self) -> None:
-        while not self.done.wait(WATCH_EVERY_S):
-            if self.staging.used() > self.staging.limit:
+        pause = WATCH_EVERY_S
+        while not self.done.wait(pause):
+            start = time.monotonic()
+            used = self.staging.used()
+            pause = max(WATCH_EVERY_S, 4 * (time.monotonic() - start))  # never more than 1/5
+            if used > self.staging.limit:
                 self.exceeded = True
                 with contextlib.suppress(Exception):
                     self.stop_container()
