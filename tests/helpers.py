@@ -150,6 +150,20 @@ def own_run_containers(engine: Any, root: Path) -> list[str]:
     return own
 
 
+def unmount_under(root: Path) -> list[Path]:
+    """Unmount every mount point below ``root`` (deepest first) and return them: what a run
+    that was cut short left mounted there (its output file system, ``.gefreg-run-*/mnt``)."""
+    import subprocess
+
+    from gefreg.run.folders import mount_points
+
+    prefix = str(root.resolve()) + "/"
+    left = [p for p in mount_points() or [] if str(p).startswith(prefix)]
+    for point in sorted(left, key=lambda p: len(p.parts), reverse=True):
+        subprocess.run(["umount", str(point)], check=True, capture_output=True)
+    return left
+
+
 def remove_own_images(catalogs: Iterable[Path] = (), prefixes: Iterable[str] = ()) -> None:
     """Remove from the shared engine what these tests made, and nothing else: the build tags in
     the namespaces of these catalogs (gefreg tags every catalog's builds under a namespace of

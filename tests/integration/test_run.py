@@ -34,7 +34,7 @@ from gefreg.image.build import build_entry
 from gefreg.run.hardening import RUN_LABEL
 from gefreg.run.record import STATUSES, read_run_record
 from gefreg.settings import Settings
-from tests.helpers import busybox_entry, make_catalog, own_run_containers
+from tests.helpers import busybox_entry, make_catalog, own_run_containers, unmount_under
 
 pytestmark = pytest.mark.docker
 
@@ -212,7 +212,9 @@ def no_containers_left_behind(
     left = own_run_containers(engine, tmp_path_factory.getbasetemp())
     for container in left:
         engine.remove_container(container)
+    mounted = unmount_under(tmp_path_factory.getbasetemp())  # a run's output file system
     assert not left, f"runner containers left behind: {left}"
+    assert not mounted, f"left mounted: {mounted}"
 
 
 def inputs(tmp_path: Path) -> Path:
@@ -488,7 +490,12 @@ def test_ctrl_c_stops_removes_and_records(
     container = wait_until_running(engine, tmp_path / "run.json", process)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # never left running (the fixture unmounts what it left)
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, err
     record = read_run_record(tmp_path / "run.json")
     assert record["status"] == "interrupted" and "Ctrl-C" in record["error"]
@@ -500,7 +507,12 @@ def test_ctrl_c_stops_removes_and_records(
 
 
 class SocketProxy:
-    """A unix-socket proxy in front of the real engine, which the test can pull away."""
+    """A unix-socket proxy in front of the real engine, which the test can pull away.
+
+    Once :meth:`close` has returned no connection reaches the engine through it: the listening
+    socket is shut down (which also wakes a blocked ``accept``), and a connection accepted
+    while closing is dropped, not carried on (that race let a run talk to the engine after the
+    "engine" had gone: on a busy machine it waited for the full 60 s sleep)."""
 
     def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
         self.path, self.target = path, target
@@ -508,18 +520,34 @@ class SocketProxy:
         self.server.bind(str(path))
         self.server.listen(16)
         self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
+    def _keep(self, sock: socket.socket) -> bool:
+        with self.lock:
+            if not self.closed:
+                self.sockets.append(sock)
+                return True
+        sock.close()
+        return False
+
     def _accept(self) -> None:
-        while not self.closed:
+        while True:
             try:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            if not self._keep(client):
+                return
             upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.target)
-            self.sockets += [client, upstream]
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            if not self._keep(upstream):
+                continue  # the client was shut down by close()
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -532,10 +560,14 @@ class SocketProxy:
             pass
 
     def close(self) -> None:
-        self.closed = True
+        with self.lock:
+            self.closed = True
+            sockets = list(self.sockets)
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
-        self.path.unlink()
-        for s in self.sockets:
+        self.path.unlink(missing_ok=True)
+        for s in sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
@@ -546,29 +578,35 @@ def test_engine_gone_mid_run_is_incomplete_and_exit_3(
 ) -> None:
     sock = Path(tempfile.mkdtemp()) / "docker.sock"
     proxy = SocketProxy(sock)
+    process = None
     try:
         process = start_cli(services, tmp_path, "sleeper", DOCKER_HOST=f"unix://{sock}")
         container = wait_until_running(engine, tmp_path / "run.json", process)
         proxy.close()
         _, err = process.communicate(timeout=60)
+        assert process.returncode == 3, err
+        assert "went away while the container ran" in err and "run record:" in err
+        record = read_run_record(tmp_path / "run.json")
+        assert record["status"] == "incomplete" and record["exit_code"] is None
+        assert "went away" in record["error"] and record["container"]["id"] == container
+        assert record["outputs"]["result"]["manifest"] is None
+        # the real engine still has the container: the record names it for cleanup
+        assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == [container]
+        assert "the outputs stay in" in record["error"]  # the container might still write there
+        # and its output file system stays mounted (as root): the user removes both
+        engine.remove_container(container)
+        mounted = [p.name for p in unmount_under(tmp_path)]
+        assert mounted == (["mnt"] if os.geteuid() == 0 else [])
     finally:
-        if not proxy.closed:
-            proxy.close()
+        proxy.close()
         shutil.rmtree(sock.parent, ignore_errors=True)
-    assert process.returncode == 3, err
-    assert "went away while the container ran" in err and "run record:" in err
-    record = read_run_record(tmp_path / "run.json")
-    assert record["status"] == "incomplete" and record["exit_code"] is None
-    assert "went away" in record["error"] and record["container"]["id"] == container
-    assert record["outputs"]["result"]["manifest"] is None
-    # the real engine still has the container: the record names it for cleanup
-    assert engine.container_ids(f"{RUN_LABEL}={record['id']}") == [container]
-    assert "the outputs stay in" in record["error"]  # the container might still write there
-    engine.remove_container(container)
-    for point in Path("/proc/self/mountinfo").read_text().split("\n"):
-        fields = point.split(" ")
-        if len(fields) > 4 and fields[4].startswith(str(tmp_path)):
-            subprocess.run(["umount", fields[4]], check=True)
+        # whatever failed above: the run ended, its container removed, nothing left mounted
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.communicate()
+        for left in own_run_containers(engine, tmp_path):
+            engine.remove_container(left)
+        unmount_under(tmp_path)
 
 
 # --- usage errors -----------------------------------------------------------------------------
