@@ -170,6 +170,38 @@ def test_an_image_in_another_registry_is_refused_before_it_is_pulled(
     assert out.splitlines()[-1].startswith("identical: 1 files the same")
 
 
+@pytest.mark.parametrize("field", ["manifest_digest", "registry", "repository"])
+def test_one_swapped_registry_field_is_refused_before_it_is_pulled(
+    published: Published, engine: Engine, field: str
+) -> None:
+    """Each registry field alone is checked against the ledger: an image the attacker pushed
+    into the catalog's own repository (same registry, same repository, another digest), or the
+    genuine digest said to be in another registry or repository, is refused (exit 1, naming the
+    field) before anything is pulled or run."""
+    genuine = json.loads(published.record.read_text())["image"]
+    repository = genuine["repository"]
+    evil = f"{repository}:evil-{os.urandom(4).hex()}"
+    docker("tag", published.outside, evil)
+    docker("push", evil)
+    digest = docker("image", "inspect", "-f", "{{index .RepoDigests 0}}", evil)
+    digest = digest.strip().rpartition("@")[2]
+    docker("rmi", "-f", published.outside)  # a re-run would have to pull it
+    swapped = {
+        "manifest_digest": digest,
+        "registry": "evil.example.org",
+        "repository": f"{repository}-evil",
+    }[field]
+    before = published.runs()
+    tampered = published.tampered(field, **{field: swapped})
+    code, out, err = gefreg(published.env, "reproduce", *published.opts, str(tampered))
+    assert code == 1, out + err
+    what = field.replace("manifest_digest", "manifest digest")
+    assert f"{NAME} 1.0.0: the {what} {swapped} is not the one the catalog published" in err
+    assert engine.image(f"{repository}@{digest}") is None  # nothing was pulled
+    assert engine.image(published.outside) is None
+    assert published.runs() == before and own_run_containers(engine, published.root) == []
+
+
 def test_run_by_digest_of_an_outside_image_is_refused(published: Published) -> None:
     code, _, err = gefreg(
         published.env, "run", *published.opts, f"{NAME}@{published.outside}",
