@@ -142,11 +142,13 @@ class ContainerRun:
         if exc is None:
             self._release()
             return
+        self._say("stopping: ending the log capture, removing the container")
         if self.capture is not None:
             self.capture.stop()
         self._abandon()
         notes: list[str] = []
         with contextlib.suppress(OSError):  # never hide why the run stopped
+            self._say("stopping: handing back and delivering what the service made")
             self._release()
             notes = self._deliver_anyway()
             if self.record.container.id is None:  # no container was made: nothing ran
@@ -170,6 +172,12 @@ class ContainerRun:
         done, notes = self.deliver()
         self._update(delivery=done)
         return [*done.problems, *notes]
+
+    def _say(self, step: str) -> None:
+        """A step of stopping, shown (and timed) like any other: after Ctrl-C the user sees
+        what gefreg still does, and how long it took."""
+        with contextlib.suppress(Exception):  # an observer never keeps a run from stopping
+            self.observer.status(step)
 
     def _update(self, **changes: object) -> None:
         self.record = dataclasses.replace(self.record, **changes)  # type: ignore[arg-type]

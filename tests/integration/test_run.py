@@ -154,6 +154,7 @@ deep)
   ;;
 esac
 """
+FILLER = "head -c 100000000 /dev/zero > /data/out/big\n"
 ATTACK_RESOURCES = {"memory": "32m", "pids": 32, "timeout": "20s", "cpus": 0.5}
 
 
@@ -201,6 +202,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
     entries.update(static_service("clock-volatile", CLOCK, volatile=["result/stamp"]))
     entries.update(static_service("sleeper", SLEEPER))
     entries.update(static_service("attack", ATTACK, resources=ATTACK_RESOURCES))
+    entries.update(static_service("filler", FILLER, resources={"disk": "50m", "timeout": "30s"}))
     return build_services(tmp_path_factory.mktemp("services"), entries)
 
 
@@ -490,13 +492,17 @@ def test_ctrl_c_stops_removes_and_records(
     container = wait_until_running(engine, tmp_path / "run.json", process)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
+    # A run that ignored Ctrl-C would end with the sleeper (60 s, exit 0): the exit code tells.
+    # The wait is longer than that so a busy machine (engine, umount) is no failure; stderr
+    # shows the stopping steps with their times when they were slow.
     try:
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=180)
     finally:
         if process.poll() is None:  # never left running (the fixture unmounts what it left)
             process.kill()
             process.communicate()
     assert process.returncode == 130, err
+    assert "stopping: ending the log capture, removing the container" in err
     record = read_run_record(tmp_path / "run.json")
     assert record["status"] == "interrupted" and "Ctrl-C" in record["error"]
     assert record["ended"] and record["outputs"]["result"]["manifest"] is None
@@ -1061,6 +1067,18 @@ def test_attack_filling_the_disk(services: Services, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "big").stat().st_size <= 55 * 2**20  # stopped near the limit
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".gefreg-run-")]
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()  # nothing left mounted
+    # and from the catalog record (resources.disk), without --disk
+    record = attack(services, tmp_path, "fill", record=tmp_path / "r3.json", out=tmp_path / "o3")
+    assert record["status"] == "succeeded"  # 100 MB is far below the default 10g
+    assert (
+        record["limits"]["disk"] == 10 * 2**30
+        and "disk" not in record["limits"]["from_command_line"]
+    )
+    code, found = run(
+        services, "filler", tmp_path, record=tmp_path / "r4.json", out=tmp_path / "o4"
+    )
+    assert code == 1 and found["error"] == "output limit exceeded (disk 50m)"
+    assert found["limits"]["disk"] == 50 * 2**20 and found["limits"]["from_command_line"] == []
 
 
 def test_ulimits_are_set_and_recorded(services: Services, tmp_path: Path) -> None:
@@ -1070,6 +1088,11 @@ def test_ulimits_are_set_and_recorded(services: Services, tmp_path: Path) -> Non
     assert int((tmp_path / "out" / "fsize").read_text()) * 512 == 64 * 2**20  # 512-byte blocks
     assert record["limits"]["ulimits"] == {"nofile": 4096, "fsize": 64 * 2**20}
     assert record["applied"]["ulimits"] == {"nofile": 4096, "fsize": 64 * 2**20}
+    # a re-run takes its limits from the run record: the same fsize, so the same outputs
+    code, out, err = gefreg(services, "reproduce", str(tmp_path / "rec" / "run.json"), "--json")
+    assert code == 0, out + err
+    rerun = read_run_record(Path(json.loads(out)["rerun"]))
+    assert rerun["limits"]["disk"] == 64 * 2**20 and rerun["limits"]["ulimits"]["fsize"] == 2**26
 
 
 def test_attack_running_forever(services: Services, tmp_path: Path) -> None:
