@@ -14,11 +14,12 @@ it; so can a workflow engine or a server, see :mod:`gefreg.run.request`). A run 
    outputs were hashed and the inputs were unchanged, otherwise ``failed`` or ``timed-out``.
 
 Hardening and limits: :mod:`gefreg.run.hardening`. Folders: :mod:`gefreg.run.folders` — inputs
-read-only, outputs empty unless ``force`` (the runner never deletes or moves anything: with
-``force`` the service may add to the folder and overwrite what its user may write, and the
-record lists what was there before). When the caller is root the output folders are opened to
-the service's uid for the run and every file the service made is handed back to the caller
-afterwards, never one that was there before (:mod:`gefreg.run.ownership`).
+read-only, outputs empty unless ``force``. The service never sees the output folders: it
+writes into fresh staging folders gefreg owns (:mod:`gefreg.run.staging`, on a file system of
+the disk limit's size when the kernel can keep it); afterwards its files are handed back to the
+caller (:mod:`gefreg.run.ownership`) and moved into the output folders, a taken name being a
+conflict unless ``overwrite`` (:mod:`gefreg.run.delivery`). With ``force`` what was there is
+untouched and listed in the record; the runner deletes nothing of the user's.
 
 Ctrl-C stops and removes the container and records ``interrupted`` (then re-raises); an engine
 that goes away records ``incomplete`` and raises :class:`EnvironmentFailure` (exit 3).
