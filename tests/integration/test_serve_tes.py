@@ -142,6 +142,41 @@ def test_py_tes_runs_a_release_and_its_outputs_equal_gefreg_runs(
     )
 
 
+def test_each_executor_runs_its_release_and_has_its_own_run_record(
+    instance: Instance, server: ServerProcess
+) -> None:
+    """Two executors, two releases: each gets the inputs on its ports, writes its outputs,
+    and has a run record of its own (linked from the task, and by number)."""
+    client = instance.client(server)
+    job = fixity_task(instance, "two-manifest", name="two")
+    job.inputs.append(tes.Input(content="copied\n", path="/data/in/note.txt"))
+    job.outputs.append(
+        tes.Output(url=(instance.data / "two-copy").as_uri(), path="/data/out", type="DIRECTORY")
+    )
+    job.executors.insert(0, tes.Executor(image="tes-hostile@1.0.0", command=[]))
+    task_id = client.create_task(job)
+    assert wait_state(client, task_id, FINAL) == "COMPLETE", client.get_task(task_id, "FULL")
+    log = client.get_task(task_id, "FULL").logs[0]
+    assert [e.exit_code for e in log.logs] == [0, 0]
+    assert files(instance.data / "two-copy") == {"note.txt": b"copied\n"}
+    assert "manifest-sha256.txt" in files(instance.data / "two-manifest")
+    records = fetch_records(server, instance.tokens["writer"], task_id)
+    assert [r["image"]["manifest_digest"] for r in records] == [
+        instance.digests["tes-hostile"],
+        instance.digests["fixity-manifest"],
+    ]
+    assert len({r["id"] for r in records}) == 2
+    for number, record in enumerate(records):
+        link = log.metadata[f"run_record.{number}"]
+        assert link.endswith(f"/tasks/{task_id}/record?executor={number}")
+        one = requests.get(
+            server.url + link,
+            headers={"Authorization": f"Bearer {instance.tokens['writer']}"},
+            timeout=10,
+        )
+        assert one.json()["id"] == record["id"]
+
+
 def test_cancel_stops_the_container(instance: Instance, server: ServerProcess) -> None:
     client = instance.client(server)
     task_id = client.create_task(sleeper_task(120))

@@ -119,6 +119,21 @@ def test_digest_references_must_be_ledger_releases_of_the_configured_registry(en
         (f"{REGISTRY}/tes-demo@{OTHER_DIGEST}", "no release of tes-demo has the digest"),
         (f"evil.example.org/tes-demo@{DIGEST}", f"releases of {REGISTRY} only"),
         (f"tes-demo@{DIGEST}", "a digest needs its registry"),
+        # lookalikes of the release: each names something else, and is refused as such
+        ("t\u0435s-demo@1.0.0", "not a catalog entry"),  # a Cyrillic e
+        ("TES-demo@1.0.0", "not a catalog entry"),
+        ("tes-demo@1.0.0\n", "is not a version"),
+        ("tes-demo@1.0.0 ", "is not a version"),
+        ("tes-demo@v1.0.0", "not a published release"),
+        ("tes-demo@1.0", "not a published release"),
+        ("tes-demo@latest", "not a published release"),
+        ("../tes-demo@1.0.0", "sha256:<64 hex digits>"),
+        ("policy.yaml@1.0.0", "not a catalog entry"),
+        (f"localhost:5999/tes-demo@{DIGEST}", f"releases of {REGISTRY} only"),
+        (f"{REGISTRY}/library/tes-demo@{DIGEST}", f"releases of {REGISTRY} only"),
+        (f"{REGISTRY}/tes-demo:1.0.0@{DIGEST}", "not a catalog entry"),
+        (f"{REGISTRY}/tes-demo@{DIGEST.upper()}", "sha256:<64 hex digits>"),
+        (f"{REGISTRY}/tes-demo@{DIGEST}\n", "sha256:<64 hex digits>"),
     ):
         r = env.create(task(executors=[{"image": image, "command": []}]))
         assert r.status_code == 400, (image, r.text)
