@@ -364,6 +364,7 @@ def slurm() -> None:
         ["bash", str(SLURM_SCRIPT)], capture_output=True, text=True, timeout=120, check=False
     )
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "Use it:" in again.stdout and "toil-cwl-runner --batchSystem slurm" in again.stdout
     assert "Slurm packages present" in again.stdout and "Slurm answers: node" in again.stdout
     for step in ("Installing", "Creating the munge key", "Starting", "Writing", "Reconfiguring"):
         assert step not in again.stdout, again.stdout

@@ -104,6 +104,7 @@ def test_record_entrypoint_comes_first_and_an_image_entrypoint_is_refused() -> N
 def test_schema_org_annotations_name_the_release_and_its_ledger_line() -> None:
     tool = command_line_tool(RELEASE)
     assert tool["$namespaces"] == {"s": "https://schema.org/"}
+    assert (tool["s:name"], tool["s:softwareVersion"]) == ("fixity-manifest", "1.0.0")
     assert tool["s:license"] == "GPL-2.0-only AND MIT"
     assert tool["s:codeRepository"] == "https://example.org/fixity"
     assert tool["s:author"] == [
