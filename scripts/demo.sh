@@ -65,17 +65,5 @@ gefreg reproduce "$run/run.json" --output "$run/rerun" --json > "$run/reproduce.
 step "summary"
 echo "published (gefreg list):"
 gefreg list | sed 's/^/  /'
-python3 - "$demo" "$run" "$GEFREG_REGISTRY" <<'PY'
-import json, os, pathlib, sys
-demo, run = (pathlib.Path(os.path.relpath(p)) for p in sys.argv[1:3])
-record = json.loads((run / "run.json").read_text())
-print(f"run record:   {run / 'run.json'}  ({record['status']}, exit {record['exit_code']})")
-print(f"outputs:      {run / 'output'}")
-report = json.loads((run / "reproduce.json").read_text())
-verdict = "reproduced: outputs identical" if report.get("identical") else "NOT reproduced"
-print(f"rerun:        {verdict} ({report.get('rerun')})")
-print("run it on a folder of your own (miniSEED files):")
-print(f"  .venv/bin/gefreg run waveform-metadata@1.0.0 --catalog {demo / 'catalog'} "
-      f"--registry {sys.argv[3]} --input YOUR-FOLDER --output RESULTS-FOLDER")
-PY
+python3 scripts/demo_summary.py "$demo" "$run" "$GEFREG_REGISTRY"
 printf '\ndemo finished in %ss\n' "$(( $(date +%s) - start ))"

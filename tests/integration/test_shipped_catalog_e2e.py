@@ -5,7 +5,11 @@ pinned by digest and reproduces."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from gefreg.cli import cli
 from tests.integration.conftest import ShippedCatalog
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gefreg(shipped: ShippedCatalog, *args: str) -> tuple[int, str, str]:
@@ -93,3 +99,36 @@ def test_every_shipped_entry_builds_scans_tests_publishes_and_verifies(
     code, out, err = gefreg(shipped, "reproduce", str(record), "--json")
     assert code == 0, err
     assert json.loads(out)["identical"] is True
+
+    # `make demo`'s summary ends with the command a user types to run the published service
+    # on a folder of their own: typed in a shell of their own, it does.
+    (tmp_path / "reproduce.json").write_text(out)
+    demo = shipped.settings.catalog.parent  # laid out as .gefreg/demo: catalog/, state/
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "scripts/demo_summary.py",
+            str(demo),
+            str(tmp_path),
+            shipped.settings.registry,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert "rerun:        reproduced: outputs identical" in printed[-3]
+    assert printed[-2] == "run it on a folder of your own (miniSEED files):"
+    mine, results = tmp_path / "my-waveforms", tmp_path / "my-results"
+    mine.mkdir()
+    for name in ("test.mseed", "steim2.mseed"):
+        shutil.copy(archive / name, mine / name)
+    typed = printed[-1].replace("YOUR-FOLDER", str(mine)).replace("RESULTS-FOLDER", str(results))
+    argv = shlex.split(typed)
+    assert argv[:3] == [".venv/bin/gefreg", "run", "waveform-metadata@1.0.0"]
+    own_shell = {k: v for k, v in os.environ.items() if not k.startswith("GEFREG_")}
+    own_shell["GEFREG_STATE"] = str(tmp_path / "a-users-state")  # not the demo's
+    ran = subprocess.run(argv, cwd=ROOT, env=own_shell, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    described = json.loads((results / "metadata.json").read_text())
+    assert described["archive"] == {"files": 2, "readable": 2, "unreadable": 0}
