@@ -1146,6 +1146,23 @@ def test_non_root_caller_runs_as_itself(engine: Engine) -> None:
             "the outputs could not all be hashed: result/locked: permission denied"
         )
 
+        # the disk limit without root is watched: the container is stopped once over it
+        (entry / "run.sh").write_text(
+            "i=0\nwhile [ $i -lt 200 ]; do\n"
+            "  head -c 5000000 /dev/zero > /data/out/f$i; i=$((i+1)); sleep 0.05\ndone\n"
+        )
+        build_entry(own.settings, load_entry(entry, set()), engine=engine)
+        for path in own.settings.state_dir.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        record = run_as_1234([*command, "--disk", "50m"], own, work, "out-disk")
+        assert record["status"] == "failed" and record["disk_enforced_by"] == "watching"
+        assert record["error"] == "output limit exceeded (disk 50m)"
+        assert record["duration_s"] < 10  # not the 12 s and 1 GB the service would have taken
+        written = sum(f.stat().st_size for f in (work / "out-disk").iterdir())
+        assert 50 * 10**6 < written < 80 * 10**6
+        assert not [f for f in (work / "out-disk").iterdir() if f.name.startswith(".gefreg-run-")]
+        assert {f.stat().st_uid for f in (work / "out-disk").iterdir()} == {1234}
+
         # an image whose program cannot be executed: the run failed (exit 1), not the engine
         os.chmod(entry / "busybox", 0o644)
         build_entry(own.settings, load_entry(entry, set()), engine=engine)

@@ -233,6 +233,32 @@ def test_a_ledger_interface_mounting_over_bin_is_refused(
     assert own_run_containers(engine, published.root) == []
 
 
+def test_image_labels_mounting_over_bin_are_refused(published: Published, engine: Engine) -> None:
+    """Issue 11.3, the labels: an image outside the catalog, run with --allow-untrusted, is
+    described by its GEF labels only; an output port at /bin is refused like a record's."""
+    context = published.root / "outside"
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        "LABEL eudat.gef.service.input.1.name=data eudat.gef.service.input.1.path=/data/in "
+        "eudat.gef.service.output.1.name=result eudat.gef.service.output.1.path=/bin "
+        "org.gefreg.test=run-trust\n"
+        'CMD ["/bin/busybox", "sh", "-c", "echo pwned > /bin/x"]\n'
+    )
+    tag = f"gefreg-test/labels-{os.urandom(6).hex()}:1"
+    docker("build", "-q", "-t", tag, str(context))
+    try:
+        code, _, err = gefreg(
+            published.env, "run", "--image", tag, "--allow-untrusted",
+            "-i", str(published.root / "in"), "-o", str(published.root / "o5"),
+        )  # fmt: skip
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+    assert code == 2, err
+    assert "field GEF label eudat.gef.service.output.1.path: '/bin' would hide a system" in err
+    assert not (published.root / "o5").exists()
+    assert own_run_containers(engine, published.root) == []
+
+
 def test_a_run_record_mounting_over_bin_is_refused(published: Published, engine: Engine) -> None:
     data = json.loads(published.record.read_text())
     [index] = [i for i, m in enumerate(data["mounts"]) if m["side"] == "output"]
