@@ -15,7 +15,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gefreg.registry.client import RegistryClient
-from gefreg.release import attachments, keys, signatures
+from gefreg.release import attachments, attestations, keys, ledger, signatures, signing
 from tests.integration.test_publish import (
     Service,
     entry,
@@ -279,6 +279,17 @@ def test_verify_refuses_signatures_trust_yaml_does_not_vouch_for(
         address, name, att_tag, manifest_of(address, name, attachments.tag_for(second, "att"))
     )
     refused(pub, "provenance-subject (key curators)", f"not {address}/{name}@{first}")
+
+    # provenance by the trusted key for this image, naming another record than the ledger's
+    [release] = [r for r in ledger.read(pub.entry) if r.version == "1.0.0"]
+    forged = replace(signing.facts(name, release), fingerprint="sha256:" + "9" * 64)
+    with RegistryClient(address) as client:
+        attestations.attest(client, name, forged, 100, curator.load())
+    refused(
+        pub,
+        "provenance-fingerprint (key curators)",
+        f"names the record fingerprint sha256:{'9' * 64}, the ledger says {release.fingerprint}",
+    )
     # the attestations removed: the .att tag holds no provenance (verify reports it, show too)
     with RegistryClient(address) as client:
         attachments.write(client, name, first, 100, "att", [])
