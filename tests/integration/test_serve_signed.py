@@ -37,7 +37,7 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
     os.chmod(tmp_path, 0o755)
     entry = busybox_entry(
         NAME,
-        "cp -r /data/in/. /data/out/\n",
+        'sleep "${1:-0}"\ncp -r /data/in/. /data/out/\n',  # an argument: seconds to wait first
         inputs=[{"name": "data", "path": "/data/in"}],
         outputs=[{"name": "out", "path": "/data/out"}],
     )
@@ -81,13 +81,19 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
         headers = {"Authorization": f"Bearer {made['writer']}"}
         api = f"{server.url}/ga4gh/tes/v1/tasks"
 
-        def task(version: str) -> dict[str, object]:
+        def task(version: str, out: str = "", wait: int = 0) -> dict[str, object]:
             folder = {"type": "DIRECTORY"}
+            command = ["/bin/busybox", "sh", "/opt/run.sh", str(wait)] if wait else []
+            destination = (data / (out or version)).as_uri()
             return {
-                "executors": [{"image": f"{NAME}@{version}", "command": []}],
+                "executors": [{"image": f"{NAME}@{version}", "command": command}],
                 "inputs": [{"url": (data / "in").as_uri(), "path": "/data/in", **folder}],
-                "outputs": [{"url": (data / version).as_uri(), "path": "/data/out", **folder}],
+                "outputs": [{"url": destination, "path": "/data/out", **folder}],
             }
+
+        def state_of(task_id: str) -> str:
+            answer = requests.get(f"{api}/{task_id}", headers=headers, timeout=10)
+            return str(answer.json()["state"])
 
         refused = requests.post(api, json=task("1.0.1"), headers=headers, timeout=30)
         assert refused.status_code == 400, refused.text
@@ -114,8 +120,25 @@ def test_signed_releases_run_unsigned_ones_are_refused_once_signatures_are_requi
         records = requests.get(f"{api}/{task_id}/record", headers=headers, timeout=10).json()
         assert records[0]["image"]["manifest_digest"] == digests["1.0.0"]
 
+        # a task queued before the yank does not run after it (one worker, kept busy): the
+        # trust decision is made again right before the run
+        busy = requests.post(api, json=task("1.0.0", "busy", 60), headers=headers, timeout=30)
+        queued = requests.post(api, json=task("1.0.0", "queued"), headers=headers, timeout=30)
+        busy_id, queued_id = busy.json()["id"], queued.json()["id"]
+        while state_of(busy_id) != "RUNNING":
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        assert state_of(queued_id) == "QUEUED"
         # a yanked release no longer runs, and the catalog says why
         run("yank", *opts, f"{NAME}@1.0.0", "--reason", "wrong results for empty folders")
+        requests.post(f"{api}/{busy_id}:cancel", headers=headers, timeout=10)
+        while state_of(queued_id) in ("QUEUED", "INITIALIZING", "RUNNING"):
+            assert time.monotonic() < deadline + 120
+            time.sleep(0.2)
+        late = requests.get(f"{api}/{queued_id}?view=FULL", headers=headers, timeout=10).json()
+        assert late["state"] == "SYSTEM_ERROR", late
+        assert any("was yanked" in line for line in late["logs"][0]["system_logs"]), late
+        assert not (data / "queued").exists()
         yanked = requests.post(api, json=task("1.0.0"), headers=headers, timeout=30)
         assert yanked.status_code == 400
         assert "was yanked" in yanked.json()["msg"] and "empty folders" in yanked.json()["msg"]

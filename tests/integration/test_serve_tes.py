@@ -186,6 +186,7 @@ def test_cancel_stops_the_container(instance: Instance, server: ServerProcess) -
         assert time.monotonic() < deadline
         time.sleep(0.2)
     run_id = records[0]["id"]
+    assert records[0]["args"] == ["120"]  # what the executor added to the release's command
     engine = Engine.connect()
     while not engine.container_ids(f"{RUN_LABEL}={run_id}"):
         assert time.monotonic() < deadline, "the container never appeared"
