@@ -1,6 +1,9 @@
 """The command line: a thin click layer. Each command parses options, calls one library
 function, and prints. Library modules are imported inside commands so `gefreg --help` stays fast
-(no docker SDK, jinja2 or ruamel.yaml at start-up)."""
+(no docker SDK, jinja2 or ruamel.yaml at start-up). The commands live in ``*_cmds`` modules
+by subject; options (option bundles several commands share: --catalog/--registry, --json,
+--policy, and the Trivy options `scan` and `publish` both take) and ui (progress, tables, JSON:
+the only code that prints) serve them all."""
 
 from __future__ import annotations
 
