@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gefreg.catalog.entries import close_names, find_entry
 from gefreg.errors import BadInput
@@ -34,7 +35,6 @@ from gefreg.scan.findings import HADOLINT_SEVERITY, Finding, FindingClass
 from gefreg.scan.policy import Policy, evaluate
 from gefreg.scan.policy_file import load_policy, policy_files
 from gefreg.scan.scan_report import ScanReport
-from gefreg.scan.trivy import UnknownImage
 from gefreg.scan.trivy_options import (
     ScannerInfo,
     TrivyOptions,
@@ -46,6 +46,9 @@ from gefreg.scan.trivy_options import (
 )
 from gefreg.scan.trivy_report import ImageMeta, image_meta, load_report, parse_report
 from gefreg.settings import Settings
+
+if TYPE_CHECKING:
+    from gefreg.scan.trivy import UnknownImage
 
 Progress = Callable[[str], None]
 
@@ -162,6 +165,8 @@ def scan(
     was_cached = cached is not None
     notes: tuple[str, ...] = ()
     if cached is None:
+        from gefreg.scan.trivy import UnknownImage  # (with its threads: not for cached results)
+
         try:
             cached, notes = _run_scanners(settings, cache, subject, options, hadolint, say)
         except UnknownImage as exc:
@@ -174,6 +179,8 @@ def _maybe_a_typo(settings: Settings, target: str, exc: UnknownImage) -> Unknown
     close = close_names(settings.catalog, target)
     if not close:
         return exc
+    from gefreg.scan.trivy import UnknownImage
+
     return UnknownImage(
         f"{exc.message}, and no catalog entry is called {target!r}",
         f"did you mean {' or '.join(close)}? (entries of {settings.catalog})",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -276,3 +277,17 @@ def test_publish_takes_every_option_scan_takes_for_its_scan() -> None:
     # and they reach the scan's TrivyOptions (checked before any engine or registry is asked)
     code, _, err = run("publish", "--pending", "--timeout", "5 minutes")
     assert code == 2 and "--timeout '5 minutes' is not a duration" in err
+
+
+def test_the_cached_scan_path_imports_no_scanner_machinery() -> None:
+    """A cached re-scan is mostly Python start-up (README: < 0.2 s): what `gefreg scan`
+    imports before it knows whether the cache answers must not bring in what only a real scan
+    needs (Trivy's runner and its thread pool, rendering, the docker SDK, rich)."""
+    code = (
+        "import sys\nimport gefreg.cli.scan_cmds, gefreg.scan.image_scan, gefreg.scan.formats\n"
+        "heavy = ('concurrent.futures', 'gefreg.scan.trivy', 'gefreg.scan.hadolint', "
+        "'gefreg.image.render', 'jinja2', 'docker', 'rich', 'requests', 'ruamel')\n"
+        "print('HEAVY=' + ','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY="
