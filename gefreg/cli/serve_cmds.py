@@ -238,6 +238,7 @@ def site(
         )
     else:
         click.echo(
-            f"site of {report.entries} entries ({report.versions} versions, {report.files} files) "
+            f"site of {ui.count(report.entries, 'entry')} ({ui.count(report.versions, 'version')}, "
+            f"{ui.count(report.files, 'file')}) "
             f"in {report.folder}"
         )

@@ -110,7 +110,7 @@ def test_cmd(
         for change in report.changes:
             click.echo(change.describe())
         if report.updated:
-            click.echo(f"updated {report.updated} ({len(report.changes)} changes)")
+            click.echo(f"updated {report.updated} ({ui.count(len(report.changes), 'change')})")
     failed = [r for r in report.results if not r.passed]
     if update:
         failed = [r for r in failed if r.run_status != "succeeded"]

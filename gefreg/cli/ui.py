@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from gefreg.errors import GefregError
+from gefreg.words import count as count  # the one plural rule, for every command
 
 
 def shown(text: str) -> str:
@@ -41,15 +42,6 @@ def usage_error(exc: click.UsageError) -> None:
         usage = ctx.get_usage().removeprefix("Usage: ").strip()
         click.echo(f"  usage: {usage}", err=True)
         click.echo(f"  hint: `{ctx.command_path} --help` explains it, with examples", err=True)
-
-
-def count(number: int, noun: str, plural: str | None = None) -> str:
-    """'1 entry', '2 entries', '0 findings'."""
-    if number == 1:
-        return f"1 {noun}"
-    if plural is None:
-        plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
-    return f"{number} {plural}"
 
 
 def print_json(data: Any) -> None:

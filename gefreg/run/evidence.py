@@ -17,6 +17,7 @@ from gefreg.image.build_record import BuildRecord
 from gefreg.release.publish import PublishEvidence
 from gefreg.scan.trivy_options import TrivyOptions
 from gefreg.settings import Settings
+from gefreg.words import count
 
 
 def publish_gate(
@@ -47,7 +48,7 @@ def publish_gate(
             )
         tests: dict[str, Any] = {"declared": len(entry.spec.tests), "passed": True}
         if entry.spec.tests:
-            on_step(f"testing {entry.name} ({len(entry.spec.tests)} tests)")
+            on_step(f"testing {entry.name} ({count(len(entry.spec.tests), 'test')})")
             result = run_tests(
                 settings, entry, engine=engine, image=built_image(settings, entry, engine)
             )

@@ -28,6 +28,7 @@ from gefreg.run.record import default_record_path, now
 from gefreg.run.recorded import read_recorded_run
 from gefreg.run.request import RunObserver, RunRequest, RunResult, new_run_id
 from gefreg.settings import Settings
+from gefreg.words import count
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ReproduceReport:
         out += self.comparison.lines()
         verdict = "identical" if self.identical else "DIFFERS"
         out.append(
-            f"{verdict}: {self.comparison.same} files the same, "
+            f"{verdict}: {count(self.comparison.same, 'file', 'files')} the same, "
             f"{len(self.comparison.differences)} different, "
             f"{len(self.comparison.ignored)} ignored"
         )

@@ -356,7 +356,7 @@ def test_a_clock_differs_and_the_file_is_named(services: Services, tmp_path: Pat
     code, out, _ = gefreg(services, "reproduce", str(tmp_path / "rec" / "run.json"))
     assert code == 1
     assert "changed  result/stamp (" in out and "fixed.txt" not in out
-    assert out.splitlines()[-1].startswith("DIFFERS: 1 files the same, 1 different, 0 ignored")
+    assert out.splitlines()[-1].startswith("DIFFERS: 1 file the same, 1 different, 0 ignored")
     code, out, _ = gefreg(
         services,
         "reproduce",
@@ -382,7 +382,7 @@ def test_volatile_files_are_ignored_and_said_so(services: Services, tmp_path: Pa
     assert code == 0
     assert "ignoring (volatile): result/stamp" in out
     assert "changed  result/stamp (" in out and "[ignored: matches result/stamp]" in out
-    assert out.splitlines()[-1] == "identical: 1 files the same, 0 different, 1 ignored"
+    assert out.splitlines()[-1] == "identical: 1 file the same, 0 different, 1 ignored"
     # --ignore adds patterns the record does not declare
     code, record = run(services, "clock", tmp_path, record=tmp_path / "c.json", out=tmp_path / "o")
     assert code == 0

@@ -167,7 +167,7 @@ def test_an_image_in_another_registry_is_refused_before_it_is_pulled(
     # the genuine record reproduces
     code, out, err = gefreg(published.env, "reproduce", *published.opts, str(published.record))
     assert code == 0, err
-    assert out.splitlines()[-1].startswith("identical: 1 files the same")
+    assert out.splitlines()[-1].startswith("identical: 1 file the same")
 
 
 @pytest.mark.parametrize("field", ["manifest_digest", "registry", "repository"])

@@ -124,6 +124,9 @@ def test_counts_read_as_english() -> None:
 
     assert [count(n, "entry") for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
     assert count(3, "tag") == "3 tags" and count(1, "changed entry") == "1 changed entry"
+    from gefreg import words
+
+    assert count is words.count  # the library's messages (reproduce, publish) use the same
 
 
 def test_lint_threshold_turns_warnings_into_failures(tmp_path: Path) -> None:
