@@ -69,8 +69,7 @@ class Group(click.Group):
         except click.UsageError as exc:  # e.g. `gefreg --bogus`
             from gefreg.cli import ui
 
-            ui.usage_error(exc)
-            raise SystemExit(exc.exit_code) from None
+            raise SystemExit(ui.usage_error(exc)) from None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -83,8 +82,7 @@ class Group(click.Group):
         except click.UsageError as exc:  # a command's own arguments or options
             from gefreg.cli import ui
 
-            ui.usage_error(exc)
-            ctx.exit(exc.exit_code)
+            ctx.exit(ui.usage_error(exc))
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -28,8 +28,13 @@ def error(exc: GefregError) -> None:
         click.echo(f"  hint: {shown(exc.hint)}", err=True)
 
 
-def usage_error(exc: click.UsageError) -> None:
-    """A click usage error in gefreg's form: what is wrong, the usage line, where help is."""
+def usage_error(exc: click.UsageError) -> int:
+    """A click usage error in gefreg's form: what is wrong, the usage line, where help is.
+    Returns the exit code. A group typed alone (`gefreg`, `gefreg export`) is asked for its
+    help, not an error: the help, exit 0, whatever click's version (8.2 made it an error)."""
+    if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+        click.echo(exc.ctx.get_help())
+        return 0
     message = exc.format_message().strip()
     message, _, suggestion = message.partition("Did you mean")
     message = message.strip().rstrip(".( ")
@@ -42,6 +47,7 @@ def usage_error(exc: click.UsageError) -> None:
         usage = ctx.get_usage().removeprefix("Usage: ").strip()
         click.echo(f"  usage: {usage}", err=True)
         click.echo(f"  hint: `{ctx.command_path} --help` explains it, with examples", err=True)
+    return exc.exit_code
 
 
 def print_json(data: Any) -> None:

@@ -103,6 +103,16 @@ def test_usage_errors_speak_like_gefreg(args: list[str], lines: list[str]) -> No
     assert "Error:" not in result.stderr and "Try '" not in result.stderr
 
 
+@pytest.mark.parametrize("group", [[], ["export"], ["trust"], ["registry"]])
+def test_a_group_typed_alone_shows_its_help(group: list[str]) -> None:
+    """`gefreg` alone asks for help: no `error: usage: …` wrapped around the whole help (click
+    8.2 made it a usage error), the same text as --help, exit 0."""
+    alone = CliRunner().invoke(cli, group, prog_name="gefreg")
+    helped = CliRunner().invoke(cli, [*group, "--help"], prog_name="gefreg")
+    assert (alone.exit_code, alone.stderr) == (0, "")
+    assert alone.stdout == helped.stdout and alone.stdout.startswith("Usage: gefreg")
+
+
 def test_lint_passes_a_clean_catalog(catalog: Path) -> None:
     code, out, _ = run("lint", "--catalog", str(catalog), "--json")
     report = json.loads(out)
