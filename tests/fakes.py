@@ -287,6 +287,9 @@ class FakeRegistry:
             self.tags[tag] = digest
         return digest
 
+    def ping(self) -> None:
+        self.calls["ping"] += 1
+
     def list_tags(self, repo: str) -> list[str]:
         self.calls["list_tags"] += 1
         return sorted(self.tags)

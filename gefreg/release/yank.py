@@ -76,6 +76,7 @@ def yank(
         if earlier is not None:
             return Yanked(name, version, earlier.reason, "already yanked", earlier.yanked)
         moved, stuck = floating_moves(lines, version)
+        client.ping()  # a registry that is down fails now, before the ledger changes
         stamp = now().strftime("%Y-%m-%dT%H:%M:%SZ")
         ledger.append(entry_dir, ledger.Yank(version, reason, stamp, __version__, moved))
         # Still under the entry's lock: a publish waiting for it moves the tags forward

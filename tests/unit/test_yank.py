@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gefreg.errors import BadInput, InvalidRecord
+from gefreg.errors import BadInput, EnvironmentFailure, InvalidRecord
 from gefreg.release import ledger
 from gefreg.release.verify import LedgerFolder, floating_targets, verify
 from gefreg.release.yank import yank
@@ -121,6 +121,24 @@ def test_unknown_versions_and_bad_reasons_are_refused(tmp_path: Path) -> None:
         with pytest.raises(BadInput, match="--reason"):
             do_yank(folder, reg, "1.0.0", reason)
     assert ledger.read_lines(folder).yanks == {}
+    assert reg.calls["ping"] == 0  # refused from the ledger alone, registry up or down
+
+
+def test_a_registry_that_is_down_fails_the_yank_before_the_ledger_changes(
+    tmp_path: Path,
+) -> None:
+    class Down(FakeRegistry):
+        def ping(self) -> None:
+            raise EnvironmentFailure("http://127.0.0.1:1 did not answer GET /v2/")
+
+    reg = Down()
+    folder = published(tmp_path, reg, "1.0.0", "1.1.0")
+    before = (folder / "releases.jsonl").read_text()
+    with pytest.raises(EnvironmentFailure):
+        do_yank(folder, reg, "1.1.0")
+    assert (folder / "releases.jsonl").read_text() == before
+    with pytest.raises(BadInput, match="never published"):  # said without the registry
+        do_yank(folder, reg, "1.0.9")
 
 
 @pytest.mark.parametrize(
