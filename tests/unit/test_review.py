@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gefreg.errors import BadInput
 from gefreg.release.ledger import Release
 from gefreg.release.review import review
 from gefreg.settings import Settings
@@ -78,6 +79,17 @@ def publish_line(repo: Path, name: str, *versions: str) -> None:
     ledger_file.write_text("".join(release_line(v, repository=f"r/{name}") for v in versions))
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+
+
+def test_a_folder_without_records_is_no_catalog_to_pass(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "catalog" / "bases").mkdir(parents=True)
+    (root / "catalog" / "README.md").write_text("not a catalog yet\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "x")
+    with pytest.raises(BadInput, match=r"no service records under .*catalog"):
+        review(settings_for(root), "HEAD")
 
 
 def test_review_applies_the_version_rule_of_publish(repo: Path) -> None:
