@@ -59,6 +59,12 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
         "1.1.0",
     ]
     assert page["registry"]["labels"]["org.opencontainers.image.version"] == "1.0.0"
+    # every version with its digest and date; the selected one's ports and resources
+    assert all(v["published"][:4].isdigit() for v in page["versions"]), page["versions"]
+    assert [v["digest"] for v in page["versions"]] == [v100, v110]
+    face = page["interface"]
+    assert face["version"] == "1.0.0" and face["inputs"] and face["outputs"]
+    assert face["resources"]["memory"] > 0 and face["resources"]["timeout"] > 0
     assert page["registry"]["sbom"] and page["registry"]["scan_report"]
     # the ledger names both artifacts, so a registry cannot swap them
     assert pub.releases()[0]["scan_report_digest"] == page["registry"]["scan_report"]
@@ -67,6 +73,8 @@ def test_list_show_and_yank(tmp_path: Path, registry: LocalRegistry) -> None:
     assert page["run"] == "gefreg run pub-browse@1.0.0 --input DIR --output DIR"
     text = gefreg("show", *opts, "pub-browse").stdout
     assert "pub-browse 1.1.0:" in text and "[1, 1.1, latest]" in text
+    assert "\n  resources: memory " in text and "\n  input " in text and "\n  output " in text
+    assert "\n  sbom: sha256:" in text and "\n  scan report: sha256:" in text
 
     sbom = gefreg("show", *opts, "pub-browse@1.1.0", "--sbom")
     assert sbom.exit_code == 0 and json.loads(sbom.stdout)["bomFormat"] == "CycloneDX"
