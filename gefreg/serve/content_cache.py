@@ -100,6 +100,8 @@ class ContentCache:
                 os.link(tmp, target)
             with contextlib.suppress(FileExistsError):
                 os.symlink(f"../sha256/{got['sha256']}", self.root / "md5" / got["md5"])
+        except InterruptedError:
+            raise  # stopped: not a failure to store
         except OSError as exc:
             raise EnvironmentFailure(f"{what}: cannot store it: {exc.strerror or exc}") from None
         finally:

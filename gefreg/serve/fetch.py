@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from gefreg import __version__
 from gefreg.errors import BadInput, CheckFailed, EnvironmentFailure
@@ -69,6 +70,18 @@ def get(url: str, policy: Policy, *, accept: str | None = None) -> Iterator[requ
         session.close()
 
 
+def body(resp: requests.Response, size: int) -> Iterator[bytes]:
+    """The body of ``resp`` as it arrives: each read returns what the socket has (at most
+    ``size`` bytes) instead of waiting for ``size`` bytes, so whoever consumes it can stop
+    between reads. (requests' ``iter_content`` waits for a whole chunk: a body trickling in
+    a byte at a time held a cancel off until a mebibyte had come.)"""
+    try:
+        while data := resp.raw.read1(size, decode_content=True):
+            yield data
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise EnvironmentFailure(f"GET {resp.url}: {exc}") from None
+
+
 def _raise_for(resp: requests.Response, url: str) -> None:
     if resp.status_code == 410:
         raise Gone(f"GET {url}: the record was withdrawn (410 Gone)")
@@ -81,12 +94,12 @@ def _raise_for(resp: requests.Response, url: str) -> None:
 def get_json(url: str, policy: Policy, *, accept: str = "application/json") -> Any:
     """A JSON document (at most 16 MiB)."""
     with get(url, policy, accept=accept) as resp:
-        body = b""
-        for chunk in resp.iter_content(1024 * 1024):
-            body += chunk
-            if len(body) > 16 * 1024**2:
+        document = b""
+        for chunk in body(resp, 1024 * 1024):
+            document += chunk
+            if len(document) > 16 * 1024**2:
                 raise BadInput(f"GET {url}: the document is larger than 16 MiB")
         try:
-            return json.loads(body)
+            return json.loads(document)
         except ValueError:
             raise BadInput(f"GET {url}: not a JSON document") from None

@@ -174,14 +174,17 @@ class Stager:
         self, remote: pids.RemoteFile, checksum: str | None, staged: Staged, what: str
     ) -> Cached:
         with fetch.get(remote.url, self.resolvers.policy) as resp:
-            return self.cache.add(
-                resp.iter_content(CHUNK),
-                expect=checksum,
-                expect_size=remote.size,
-                limit=self._budget(staged),
-                what=what,
-                stopped=self.stopped,
-            )
+            try:
+                return self.cache.add(
+                    fetch.body(resp, CHUNK),
+                    expect=checksum,
+                    expect_size=remote.size,
+                    limit=self._budget(staged),
+                    what=what,
+                    stopped=self.stopped,
+                )
+            except InterruptedError:
+                raise Canceled(what) from None
 
 
 def item_content(item: InputPlan) -> str:

@@ -306,3 +306,36 @@ def test_serve_hands_its_options_to_the_server(
     result = CliRunner().invoke(cli, [*no_tokens, "--data-root", str(roots[0])])
     assert result.exit_code == 2 and "none.jsonl" in result.output
     assert served == {}  # nothing was served
+
+
+def test_a_cancel_stops_a_download_that_trickles_in(tmp_path: Path) -> None:
+    """A web input that sends one byte at a time (against a real HTTP server on loopback):
+    the stager stops within a read of the cancel, not after a whole chunk has come, and says
+    canceled, not 'cannot store'."""
+    import time
+    from collections.abc import Iterator
+
+    from gefreg.serve import fetch, pids
+    from gefreg.serve.staging import Canceled, Stager
+    from gefreg.serve.task_plan import InputPlan, TaskPlan
+    from tests.fake_http import Reply, serving
+
+    def trickle() -> Iterator[bytes]:
+        for _ in range(600):
+            time.sleep(0.1)
+            yield b"x"
+
+    policy = fetch.Policy(allowed=frozenset({"127.0.0.1"}))
+    resolvers = pids.Resolvers(frozenset(), "", "", policy)
+    with serving(lambda _: Reply(200, {"Content-Length": str(10**6)}, trickle())) as server:
+        url = f"{server.url}/slow.bin"
+        item = InputPlan(index=0, kind="http", path="/data/input/slow.bin", type="FILE",
+                         port="/data/input", rel="slow.bin", url=url, target=url)  # fmt: skip
+        started = time.monotonic()
+        stager = Stager(ContentCache(tmp_path / "cache"), resolvers, 10**9, (tmp_path,),
+                        lambda: time.monotonic() > started + 1)  # fmt: skip
+        plan = TaskPlan(executors=(), inputs=(item,), input_ports=("/data/input",))
+        with pytest.raises(Canceled):
+            stager.stage(plan, tmp_path / "task")
+        assert time.monotonic() - started < 5  # not the minute the whole trickle takes
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
