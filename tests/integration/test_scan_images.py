@@ -28,7 +28,9 @@ from tests.trivy_db import DEBIAN_BUSTER, METADATA, write_db
 
 pytestmark = pytest.mark.docker
 
-PREFIX = "gefreg-test-scan"
+# This session's own tags: the engine is shared, and another session running these tests
+# must never find its images re-tagged or removed by ours (a fixed name made builds fail).
+PREFIX = f"gefreg-test-scan-{secrets.token_hex(4)}"
 NO_DB = ["--db-repository", "127.0.0.1:9/gefreg-test/trivy-db:2"]  # refused at once
 WARN = "vulnerability-db-unavailable: warn\n"
 DPKG_STATUS = """\
