@@ -22,6 +22,8 @@ SCRIPTS = [
     "bench_signing.py",
     "bench_cwl.py",
     "bench_serve.py",
+    "bench_rebuild.py",
+    "bench_diff.py",
 ]
 
 

@@ -49,6 +49,11 @@ class EnvironmentFailure(GefregError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class InputsUnavailable(EnvironmentFailure):
+    """What a build needs is gone: a locked package version no longer in the archive, a base
+    or a commit that cannot be found. Exit 3: the environment, not the record, changed."""
+
+
 class ToolMissing(EnvironmentFailure):
     """A required external program is not installed."""
 

@@ -99,6 +99,7 @@ class ServiceSpec:
     resources: Resources = field(default_factory=Resources)
     tests: tuple[ServiceTest, ...] = ()
     volatile: tuple[str, ...] = ()
+    source_date_epoch: int | None = None  # None: the version's commit time, or 0 outside git
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make setup`: everything gefreg and its tests need on this machine. Safe to run again.
 #  - system parts from Debian (root only): docker.io when no engine answers, docker-registry,
-#    mmdebstrap, busybox-static, skopeo, chromium (the web catalog's browser tests);
+#    mmdebstrap, busybox-static, skopeo, chromium (the web catalog's browser tests),
+#    diffoscope (`gefreg diff --content`);
 #  - a Docker engine that answers `docker info` (an engine that already answers is left alone);
 #  - .venv with gefreg, its test extras and the code linters (make lint-code).
 set -euo pipefail
@@ -14,7 +15,7 @@ engine_answers() { command -v docker >/dev/null 2>&1 && timeout 20 docker info >
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # 1. System packages.
-wanted=(docker-registry mmdebstrap busybox-static skopeo chromium)
+wanted=(docker-registry mmdebstrap busybox-static skopeo chromium diffoscope)
 if engine_answers; then
   say "A Docker engine answers: leaving it alone"
 else
@@ -24,7 +25,7 @@ missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${wanted[@]}"; do installed "$pkg" || missing+=("$pkg"); done
 else
-  for tool in docker-registry mmdebstrap skopeo chromium; do
+  for tool in docker-registry mmdebstrap skopeo chromium diffoscope; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
 fi

@@ -196,3 +196,31 @@ def remove_own_images(catalogs: Iterable[Path] = (), prefixes: Iterable[str] = (
                     api.remove_image(ref, noprune=True)
         except docker.errors.APIError:
             continue  # gone meanwhile, or in use by a container: left as it is
+
+
+def git(root: Path, *args: str, date: str = "2025-01-01T00:00:00Z") -> str:
+    """Run git in ``root`` as a fixed author, committing at ``date`` (a source date)."""
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.org",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.org",
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_DATE": date,
+    }
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def git_repository(root: Path, date: str = "2025-01-01T00:00:00Z") -> str:
+    """Make ``root`` a git repository with everything in it committed; returns the commit."""
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "catalog", date=date)
+    return git(root, "rev-parse", "HEAD")

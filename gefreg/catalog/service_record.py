@@ -63,7 +63,9 @@ OPTIONAL = (
     "resources",
     "tests",
     "volatile",
+    "source_date_epoch",
 )
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 
 RESERVED_NAMES = ("bases", "templates")
 
@@ -168,6 +170,7 @@ class _ServiceReader(ContentFields, TestFields):
             resources=get("resources", lambda: self._resources(top), Resources()),
             tests=get("tests", lambda: self._tests(top, inputs, outputs), ()),
             volatile=get("volatile", lambda: self._volatile(top, outputs), ()),
+            source_date_epoch=get("source_date_epoch", lambda: self._epoch(top), None),
         )
         if self.problems:
             return None
@@ -286,6 +289,12 @@ class _ServiceReader(ContentFields, TestFields):
             if value is not None:
                 out.append((key, value))
         return tuple(sorted(out))
+
+    def _epoch(self, top: Any) -> int | None:
+        value = self.number(
+            top, "source_date_epoch", "source_date_epoch", maximum=MAX_EPOCH, integer=True
+        )
+        return int(value) if value is not None else None
 
     def _user(self, top: Any) -> int | None:
         value = self.number(top, "user", "user", minimum=1, maximum=65534, integer=True)

@@ -35,6 +35,8 @@ ORDER = (
     "yank",
     "run",
     "reproduce",
+    "rebuild",
+    "diff",
     "clean",
     "export",
     "serve",
@@ -103,7 +105,7 @@ def cli() -> None:
       gefreg new NAME          scaffold a catalog entry that builds and tests at once
       gefreg lint              check every catalog record and its Dockerfile
       gefreg render ENTRY      print the annotated Dockerfile of an entry
-      gefreg lock ENTRY        lock an entry's pip packages and every dependency, by hash
+      gefreg lock ENTRY        lock an entry's pip (by hash) and apt (by version) packages
       gefreg base build --all  build the curated base images (reproducible digests)
       gefreg build ENTRY       build the image (cached by fingerprint)
       gefreg scan ENTRY        scan the built image and gate it with the policy
@@ -118,6 +120,8 @@ def cli() -> None:
       gefreg yank NAME@VER     mark a published version as not to be used (reason)
       gefreg run NAME@VERSION  run a pinned image on your data, hardened, and record it
       gefreg reproduce RECORD  re-run a recorded run and compare its outputs
+      gefreg rebuild NAME@VER  rebuild a published version from its commit, bit for bit
+      gefreg diff A B          compare two images down to single files
       gefreg clean             remove gefreg's own stale tags, containers and state
       gefreg export cwl NAME@VERSION  the release as CWL for cwltool, Toil, Slurm
       gefreg serve             the GEF instance: GA4GH TES API and web catalog
@@ -153,4 +157,5 @@ from gefreg.cli import (  # noqa: E402,F401,I001  (registers the commands)
     serve_cmds,
     signing_cmds,
     browse_cmds,
+    repro_cmds,
 )

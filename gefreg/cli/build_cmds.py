@@ -200,8 +200,17 @@ def build(
                 elif text and not text.startswith(" ---> "):
                     note(text)
 
+            def wrote_lock(text: str, name: str = name) -> None:
+                progress.done(f"{name}: {text}")  # a file to commit: not a passing step
+
             result = build_entry(
-                settings, entry, engine=engine, no_cache=no_cache, lock=lock, on_event=on_event
+                settings,
+                entry,
+                engine=engine,
+                no_cache=no_cache,
+                lock=lock,
+                on_event=on_event,
+                on_note=wrote_lock,
             )
             state = "cache hit" if result.cached else f"built in {result.record.duration_s} s"
             progress.done(f"{name} {entry.spec.version}: {state} {result.image_id[:19]}")

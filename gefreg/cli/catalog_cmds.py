@@ -161,31 +161,52 @@ def lint(
 @click.argument("entries", nargs=-1, required=True)
 @settings_options
 def lock_cmd(entries: tuple[str, ...], catalog: str | None, registry: str | None) -> None:
-    """Write pip.lock for python-template ENTRIES: every wheel the image needs, with its hash.
+    """Write the lock files of ENTRIES: pip.lock (wheels by hash), apt.lock (Debian versions).
 
-    pip's own resolver finds the whole dependency closure of packages.pip for the image's
-    Python and platform (CPython 3.11, linux x86-64, binary wheels only), without installing
-    anything; distributions the record's Debian packages provide (packages.apt-provides) are
-    left out with what only they need. Builds then install exactly these files, offline, with
-    --require-hashes --no-deps. Commit pip.lock next to service.yaml; lint says when it no
-    longer matches the record.
+    pip.lock: pip's own resolver finds the whole dependency closure of packages.pip for the
+    image's Python and platform (CPython 3.11, linux x86-64, binary wheels only), without
+    installing anything; distributions the record's Debian packages provide
+    (packages.apt-provides) are left out with what only they need. Builds then install
+    exactly these files, offline, with --require-hashes --no-deps.
+
+    apt.lock: every Debian package the apt step installs, at its exact version, as apt
+    resolves packages.apt on the entry's base today (a container of the base runs `apt-get
+    install --simulate`). Builds ask apt for exactly these versions, so a rebuild years later
+    installs the same packages or names the ones the archive no longer has. A build writes
+    a missing or outdated apt.lock itself; run this to move to the archive's newer versions
+    (and bump the version).
+
+    Commit both next to service.yaml; lint says when one no longer matches the record.
 
     \b
     Examples:
       gefreg lock my-tool
-      gefreg lock waveform-metadata && git diff catalog/waveform-metadata/pip.lock
+      gefreg lock waveform-metadata && git diff catalog/waveform-metadata/
     """
-    from gefreg.catalog.entries import base_names, load_entry, relative, resolve
+    from gefreg.catalog.entries import base_names, load_entry, load_lock, relative, resolve
     from gefreg.catalog.wheels import lock
     from gefreg.cli import ui
+    from gefreg.errors import BadInput
 
     settings = load(catalog, registry)
+    engine = None
     for folder in resolve(settings.catalog, list(entries)):
-        locked = lock(load_entry(folder, base_names(settings.catalog)))
-        state = "wrote" if locked.changed else "unchanged"
-        wheels = ", ".join(p.requirement for p in locked.pins)
-        count = ui.count(len(locked.pins), "wheel")
-        click.echo(f"{state} {relative(locked.path)}: {count} ({wheels})")
+        entry = load_entry(folder, base_names(settings.catalog))
+        if not entry.spec.pip and not entry.spec.apt:
+            raise BadInput(f"{entry.name} has no packages.pip or packages.apt to lock")
+        if entry.spec.pip:
+            locked = lock(entry)
+            state = "wrote" if locked.changed else "unchanged"
+            wheels = ", ".join(p.requirement for p in locked.pins)
+            count = ui.count(len(locked.pins), "wheel")
+            click.echo(f"{state} {relative(locked.path)}: {count} ({wheels})")
+        if entry.spec.apt:
+            from gefreg.engine import Engine
+            from gefreg.image.build import lock_apt
+
+            engine = engine or Engine.connect()
+            path = lock_apt(engine, settings, entry, load_lock(settings.catalog))
+            click.echo(f"wrote {relative(path)}")
 
 
 @cli.command()

@@ -239,10 +239,20 @@ def verify(
     is_flag=True,
     help="Print only the entries whose image changed, one per line (for CI).",
 )
+@click.option(
+    "--require-rebuilt",
+    is_flag=True,
+    help="Releases added since REV need a 'rebuilt: identical' note (gefreg rebuild --record).",
+)
 @settings_options
 @json_option
 def review(
-    base_rev: str, names: bool, catalog: str | None, registry: str | None, as_json: bool
+    base_rev: str,
+    names: bool,
+    require_rebuilt: bool,
+    catalog: str | None,
+    registry: str | None,
+    as_json: bool,
 ) -> None:
     """Check a catalog change against REV, as CI does on a pull request.
 
@@ -253,18 +263,21 @@ def review(
     yank` writes them; published entries not deleted; a changed trust.yaml valid, with
     revoked keys still listed and revoked and no key id given another key (added keys, widened
     globs and require-signatures turned off are listed as notes for the reviewer). Lists the
-    entries whose image changed, so CI builds and scans only those.
+    entries whose image changed, so CI builds and scans only those. With
+    --require-rebuilt, every release the change adds must also carry a note that `gefreg
+    rebuild NAME@VERSION --record` rebuilt it bit for bit.
 
     \b
     Example (CI):
       gefreg review --base origin/main --json
       gefreg build $(gefreg review --base origin/main --names)
+      gefreg review --base origin/main --require-rebuilt
     """
     from gefreg.cli import ui
     from gefreg.release.review import review as run_review
 
     settings = load(catalog, registry)
-    report = run_review(settings, base_rev)
+    report = run_review(settings, base_rev, require_rebuilt=require_rebuilt)
     if as_json:
         ui.print_json(report.to_json())
     elif names:

@@ -1,10 +1,10 @@
 """Container calls of the engine adapter (the runner's): create, start, wait, kill, inspect,
-logs, remove."""
+logs, remove; and a helper container run to completion (apt resolution)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -201,6 +201,32 @@ class ContainerCalls:
                     )
                 )
         return out
+
+    def run_helper(
+        self, image: str, command: Sequence[str], *, timeout: float = 900
+    ) -> tuple[int | None, str, str]:
+        """Run a short-lived helper container (root, default network) to completion and
+        remove it; returns (exit code or None on timeout, stdout, stderr). gefreg uses it to
+        ask apt on a base image which package versions it would install."""
+        with translated("running a helper container"), refused("running a helper container"):
+            api = self.client.api
+            created = api.create_container(
+                image,
+                command=list(command),
+                labels={"org.gefreg.role": "helper"},
+                host_config=api.create_host_config(network_mode="bridge"),
+            )
+            container = str(created["Id"])
+            try:
+                api.start(container)
+                code = self.wait_container(container, timeout)
+                if code is None:
+                    api.kill(container)
+                out = api.logs(container, stdout=True, stderr=False)
+                err = api.logs(container, stdout=False, stderr=True)
+            finally:
+                api.remove_container(container, force=True, v=True)
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def container_ids(self, label: str) -> list[str]:
         """IDs of all containers (running or not) carrying ``label`` (``key`` or ``key=value``)."""

@@ -1,10 +1,11 @@
-"""Image calls of the engine adapter: inspect, pull, load, save, tag, remove, build."""
+"""Image calls of the engine adapter: inspect, pull, load, save (to a file or as a stream),
+tag, remove, build."""
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any
@@ -139,6 +140,31 @@ class ImageCalls:
                 raise BadInput(f"the engine has no image {ref}", "build it first") from None
         tmp.replace(destination)
         return destination
+
+    def save_stream(self, ref: str) -> Iterator[bytes]:
+        """`docker save` one image as a stream of chunks (a docker-archive tarball), for
+        readers that need not keep it."""
+        import docker.errors
+
+        with translated(f"exporting {ref}"):
+            try:
+                yield from self.client.api.get_image(ref)
+            except docker.errors.ImageNotFound:
+                raise BadInput(f"the engine has no image {ref}", "build or pull it first") from None
+
+    def load_stream(self, chunks: Iterable[bytes], what: str) -> list[str]:
+        """`docker load` a docker-archive given as a stream of chunks (never whole in memory);
+        returns the loaded image IDs or tags."""
+        with translated(f"loading {what}"):
+            events = self.client.api.load_image(iter(chunks))
+        loaded = []
+        for event in events or []:
+            if "error" in event:
+                raise EnvironmentFailure(f"the engine could not load {what}: {event['error']}")
+            stream = str(event.get("stream", ""))
+            if stream.startswith("Loaded image"):
+                loaded.append(stream.split(": ", 1)[1].strip())
+        return loaded
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         with translated(f"tagging {image_id}"):

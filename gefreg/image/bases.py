@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gefreg.catalog.entries import BASES_DIR, base_repository, write_lock
+from gefreg.errors import EnvironmentFailure
 from gefreg.hashing import sha256_bytes
 from gefreg.image import oci
+from gefreg.image.normalize import BaseLayers
 from gefreg.model import BaseEntry
 from gefreg.registry.media_types import OCI_MANIFEST
 from gefreg.settings import Settings
 from gefreg.subprocesses import find_tool, stream_tool
 
 SCHEME = 1
+SNAPSHOT_HOST = "snapshot.debian.org"
 # Leave documentation and translations out of the image, but keep every copyright file.
 SLIM_DPKG_OPTIONS = (
     "path-exclude=/usr/share/man/*",
@@ -71,6 +74,10 @@ def mmdebstrap_command(base: BaseEntry, output: Path) -> list[str]:
         '--aptopt=Acquire::Retries "3"',
         "--skip=output/mknod",
     ]
+    if SNAPSHOT_HOST in spec.mirror:
+        # A snapshot's Release file has long expired; mmdebstrap also writes this option into
+        # the image's apt configuration, so service builds on the base can use it too.
+        argv.append('--aptopt=Acquire::Check-Valid-Until "false"')
     if spec.packages:
         argv.append("--include=" + ",".join(spec.packages))
     for option in SLIM_DPKG_OPTIONS:
@@ -192,8 +199,6 @@ def push(settings: Settings, built: BaseBuild) -> str:
     for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
         cache.put(diff_id, layer.digest, layer.size, repo)
     if digest != image.digest:
-        from gefreg.errors import EnvironmentFailure
-
         raise EnvironmentFailure(f"the registry stored {repo} as {digest}, not {image.digest}")
     return digest
 
@@ -217,3 +222,29 @@ def find_local(settings: Settings, name: str, digest: str) -> BaseBuild | None:
         cached=True,
         lock_changed=False,
     )
+
+
+def published_layers(settings: Settings, name: str, digest: str) -> BaseLayers:
+    """The base's layers as published (blob descriptors, diff IDs, history length): from the
+    layout built on this machine, else from the registry. A service image's manifest names
+    these very blobs, so its digest does not depend on where the base came from."""
+    local = find_local(settings, name, digest)
+    if local is not None:
+        image = oci.open_layout(local.layout)
+        config = json.loads(image.blob_path(image.config.digest).read_bytes())
+        return BaseLayers(image.layers, image.diff_ids, len(config.get("history") or []))
+    from gefreg.registry.client import RegistryClient
+
+    repo = f"{BASES_DIR}/{name}"
+    with RegistryClient(settings.registry_url) as client:
+        found = client.get_manifest(repo, digest)
+        if found is None:
+            raise EnvironmentFailure(
+                f"base {repo}@{digest} is neither built on this machine nor in the registry "
+                f"{settings.registry}",
+                f"build and push it: gefreg base build {name}",
+            )
+        manifest = found.json()
+        config = json.loads(client.get_blob(repo, manifest["config"]["digest"]))
+    blobs = tuple(oci.Blob(d["digest"], d["size"], d["mediaType"]) for d in manifest["layers"])
+    return BaseLayers(blobs, tuple(config["rootfs"]["diff_ids"]), len(config.get("history") or []))

@@ -1,8 +1,11 @@
 """Service image builds through the engine, with a content-addressed cache and build records.
 
-The cache key is the sha256 of the rendered Dockerfile: it embeds the fingerprint (record,
-shipped files, template, base digest, pip lock), the registry the base comes from and the
-gefreg version, so any change to an input changes the key. Unchanged files are not rehashed
+Images are reproducible: the engine builds, then gefreg normalizes and loads the result
+(:mod:`gefreg.image.reproducible`), so the same inputs give the same image ID and manifest
+digest. The cache key is the sha256 of the rendered Dockerfile: it embeds the fingerprint
+(record, shipped files, template, base digest, pip and apt locks), the source date, the
+registry the base comes from and the gefreg version, so any change to an input changes the
+key. Unchanged files are not rehashed
 (the hash cache keys on size, mtime and inode), so a cache hit costs a render and one engine
 lookup.
 
@@ -22,12 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gefreg import __version__
+from gefreg.catalog import apt_lock
 from gefreg.catalog.entries import BaseLock, load_lock
+from gefreg.catalog.source_date import SourceDate
 from gefreg.engine import BuildEvent, Engine
 from gefreg.errors import BadInput, BuildFailed, EnvironmentFailure
 from gefreg.hashing import HashCache, hash_files, sha256_bytes
-from gefreg.image import bases
-from gefreg.image.build_plan import BuildPlan, prepare
+from gefreg.image import apt_resolve, bases, reproducible
+from gefreg.image.build_plan import BuildPlan, prepare, resolve_base
 from gefreg.image.build_record import (
     BuildRecord,
     build_dir,
@@ -36,7 +41,7 @@ from gefreg.image.build_record import (
     snapshot,
 )
 from gefreg.image.fingerprint import shipped_files
-from gefreg.image.labels import CREATED, BaseImage
+from gefreg.image.labels import BaseImage
 from gefreg.image.render import CONTEXT_FILES
 from gefreg.image.templates import templates_dir
 from gefreg.model import Entry
@@ -63,7 +68,12 @@ def local_tags(settings: Settings, plan: BuildPlan, key: str) -> list[tuple[str,
 def input_paths(settings: Settings, plan: BuildPlan) -> list[Path]:
     """Every file whose change could change the rendered Dockerfile (see build_record)."""
     entry = plan.entry
-    paths = [entry.record_path, entry.directory / "pip.lock", load_lock(settings.catalog).path]
+    paths = [
+        entry.record_path,
+        entry.directory / "pip.lock",
+        entry.directory / apt_lock.LOCK_FILE,
+        load_lock(settings.catalog).path,
+    ]
     for src, _ in entry.spec.files:
         top = entry.directory / src
         paths.append(top)
@@ -171,6 +181,33 @@ def _build(
     return engine.build(context, labels=labels, no_cache=no_cache, on_event=on_event, log=log)
 
 
+def lock_apt(engine: Engine, settings: Settings, entry: Entry, lock: BaseLock) -> Path:
+    """Resolve the entry's packages.apt on its base now and write apt.lock."""
+    base = resolve_base(settings, lock, entry.spec.base)
+    ensure_base(engine, settings, base)
+    return apt_lock.write(entry, apt_resolve.resolve(engine, entry, base))
+
+
+def ensure_apt_lock(
+    engine: Engine,
+    settings: Settings,
+    entry: Entry,
+    lock: BaseLock,
+    on_note: Callable[[str], None] | None = None,
+) -> None:
+    """An entry with apt packages builds from its apt.lock; a missing or outdated lock is
+    resolved on the base first (and written next to the record, to be committed)."""
+    if not entry.spec.apt:
+        return
+    base = resolve_base(settings, lock, entry.spec.base)
+    why = apt_lock.stale(entry, apt_lock.read(entry), base.digest)
+    if why is None:
+        return
+    path = lock_apt(engine, settings, entry, lock)
+    if on_note:
+        on_note(f"{why}: resolved it and wrote {path} (commit it)")
+
+
 def build_entry(
     settings: Settings,
     entry: Entry,
@@ -179,11 +216,21 @@ def build_entry(
     no_cache: bool = False,
     lock: BaseLock | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
+    date: SourceDate | None = None,
+    resolve_apt: bool = True,
+    tag: bool = True,
+    on_note: Callable[[str], None] | None = None,
 ) -> BuildResult:
+    """Build the entry's image reproducibly (see :mod:`gefreg.image.reproducible`).
+
+    ``date``, ``resolve_apt=False`` and ``tag=False`` are for rebuilds: the source date comes
+    from the release's commit, the apt lock must already be there, and the user's local tags
+    are left where they are."""
+    lock = lock if lock is not None else load_lock(settings.catalog)
+    if resolve_apt:
+        ensure_apt_lock(engine, settings, entry, lock, on_note)
     cache = HashCache(settings.hash_cache)
-    plan = prepare(
-        entry, settings, lock=lock if lock is not None else load_lock(settings.catalog), cache=cache
-    )
+    plan = prepare(entry, settings, lock=lock, cache=cache, date=date)
     cache.save()
     key = sha256_bytes(plan.dockerfile.encode())
     if not no_cache:
@@ -198,18 +245,22 @@ def build_entry(
     t0 = time.monotonic()
     try:
         size = assemble_context(plan, context)
-        created = started.strftime("%Y-%m-%dT%H:%M:%SZ")
-        image_id = _build(engine, context, {CREATED: created}, no_cache, on_event, log)
+        built = _build(engine, context, {}, no_cache, on_event, log)
+    except BuildFailed as exc:
+        raise reproducible.explain_build_failure(exc, plan) from None
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    tags = local_tags(settings, plan, key)
-    for repo, tag in tags:
-        engine.tag(image_id, repo, tag)
+    engine_s = round(time.monotonic() - t0, 3)
+    step = (lambda text: on_event(BuildEvent(text, text))) if on_event else (lambda _: None)
+    image, phases = reproducible.finish(engine, settings, plan, built, folder, step)
+    tags = local_tags(settings, plan, key) if tag else []
+    for repo, name in tags:
+        engine.tag(image.image_id, repo, name)
     record = BuildRecord(
         entry=entry.name,
         version=entry.spec.version,
-        image_id=image_id,
-        tags=tuple(f"{repo}:{tag}" for repo, tag in tags),
+        image_id=image.image_id,
+        tags=tuple(f"{repo}:{name}" for repo, name in tags),
         fingerprint=plan.fingerprint.digest,
         fingerprint_parts=dict(plan.fingerprint.parts),
         cache_key=key,
@@ -218,12 +269,17 @@ def build_entry(
         registry=settings.registry,
         gefreg_version=__version__,
         engine=engine.facts(),
-        started=created,
+        started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         duration_s=round(time.monotonic() - t0, 3),
         context_bytes=size,
         log=str(log),
         record=str(entry.record_path.resolve()),
         directory=str(entry.directory.resolve()),
         inputs=snapshot(input_paths(settings, plan)),
+        manifest_digest=image.manifest_digest,
+        engine_image_id=built,
+        source_date=plan.source_date.to_json(),
+        phases={"engine_build_s": engine_s, **phases},
+        removed_build_files=tuple(sorted(set(image.removed))),
     )
     return BuildResult(record, cached=False, path=save_build(settings, record))

@@ -1,9 +1,12 @@
-"""Everything needed before a build: template, resolved base, fingerprint, rendered Dockerfile."""
+"""Everything needed before a build: template, resolved base, source date, apt lock,
+fingerprint, rendered Dockerfile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gefreg.catalog import apt_lock, source_date
+from gefreg.catalog.apt_lock import AptLock
 from gefreg.catalog.entries import (
     BASES_DIR,
     LOCK_FILE,
@@ -29,6 +32,8 @@ class BuildPlan:
     base: BaseImage
     fingerprint: fp.Fingerprint
     rendered: Rendered
+    source_date: source_date.SourceDate
+    apt_lock: AptLock | None = None
 
     @property
     def dockerfile(self) -> str:
@@ -54,8 +59,13 @@ def prepare(
     *,
     lock: BaseLock | None = None,
     cache: HashCache | None = None,
+    date: source_date.SourceDate | None = None,
 ) -> BuildPlan:
+    """``date`` overrides the source date the entry's folder would give (a rebuild takes the
+    record from a commit, where the folder is no longer in the repository)."""
     lock = lock if lock is not None else load_lock(settings.catalog)
+    date = date if date is not None else source_date.of_entry(entry)
+    pins = apt_lock.read(entry) if entry.spec.apt else None
     template = load_template(entry.spec.template)
     base = resolve_base(settings, lock, entry.spec.base)
     fingerprint = fp.compute(
@@ -71,5 +81,7 @@ def prepare(
         base=base,
         fingerprint=fingerprint.digest,
         entry_path=entry_path(settings.catalog, entry),
+        source_date_epoch=date.epoch,
+        apt_pins=pins.pins if pins is not None else None,
     )
-    return BuildPlan(entry, template, base, fingerprint, rendered)
+    return BuildPlan(entry, template, base, fingerprint, rendered, date, pins)

@@ -9,10 +9,11 @@ an error that names the file and the field, never a traceback.
 
 The fast path of a cache hit lives here too (:func:`quick_hit`): a record stores the (size,
 mtime, ctime, inode) of every input it was built from (the record, each shipped file and folder,
-the pip lock, the base lock and the templates). If none of them changed, and gefreg's version
-and the registry are the same, the rendered Dockerfile (and so the cache key) cannot have
-changed; confirming the image is still in the engine is then the only work left. This module
-imports nothing heavy, so such a hit costs a few milliseconds.
+the pip and apt locks, the base lock and the templates). If none of them changed, gefreg's
+version and the registry are the same, and git still gives the same source date, the rendered
+Dockerfile (and so the cache key) cannot have changed; confirming the image is still in the
+engine is then the only work left. This module imports nothing heavy, so such a hit costs a
+few milliseconds.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class BuildRecord:
     record: str | None = None  # the service.yaml it was built from
     directory: str | None = None  # the entry folder (build records are kept by name)
     inputs: Mapping[str, StatKey] = field(default_factory=dict)
+    manifest_digest: str | None = None  # the digest `gefreg publish` puts (reproducible)
+    engine_image_id: str | None = None  # what the engine built, before normalizing
+    source_date: Mapping[str, Any] = field(default_factory=dict)  # epoch, origin, commit
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds per build phase
+    removed_build_files: tuple[str, ...] = ()  # logs and caches taken out of the layers
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +96,11 @@ class BuildRecord:
             "record": self.record,
             "directory": self.directory,
             "inputs": dict(self.inputs),
+            "manifest_digest": self.manifest_digest,
+            "engine_image_id": self.engine_image_id,
+            "source_date": dict(self.source_date) or None,
+            "phases": dict(self.phases),
+            "removed_build_files": list(self.removed_build_files),
         }
 
     @classmethod
@@ -127,7 +138,28 @@ class BuildRecord:
             record=optional("record", f.text),
             directory=optional("directory", f.text),
             inputs=optional("inputs", lambda v, k: _stat_keys(f, v, k)) or {},
+            manifest_digest=optional("manifest_digest", f.digest),
+            engine_image_id=optional("engine_image_id", f.digest),
+            source_date=optional("source_date", lambda v, k: _source_date(f, v, k)) or {},
+            phases=optional("phases", lambda v, k: _phases(f, v, k)) or {},
+            removed_build_files=optional("removed_build_files", f.strings) or (),
         )
+
+
+def _source_date(f: JsonFields, value: Any, name: str) -> dict[str, Any]:
+    data = f.mapping(value, name)
+    if not data:
+        return {}
+    return {
+        "epoch": f.integer(f.get(data, "epoch", name), f"{name}.epoch", 0, 2**63),
+        "origin": f.text(f.get(data, "origin", name), f"{name}.origin"),
+        "commit": f.optional_text(data.get("commit"), f"{name}.commit"),
+    }
+
+
+def _phases(f: JsonFields, value: Any, name: str) -> dict[str, float]:
+    data = f.mapping(value, name)
+    return {k: f.number(v, f"{name}.{k}", 0, math.inf) for k, v in data.items()}
 
 
 def _stat_keys(f: JsonFields, value: Any, name: str) -> dict[str, StatKey]:
@@ -252,6 +284,24 @@ def quick_hit(settings: Settings, directory: Path) -> BuildRecord | None:
         or record.gefreg_version != __version__
         or record.registry != settings.registry
         or not unchanged(record.inputs)
+        or not same_source_date(record)
     ):
         return None
     return record
+
+
+def same_source_date(record: BuildRecord) -> bool:
+    """A source date taken from git moves with commits, which change no input file: ask git
+    again (a few milliseconds). One from the record's own field moves only with the record."""
+    if record.source_date.get("origin") == "record":
+        return True
+    from gefreg.catalog import git_source, source_date
+
+    path = Path(str(record.record))
+    root = git_source.repository_root(path.parent)
+    now = (
+        source_date.from_git(root, git_source.relative(root, path), "HEAD")
+        if root is not None
+        else source_date.SourceDate(source_date.DEFAULT, "default")
+    )
+    return record.source_date.get("epoch") == now.epoch

@@ -1,7 +1,7 @@
 """The fingerprint: one hash of everything that goes into an image.
 
 It covers the image-relevant part of the record, every shipped file (content and executable
-bit), the template, the base digest and the pip lock. It is the build cache key, the
+bit), the template, the base digest and the pip and apt locks. It is the build cache key, the
 ``org.gefreg.fingerprint`` label, and what publish and review compare to decide whether a
 version bump is needed. Fields that never reach the image (tests, resources, volatile) are
 left out, so editing them needs no new version.
@@ -26,6 +26,7 @@ SCHEME = 1
 # apt_provides reaches the image only through pip.lock, which is a part of its own.
 OUTSIDE_IMAGE = ("tests", "resources", "volatile", "apt_provides")
 PIP_LOCK = "pip.lock"
+APT_LOCK = "apt.lock"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def record_digest(spec: ServiceSpec) -> str:
     data = dataclasses.asdict(spec)
     for key in OUTSIDE_IMAGE:
         data.pop(key, None)
+    if data.get("source_date_epoch") is None:  # records written before the field existed
+        data.pop("source_date_epoch", None)
     return sha256_bytes(json.dumps(data, sort_keys=True, ensure_ascii=False).encode())
 
 
@@ -110,8 +113,9 @@ def compute(
     ]
     for f, digest in zip(files, digests, strict=True):
         parts.append((f"files/{f.relpath}", f"{digest} {'x' if f.executable else '-'}"))
-    lock = entry.directory / PIP_LOCK
-    if entry.spec.pip and lock.is_file():
-        parts.append((PIP_LOCK, sha256_bytes(lock.read_bytes())))
+    for name, wanted in ((PIP_LOCK, entry.spec.pip), (APT_LOCK, entry.spec.apt)):
+        lock = entry.directory / name
+        if wanted and lock.is_file():
+            parts.append((name, sha256_bytes(lock.read_bytes())))
     blob = "\n".join(f"{k}\t{v}" for k, v in parts).encode()
     return Fingerprint("sha256:" + hashlib.sha256(blob).hexdigest(), tuple(parts))

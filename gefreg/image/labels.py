@@ -35,7 +35,7 @@ REQUIRED_LABELS = (
     GEFREG + "template.digest",
     GEFREG + "version",
 )
-# Added at build time (not in the Dockerfile, so rendering stays a pure function).
+# The record's SOURCE_DATE_EPOCH as RFC 3339, never the clock (see catalog.source_date).
 CREATED = OCI + "created"
 
 
@@ -56,6 +56,7 @@ def image_labels(
     template: str,
     template_digest: str,
     base: BaseImage,
+    created: str,
 ) -> list[tuple[str, str]]:
     """All labels for one image, in a fixed order (families in turn, ports numbered from 1)."""
     spec = entry.spec
@@ -78,6 +79,7 @@ def image_labels(
         (OCI + "description", spec.description),
         (OCI + "version", spec.version),
         (OCI + "ref.name", spec.version),
+        (CREATED, created),
         (OCI + "licenses", spec.license),
         (OCI + "authors", ", ".join(spec.maintainers)),
     ]

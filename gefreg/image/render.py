@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from gefreg.errors import BadInput
@@ -79,12 +80,13 @@ def _check(ok: bool, what: str, value: object, hint: str) -> None:
         raise BadInput(f"cannot render {what} {value!r} safely into a Dockerfile", hint)
 
 
-def _checked_context(entry: Entry, base: BaseImage) -> None:
+def _checked_context(entry: Entry, base: BaseImage, apt: Sequence[str], epoch: int) -> None:
     spec = entry.spec
     _check(bool(NAME_RE.match(spec.name)), "name", spec.name, "fix the record's name")
     _check(bool(BASE_REF_RE.match(base.ref)), "base reference", base.ref, "fix the base lock")
-    for pkg in spec.apt:
+    for pkg in apt:
         _check(bool(APT_PACKAGE_RE.match(pkg)), "apt package", pkg, "use a Debian package name")
+    _check(type(epoch) is int and epoch >= 0, "source date", epoch, "use seconds since 1970")
     for src, dst in spec.files:
         _check(check_entry_path(src) is None, "file", src, "ship files from inside the entry")
         _check(check_container_path(dst) is None, "destination", dst, "use an absolute path")
@@ -107,12 +109,19 @@ def render(
     base: BaseImage,
     fingerprint: str,
     entry_path: str,
+    source_date_epoch: int,
+    apt_pins: Sequence[str] | None = None,
 ) -> Rendered:
-    """Render the Dockerfile for ``entry`` (labels of the base image are inherited, not copied)."""
+    """Render the Dockerfile for ``entry`` (labels of the base image are inherited, not copied).
+
+    ``apt_pins`` are the exact ``name=version`` pairs of the entry's apt lock (the record's
+    packages.apt when it has none); ``source_date_epoch`` is every time the image carries."""
     spec = entry.spec
     if (spec.base == SCRATCH) != (base.ref == SCRATCH):
         raise BadInput(f"{entry.record_path}: base {spec.base!r} resolved to {base.ref!r}")
-    _checked_context(entry, base)
+    apt = list(spec.apt if apt_pins is None else apt_pins)
+    _checked_context(entry, base, apt, source_date_epoch)
+    created = datetime.fromtimestamp(source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(
         entry,
         entry_path=entry_path,
@@ -120,6 +129,7 @@ def render(
         template=template.name,
         template_digest=template.digest,
         base=base,
+        created=created,
     )
     env = dict(spec.env)
     env.setdefault("HOME", "/tmp")
@@ -128,7 +138,8 @@ def render(
         env["PYTHONPATH"] = PYTHON_PATH + (":" + env["PYTHONPATH"] if "PYTHONPATH" in env else "")
     context = {
         "base_ref": base.ref,
-        "apt": list(spec.apt),
+        "apt": apt,
+        "epoch": source_date_epoch,
         "pip": pip,
         "files": [(f"{CONTEXT_FILES}/{src}", dst) for src, dst in spec.files],
         "env": sorted(env.items()),

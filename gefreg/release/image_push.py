@@ -6,7 +6,7 @@ whether the version tag may point at it. So gefreg exports the image (`docker sa
 compresses each layer deterministically (gzip, mtime 0, fixed level) and puts the manifest by
 digest: the same image always yields the same manifest digest. Layers the registry already
 holds are not compressed again: they are found in the repository, or mounted from the one
-that has them (the base layer from REGISTRY/bases/NAME, recorded when the base was pushed).
+that has them; the base's layers always keep the base's own blobs (from REGISTRY/bases/NAME).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from typing import Any
 from gefreg.engine import Engine
 from gefreg.errors import EnvironmentFailure
 from gefreg.hashing import sha256_bytes
-from gefreg.image import oci
+from gefreg.image import normalize, oci
+from gefreg.image.normalize import BaseLayers
 from gefreg.registry.layer_cache import LayerCache
-from gefreg.registry.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from gefreg.registry.media_types import OCI_LAYER_GZIP, OCI_MANIFEST
 
 CHUNK = 1024 * 1024
 
@@ -77,6 +78,23 @@ class _Uploaded:
         return seen
 
 
+def _base_layer(
+    client: Any, repository: str, base: BaseLayers, source: str, index: int
+) -> oci.Blob:
+    """A layer the image inherits from its base is published as the base's own blob (found
+    in the repository or mounted from the base's), never compressed again: so the manifest
+    digest is the same wherever the base came from, and the one the build computed."""
+    blob = base.blobs[index]
+    if client.blob_exists(repository, blob.digest) or client.mount_blob(
+        repository, blob.digest, source
+    ):
+        return blob
+    raise EnvironmentFailure(
+        f"layer {blob.digest} of the base is neither in {repository} nor in {source}",
+        "push the base first: gefreg base build NAME",
+    )
+
+
 def push_image(
     engine: Engine,
     client: Any,
@@ -84,10 +102,16 @@ def push_image(
     repository: str,
     cache: LayerCache,
     on_bytes: Callable[[int, int | None], None] | None = None,
+    *,
+    base: BaseLayers | None = None,
+    base_repository: str | None = None,
 ) -> PushedImage:
     """Upload every blob of a local image and put its manifest by digest (no tag).
-    ``on_bytes`` hears the bytes uploaded so far (from worker threads)."""
+    ``on_bytes`` hears the bytes uploaded so far (from worker threads). ``base`` names the
+    layers the image inherits (and ``base_repository`` where they are): they keep the base's
+    blobs, as in the manifest the build computed."""
     uploaded = _Uploaded(on_bytes)
+    base = base or BaseLayers()
     with tempfile.TemporaryDirectory(prefix="gefreg-push-") as tmp_name:
         tmp = Path(tmp_name)
         archive = engine.save(image_ref, tmp / "image.tar")
@@ -98,9 +122,13 @@ def push_image(
             diff_ids = config["rootfs"]["diff_ids"]
             if len(diff_ids) != len(manifest["Layers"]):
                 raise EnvironmentFailure(f"the engine exported an inconsistent image {image_ref}")
+            if tuple(diff_ids[: len(base.diff_ids)]) != base.diff_ids:
+                raise EnvironmentFailure(f"{image_ref} does not start with its base's layers")
 
             def layer(index: int) -> oci.Blob:
                 diff_id = diff_ids[index]
+                if index < len(base.diff_ids):
+                    return _base_layer(client, repository, base, str(base_repository), index)
                 known = cache.get(diff_id)
                 if known:
                     digest, size, source = known
@@ -128,18 +156,7 @@ def push_image(
                 layers = list(pool.map(layer, range(len(diff_ids))))
         config_digest = sha256_bytes(config_bytes)
         client.push_blob(repository, config_digest, config_bytes)
-        body = oci.canonical_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": config_digest,
-                    "size": len(config_bytes),
-                },
-                "layers": [b.descriptor() for b in layers],
-            }
-        )
+        body = normalize.manifest(config_bytes, layers)
         digest = sha256_bytes(body)
         stored = client.put_manifest(repository, digest, body, OCI_MANIFEST)
         if stored != digest:

@@ -7,6 +7,8 @@ is a byte prefix of the new one); verify and the runner trust the digests it hol
 
 A release is never removed: ``gefreg yank`` appends a :class:`Yank` line (schema
 ``gefreg.yank/1``) naming a release before it and why it must no longer be used.
+``gefreg rebuild --record`` appends a :class:`RebuildNote` (``gefreg.rebuild/1``): the
+release was built again from its commit and came out bit-identical.
 """
 
 from __future__ import annotations
@@ -16,20 +18,20 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gefreg.errors import CheckFailed, InvalidRecord, Problem
-from gefreg.model import DIGEST_RE
+from gefreg.release import ledger_checks as checks
 from gefreg.settings import Settings
 
 LEDGER_FILE = "releases.jsonl"
 SCHEMA = "gefreg.release/1"
 YANK_SCHEMA = "gefreg.yank/1"
-MAX_REASON = 500
+REBUILD_SCHEMA = "gefreg.rebuild/1"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Release:
     locks: dict[str, str] | None = None  # lock digests that went into the image (provenance)
     catalog_commit: str | None = None  # the catalog's git commit at publish (provenance)
     scan_report_digest: str | None = None  # manifest of the scan report artifact (show)
+    source_date_epoch: int | None = None  # the image's SOURCE_DATE_EPOCH (gefreg rebuild)
 
     def to_line(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
@@ -74,10 +77,34 @@ class Yank:
 
 
 @dataclass(frozen=True)
-class LedgerLines:
-    """Every line of a ledger, in order: releases and the yanks that follow them."""
+class RebuildNote:
+    """ "rebuilt: identical on DATE by gefreg X": ``gefreg rebuild --record`` built the release
+    ``digest`` again from its commit and got the same image."""
 
-    lines: tuple[Release | Yank, ...] = ()
+    version: str
+    digest: str
+    result: str  # "identical"
+    date: str
+    gefreg_version: str
+    schema: str = REBUILD_SCHEMA
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")) + "\n"
+
+    @property
+    def text(self) -> str:
+        return f"rebuilt: {self.result} on {self.date} by gefreg {self.gefreg_version}"
+
+
+Line = Release | Yank | RebuildNote
+
+
+@dataclass(frozen=True)
+class LedgerLines:
+    """Every line of a ledger, in order: releases and the yanks and rebuild notes that follow
+    them."""
+
+    lines: tuple[Line, ...] = ()
 
     @property
     def releases(self) -> list[Release]:
@@ -86,6 +113,10 @@ class LedgerLines:
     @property
     def yanks(self) -> dict[str, Yank]:
         return {line.version: line for line in self.lines if isinstance(line, Yank)}
+
+    @property
+    def rebuilds(self) -> list[RebuildNote]:
+        return [line for line in self.lines if isinstance(line, RebuildNote)]
 
     def is_yanked(self, version: str) -> bool:
         return version in self.yanks
@@ -125,9 +156,9 @@ def parse(text: str, path: Path) -> list[Release]:
 
 def parse_lines(text: str, path: Path) -> LedgerLines:
     """Every line of ledger text; any malformed line is an error naming file and line."""
-    lines: list[Release | Yank] = []
+    lines: list[Line] = []
     problems: list[Problem] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # version -> digest
     yanked: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -136,7 +167,7 @@ def parse_lines(text: str, path: Path) -> LedgerLines:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            line = _yank(data) if data.get("schema") == YANK_SCHEMA else _release(data)
+            line: Line = _PARSERS.get(str(data.get("schema")), _release)(data)
         except (ValueError, TypeError) as exc:
             problems.append(
                 Problem(
@@ -145,16 +176,18 @@ def parse_lines(text: str, path: Path) -> LedgerLines:
                     None,
                     "",
                     f"not a ledger line: {exc}",
-                    "ledgers are written by `gefreg publish` and `gefreg yank` only",
+                    "ledgers are written by `gefreg publish`, `yank` and `rebuild` only",
                 )
             )
             continue
         if isinstance(line, Yank):
-            problems += _yank_problems(line, path, number, seen, yanked)
+            problems += checks.yank_problems(line, path, number, set(seen), yanked)
             yanked.add(line.version)
+        elif isinstance(line, RebuildNote):
+            problems += checks.rebuild_problems(line, path, number, seen)
         else:
-            problems += _release_problems(line, path, number, seen)
-            seen.add(line.version)
+            problems += checks.release_problems(line, path, number, set(seen))
+            seen[line.version] = line.digest
         lines.append(line)
     if problems:
         raise InvalidRecord(problems)
@@ -175,32 +208,6 @@ def _release(data: dict[str, Any]) -> Release:
     return release
 
 
-def _release_problems(release: Release, path: Path, number: int, seen: set[str]) -> list[Problem]:
-    from gefreg.release import versions
-
-    problems = []
-    if not versions.is_version(release.version):
-        problems.append(Problem(path, number, None, "version", "not a SemVer version"))
-    if not DIGEST_RE.match(release.digest):
-        problems.append(Problem(path, number, None, "digest", "not a sha256 digest"))
-    if release.version in seen:
-        problems.append(Problem(path, number, None, "version", f"{release.version} appears twice"))
-    allowed = versions.tags_of(release.version)
-    for tag in release.floating or ():
-        if tag not in allowed:
-            problems.append(
-                Problem(
-                    path,
-                    number,
-                    None,
-                    "floating",
-                    f"{release.version} cannot hold the tag {tag!r}",
-                    f"a release moves only {', '.join(sorted(allowed)) or 'no tags'}",
-                )
-            )
-    return problems
-
-
 def _yank(data: dict[str, Any]) -> Yank:
     known = Yank.__dataclass_fields__
     yank = Yank(**{k: v for k, v in data.items() if k in known})
@@ -212,54 +219,19 @@ def _yank(data: dict[str, Any]) -> Yank:
     return yank
 
 
-def _yank_problems(
-    yank: Yank, path: Path, number: int, published: set[str], yanked: set[str]
-) -> list[Problem]:
-    problems = []
-    if yank.version not in published:
-        problems.append(
-            Problem(path, number, None, "version", f"yanks {yank.version}, not released before it")
-        )
-    if yank.version in yanked:
-        problems.append(Problem(path, number, None, "version", f"{yank.version} is yanked twice"))
-    if reason_problem(yank.reason):
-        problems.append(Problem(path, number, None, "reason", str(reason_problem(yank.reason))))
-    from gefreg.release import versions
-
-    for tag, version in yank.floating.items():
-        if tag not in versions.tags_of(yank.version) & versions.tags_of(version):
-            problems.append(
-                Problem(
-                    path,
-                    number,
-                    None,
-                    f"floating.{tag}",
-                    f"{tag!r} is not a floating tag of both {yank.version} and {version}",
-                    "a yank moves only the floating tags (1, 1.2, latest) of the yanked release",
-                )
-            )
-        elif version not in published or version in yanked or version == yank.version:
-            problems.append(
-                Problem(
-                    path,
-                    number,
-                    None,
-                    f"floating.{tag}",
-                    f"moves {tag} to {version}, which is not a usable release",
-                )
-            )
-    return problems
+def _rebuild(data: dict[str, Any]) -> RebuildNote:
+    known = RebuildNote.__dataclass_fields__
+    note = RebuildNote(**{k: v for k, v in data.items() if k in known})
+    texts = (note.version, note.digest, note.result, note.date, note.gefreg_version)
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("a rebuild line needs version, digest, result and date as text")
+    return note
 
 
-def reason_problem(reason: str) -> str | None:
-    """Why ``reason`` cannot explain a yank (it is shown wherever the version appears)."""
-    if not reason.strip():
-        return "a yank needs a reason"
-    if len(reason) > MAX_REASON:
-        return f"the reason is too long ({len(reason)} characters, at most {MAX_REASON})"
-    if any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in reason):
-        return "the reason must be one line of text (no control characters)"
-    return None
+_PARSERS: dict[str, Callable[[dict[str, Any]], Line]] = {
+    YANK_SCHEMA: _yank,
+    REBUILD_SCHEMA: _rebuild,
+}
 
 
 def read(entry_dir: Path) -> list[Release]:
@@ -278,7 +250,7 @@ def find(releases: list[Release], version: str) -> Release | None:
     return next((r for r in releases if r.version == version), None)
 
 
-def append(entry_dir: Path, release: Release | Yank) -> None:
+def append(entry_dir: Path, release: Line) -> None:
     """Append one line and fsync it: a release is either fully recorded or not at all."""
     path = ledger_path(entry_dir)
     data = release.to_line().encode()

@@ -16,12 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gefreg import __version__
+from gefreg.catalog import git_source
+from gefreg.catalog.entries import BASES_DIR
 from gefreg.catalog.scaffold import placeholders
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.hashing import sha256_bytes
 from gefreg.image.build_plan import BuildPlan, prepare
 from gefreg.image.build_record import BuildRecord, read_build
 from gefreg.image.interface import ServiceInterface
+from gefreg.image.reproducible import base_layers
 from gefreg.model import Entry
 from gefreg.registry.layer_cache import LayerCache
 from gefreg.registry.media_types import OCI_EMPTY, OCI_MANIFEST
@@ -79,7 +82,60 @@ def current_build(settings: Settings, entry: Entry, plan: BuildPlan) -> BuildRec
             f"(fingerprint {record.fingerprint} != {plan.fingerprint.digest})",
             f"gefreg build {entry.name}",
         )
+    if record.cache_key != sha256_bytes(plan.dockerfile.encode()):
+        raise CheckFailed(
+            f"the last build of {entry.name} was rendered differently (source date "
+            f"{plan.source_date.created}, registry, or gefreg version changed since)",
+            f"gefreg build {entry.name}",
+        )
     return record
+
+
+def _push(
+    settings: Settings,
+    engine: Any,
+    client: Any,
+    plan: BuildPlan,
+    build: BuildRecord,
+    on_bytes: Callable[[int, int | None], None] | None = None,
+) -> PushedImage:
+    """Upload the built image; its manifest must be the one the build computed."""
+    repo = plan.entry.name
+    pushed = push_image(
+        engine,
+        client,
+        build.image_id,
+        repo,
+        LayerCache.of(settings.state_dir),
+        on_bytes,
+        base=base_layers(settings, plan),
+        base_repository=f"{BASES_DIR}/{plan.base.name}",
+    )
+    if build.manifest_digest and pushed.digest != build.manifest_digest:
+        raise CheckFailed(
+            f"{repo}: the uploaded manifest is {pushed.digest}, the build computed "
+            f"{build.manifest_digest}",
+            f"rebuild: gefreg build --no-cache {repo}",
+        )
+    return pushed
+
+
+def warn_uncommitted(settings: Settings, entry: Entry, on_step: Callable[[str], None]) -> None:
+    """Uncommitted changes to the entry are published with a warning: `gefreg rebuild` takes
+    the inputs from the recorded commit, which does not have them (it then says so)."""
+    root = git_source.repository_root(settings.catalog)
+    if root is None:
+        return
+    changed = [
+        path
+        for path in git_source.dirty(root, [git_source.relative(root, entry.directory)])
+        if not path.endswith("/" + ledger.LEDGER_FILE)
+    ]
+    if changed:
+        on_step(
+            f"warning: publishing uncommitted changes ({', '.join(changed[:3])}); commit them "
+            "first so that `gefreg rebuild` can reproduce this release"
+        )
 
 
 def check_no_placeholders(entry: Entry) -> None:
@@ -147,19 +203,19 @@ def publish(
     check_rules(entry, releases, plan.fingerprint.digest)
     existing = ledger.find(releases, version)
     if existing is not None:
-        return _republish(settings, entry, client, existing, build, repo, engine)
+        return _republish(settings, client, existing, build, plan, engine)
+    warn_uncommitted(settings, entry, on_step)
     on_step("checking the scan policy and tests")
     evidence = gate(plan, build)
     on_step(f"compressing and uploading {entry.name} {version} to {settings.registry}/{repo}")
-    cache = LayerCache.of(settings.state_dir)
-    pushed = push_image(engine, client, build.image_id, repo, cache, on_bytes)
+    pushed = _push(settings, engine, client, plan, build, on_bytes)
     with ledger.locked(entry.directory):
         lines = ledger.read_lines(entry.directory)  # another publisher may have won meanwhile
         releases = lines.releases
         check_rules(entry, releases, plan.fingerprint.digest)
         winner = ledger.find(releases, version)
         if winner is not None:
-            return _republish(settings, entry, client, winner, build, repo, engine, pushed)
+            return _republish(settings, client, winner, build, plan, engine, pushed)
         on_step(f"tagging {repo}:{version}")
         current = client.head_manifest(repo, version)
         if current is not None and current != pushed.digest:
@@ -196,6 +252,7 @@ def publish(
             interface=ServiceInterface.from_spec(entry.spec).to_json(),
             locks=signing.lock_digests(plan.fingerprint.parts),
             catalog_commit=signing.catalog_commit(settings.catalog),
+            source_date_epoch=plan.source_date.epoch,
         )
         if sign_key is not None:
             on_step(f"signing {repo}@{pushed.digest}")
@@ -220,28 +277,30 @@ def publish(
 
 def _republish(
     settings: Settings,
-    entry: Entry,
     client: Any,
     release: ledger.Release,
     build: BuildRecord,
-    repo: str,
+    plan: BuildPlan,
     engine: Any,
     pushed: PushedImage | None = None,
 ) -> Published:
-    """The version is in the ledger: a no-op for this very image, refused for any other.
+    """The version is in the ledger: a no-op for this very image (builds are reproducible, so
+    a rebuild of the same record is this very image), refused for any other.
 
     ``pushed`` is this build as already uploaded (a publisher that lost the race), so the
     image is not exported and uploaded a second time while the entry is locked."""
+    entry, repo = plan.entry, plan.entry.name
     if release.image_id != build.image_id:
         if pushed is None:
-            cache = LayerCache.of(settings.state_dir)
-            pushed = push_image(engine, client, build.image_id, repo, cache)
+            pushed = _push(settings, engine, client, plan, build)
         if pushed.digest != release.digest:
             raise CheckFailed(
                 f"{entry.name} {release.version} is published as {release.digest}; this build "
-                f"is {pushed.digest}. Published versions never change. (Same inputs, different "
-                "bytes: image builds are not bit-for-bit reproducible.)",
-                "nothing to do if you only rebuilt; bump the version to publish new content",
+                f"is {pushed.digest}. Published versions never change. Same fingerprint, "
+                "other bytes: see what differs with `gefreg diff "
+                f"{entry.name}@{release.version} {build.image_id}`",
+                "bump the version to publish new content; `gefreg rebuild "
+                f"{entry.name}@{release.version}` checks the published image",
             )
     current = client.head_manifest(repo, release.version)
     if current != release.digest:

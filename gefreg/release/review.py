@@ -180,7 +180,7 @@ def _appended_floating(
                     f"{line.floating or 'no tags'}, but yanking it moves {moved or 'no tags'}; "
                     "yank lines are written by `gefreg yank` only"
                 )
-        elif line.floating:
+        elif isinstance(line, ledger.Release) and line.floating:
             usable = [r.version for r in before.usable()]
             allowed = versions.floating_tags(line.version, usable, versions.FLOATING)
             extra = sorted(set(line.floating) - set(allowed))
@@ -193,7 +193,21 @@ def _appended_floating(
     return problems
 
 
-def review(settings: Settings, base: str) -> ReviewReport:
+def _not_rebuilt(
+    name: str, added: list[ledger.Release], notes: list[ledger.RebuildNote]
+) -> list[str]:
+    """Added releases without a note that a rebuild from their commit was bit-identical."""
+    proven = {(n.version, n.digest) for n in notes if n.result == "identical"}
+    return [
+        f"{name} {r.version} has no 'rebuilt: identical' note: run `gefreg rebuild "
+        f"{name}@{r.version} --record` in a clean clone and commit the ledger"
+        for r in added
+        if (r.version, r.digest) not in proven
+    ]
+
+
+def review(settings: Settings, base: str, *, require_rebuilt: bool = False) -> ReviewReport:
+    """``require_rebuilt``: every release the change adds needs a 'rebuilt: identical' note."""
     catalog = settings.catalog
     try:
         root = Path(_git(catalog, "rev-parse", "--show-toplevel").strip())
@@ -241,6 +255,7 @@ def review(settings: Settings, base: str) -> ReviewReport:
                     cache,
                     Path(tmp) / name,
                     settings.registry,
+                    require_rebuilt,
                 )
             )
     cache.save()
@@ -275,6 +290,7 @@ def _review_entry(
     cache: HashCache,
     tmp: Path,
     registry: str,
+    require_rebuilt: bool = False,
 ) -> EntryReview:
     problems: list[str] = []
     folder = catalog / name
@@ -298,7 +314,9 @@ def _review_entry(
         return EntryReview(
             name, "changed", None, old.spec.version if old else None, True, tuple(problems)
         )
-    releases, yanked, ledger_problems = _review_ledger(name, folder, old_ledger, registry)
+    releases, yanked, ledger_problems = _review_ledger(
+        name, folder, old_ledger, registry, require_rebuilt
+    )
     problems += ledger_problems
     version = entry.spec.version
     now = _fingerprint(entry, new_lock, cache)
@@ -327,7 +345,7 @@ def _review_entry(
 
 
 def _review_ledger(
-    name: str, folder: Path, old_text: str, registry: str
+    name: str, folder: Path, old_text: str, registry: str, require_rebuilt: bool = False
 ) -> tuple[list[ledger.Release], tuple[tuple[str, str], ...], list[str]]:
     """The entry's ledger against the base revision's: only appended, every line valid,
     appended releases in the right repository. Returns the releases, the yanks this change
@@ -348,6 +366,9 @@ def _review_ledger(
             before = ledger.parse_lines(old_text, path)
             problems += _appended_releases(name, before.releases, lines.releases, registry)
             problems += _appended_floating(name, path, new_text, len(before.lines), lines)
+            if require_rebuilt:
+                added = lines.releases[len(before.releases) :]
+                problems += _not_rebuilt(name, added, lines.rebuilds)
             yanked = tuple((v, y.reason) for v, y in lines.yanks.items() if v not in before.yanks)
     except InvalidRecord as exc:
         return [], (), problems + [str(p) for p in exc.problems]

@@ -96,7 +96,9 @@ def sign_release(
 
 
 def catalog_commit(catalog: Path) -> str | None:
-    """The catalog's git HEAD (None outside git): the provenance's catalog material."""
+    """The catalog's git HEAD (None outside git, or when the repository around it does not
+    track the catalog, as for a working copy under an ignored folder): the provenance's
+    catalog material, and the commit `gefreg rebuild` takes the inputs from."""
     try:
         done = subprocess.run(
             ["git", "-C", str(catalog), "rev-parse", "--verify", "HEAD"],
@@ -104,16 +106,24 @@ def catalog_commit(catalog: Path) -> str | None:
             text=True,
             check=False,
         )
+        tracked = subprocess.run(
+            ["git", "-C", str(catalog), "ls-files", "--error-unmatch", "--", "."],
+            capture_output=True,
+            check=False,
+        )
     except OSError:
         return None
     head = done.stdout.strip()
+    if tracked.returncode != 0:
+        return None
     return head if done.returncode == 0 and len(head) in (40, 64) else None
 
 
 def lock_digests(parts: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """The locks among a fingerprint's parts: the pinned base and pip.lock."""
+    """The locks among a fingerprint's parts: the pinned base, pip.lock and apt.lock."""
     return {
         name: value
         for name, value in parts
-        if (name.startswith("base:") and value.startswith("sha256:")) or name == "pip.lock"
+        if (name.startswith("base:") and value.startswith("sha256:"))
+        or name in ("pip.lock", "apt.lock")
     }

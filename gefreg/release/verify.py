@@ -118,7 +118,7 @@ def floating_targets(lines: ledger.LedgerLines) -> dict[str, str]:
     for line in lines.lines:
         if isinstance(line, ledger.Yank):
             targets.update(line.floating)
-        else:
+        elif isinstance(line, ledger.Release):
             targets.update(dict.fromkeys(line.floating or (), line.version))
     return targets
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from gefreg import __version__
 from gefreg.errors import BadInput, EnvironmentFailure
-from gefreg.release import ledger, versions
+from gefreg.release import ledger, ledger_checks, versions
 from gefreg.release.verify import floating_targets
 
 
@@ -61,7 +61,7 @@ def yank(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Yanked:
     """Yank ``version`` of the entry in ``entry_dir``; a second yank is a no-op."""
-    problem = ledger.reason_problem(reason)
+    problem = ledger_checks.reason_problem(reason)
     if problem:
         raise BadInput(f"--reason: {problem}", "say in one line why it must not be used")
     with ledger.locked(entry_dir):

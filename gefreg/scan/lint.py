@@ -4,7 +4,8 @@ gefreg's rules (IDs GR1xx) check what a curated registry needs beyond hadolint:
 GR101 base pinned by digest · GR102 no `latest` · GR103 final USER not root ·
 GR104 no ADD of URLs · GR105 labels complete · GR106 GEF ports match the record ·
 GR107 pip packages locked with hashes · GR108 (warning) golden tests declared ·
-GR109 no placeholder left from `gefreg new`.
+GR109 no placeholder left from `gefreg new` · GR110 (warning) apt packages locked to exact
+versions (a build resolves a missing apt.lock).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gefreg.catalog import apt_lock
 from gefreg.catalog.entries import base_names, load_entry, load_lock, resolve
 from gefreg.catalog.pip_lock import lock_problems
 from gefreg.catalog.scaffold import placeholders
@@ -159,6 +161,22 @@ def _labels(structure: list[dict[str, Any]]) -> dict[str, str] | None:
     return labels
 
 
+def _lock_findings(entry: Entry, plan: BuildPlan, record: str) -> list[LintFinding]:
+    """GR107 pip.lock matches packages.pip; GR110 apt.lock matches packages.apt and the base."""
+    out = [
+        LintFinding(entry.name, record, None, "GR107", ERROR, message)
+        for message in lock_problems(entry)
+    ]
+    stale = apt_lock.stale(entry, plan.apt_lock, plan.base.digest)
+    if stale is not None:
+        message = (
+            f"{stale}: the next build resolves the versions and writes it; run "
+            f"`gefreg lock {entry.name}` and commit it"
+        )
+        out.append(LintFinding(entry.name, record, None, "GR110", WARNING, message))
+    return out
+
+
 def lint(
     settings: Settings,
     targets: list[str],
@@ -214,8 +232,7 @@ def lint(
             progress(label)
         for line, rule, message in project_rules(plan):
             findings.append(LintFinding(label, record, line, rule, ERROR, message))
-        for message in lock_problems(entry):
-            findings.append(LintFinding(label, record, None, "GR107", ERROR, message))
+        findings += _lock_findings(entry, plan, record)
         if not entry.spec.tests:
             findings.append(
                 LintFinding(

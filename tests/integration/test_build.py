@@ -114,8 +114,9 @@ def test_record_values_reach_labels_verbatim_and_never_instructions(
     steps = [
         line.split(" : ", 1)[1].split()[0] for line in log.splitlines() if line.startswith("Step ")
     ]
-    # COPY busybox as /bin/sh (the static template's shell), as /bin/busybox, then the script
-    assert steps == ["FROM", "COPY", "COPY", "COPY", "ENV", "USER", "CMD", "LABEL", "LABEL"]
+    # COPY busybox as /bin/sh (the static template's shell), as /bin/busybox, then the script;
+    # one LABEL: `created` is rendered (the source date), not added by the build
+    assert steps == ["FROM", "COPY", "COPY", "COPY", "ENV", "USER", "CMD", "LABEL"]
 
 
 def test_interrupted_build_leaves_no_record_and_no_tag(tmp_path: Path, engine: Engine) -> None:
@@ -221,10 +222,13 @@ def test_service_from_the_base_runs_and_failing_run_exits_1(
         "broken",
         env={"GEFREG_STATE": str(tmp_path / "s")},
     )
+    # apt is asked first, on the base, which versions to lock: it names the missing package
     assert code == 1
-    assert "build failed at step 2/" in err and "RUN apt-get -o Acquire::Retries=3 update" in err
+    assert "apt cannot install gefreg-no-such-package on debian-bookworm" in err
     assert "Unable to locate package gefreg-no-such-package" in err
+    assert "fix packages.apt in" in err
     assert "Traceback" not in err
+    assert not (catalog / "broken" / "apt.lock").exists()
 
 
 def test_build_failed_error_names_step_and_tail() -> None:

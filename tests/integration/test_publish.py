@@ -28,7 +28,7 @@ from click.testing import CliRunner, Result
 from gefreg.cli import cli
 from gefreg.registry.client import RegistryClient
 from tests.fake_http import Reply, serving
-from tests.helpers import remove_own_images
+from tests.helpers import git, git_repository, remove_own_images
 from tests.integration.test_build import static_catalog
 from tests.registry_fixtures import LocalRegistry, free_port
 
@@ -219,21 +219,42 @@ def test_publish_scans_with_the_trivy_options_it_is_given(
     assert line["scan"]["trivy"]["vulnerability_db"]["version"] == METADATA["Version"]
 
 
+def test_rebuild_without_cache_then_publish_again_is_a_no_op(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    pub = entry(tmp_path, "pub-again", registry.address)
+    first_image = pub.build()
+    assert pub.publish().exit_code == 0
+    before = pub.ledger_bytes()
+
+    assert pub.build("--no-cache") == first_image  # reproducible: the very same image
+    again = pub.publish()
+    assert again.exit_code == 0, again.stderr
+    assert "unchanged" in again.stderr
+    assert pub.ledger_bytes() == before
+
+
 def test_another_image_under_a_published_version_is_refused(
     tmp_path: Path, registry: LocalRegistry
 ) -> None:
+    """Same record and files, other bytes: here the catalog's history was rewritten, which
+    moves the source date (the commit time of the record's version) and so the image."""
     pub = entry(tmp_path, "pub-overwrite", registry.address)
+    git_repository(pub.catalog, date="2025-01-01T00:00:00Z")
     first_image = pub.build()
-    assert pub.publish().exit_code == 0
+    done = pub.publish()
+    assert done.exit_code == 0, done.stderr
     published = pub.releases()[0]["digest"]
     before = pub.ledger_bytes()
 
-    rebuilt = pub.build("--no-cache")  # same record and files, different image bytes
+    git(pub.catalog, "commit", "-q", "--amend", "--no-edit", date="2025-02-01T00:00:00Z")
+    rebuilt = pub.build()
     assert rebuilt != first_image
     refused = pub.publish()
     assert refused.exit_code == 1
     message = refused.stderr
     assert published in message and "Published versions never change" in message
+    assert f"gefreg diff pub-overwrite@1.0.0 {rebuilt}" in message
     other = message.split("this build is ", 1)[1].split(".", 1)[0]
     assert other.startswith("sha256:") and other != published
     assert pub.remote("1.0.0") == published
@@ -301,14 +322,13 @@ def test_version_rules_bump_lower_and_prerelease(tmp_path: Path, registry: Local
 
 
 def test_concurrent_publishers_of_one_version(tmp_path: Path, registry: LocalRegistry) -> None:
-    """Two CI jobs, one catalog folder, two builds of the same version: exactly one wins."""
+    """Two CI jobs, one catalog folder, each builds the version without a cache (the same
+    image: builds are reproducible) and publishes it at once: one publishes, the other finds
+    it published; one ledger line."""
     pub = entry(tmp_path, "pub-race", registry.address)
     states = [tmp_path / "state-a", tmp_path / "state-b"]
-    images = [
-        pub.build(env={"GEFREG_STATE": str(states[0])}),
-        pub.build("--no-cache", env={"GEFREG_STATE": str(states[1])}),
-    ]
-    assert images[0] != images[1]
+    images = [pub.build("--no-cache", env={"GEFREG_STATE": str(state)}) for state in states]
+    assert images[0] == images[1]
     command = [sys.executable, "-m", "gefreg", "publish", *pub.opts(), pub.name]
     procs = [
         subprocess.Popen(
@@ -322,12 +342,11 @@ def test_concurrent_publishers_of_one_version(tmp_path: Path, registry: LocalReg
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     outcomes = [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
-    codes = sorted(code for code, _ in outcomes)
-    assert codes == [0, 1], outcomes
-    loser = next(err for code, err in outcomes if code == 1)
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
     (line,) = pub.releases()
-    assert line["image_id"] in images
-    assert line["digest"] in loser and "Published versions never change" in loser
+    assert line["image_id"] == images[0]
+    said = sorted(err.split(f"{pub.name} 1.0.0: ")[-1].split()[0] for _, err in outcomes)
+    assert said == ["published", "unchanged"], outcomes
     assert pub.remote("1.0.0") == line["digest"] == pub.remote("latest")
     assert pub.verify().exit_code == 0
 

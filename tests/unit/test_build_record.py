@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,12 +121,19 @@ def test_quick_hit_needs_the_same_folder_version_registry_and_inputs(tmp_path: P
         FAKE_DIGEST,
         registry=s.registry,
         gefreg_version=__import__("gefreg").__version__,
+        record=str(folder / "service.yaml"),
         directory=str(folder.resolve()),
         inputs=snapshot([folder / "service.yaml"]),
+        source_date={"epoch": 0, "origin": "default", "commit": None},
     )
     save_build(s, record)
     assert quick_hit(s, folder) == record
     assert quick_hit(Settings(catalog, "elsewhere:5000", s.state_dir), folder) is None
+    # a source date git gave moves with commits, which touch no input file: git is asked
+    moved = dataclasses.replace(record, source_date={"epoch": 5, "origin": "git"})
+    save_build(s, moved)
+    assert quick_hit(s, folder) is None  # outside git the date is 0 now
+    save_build(s, record)
     (folder / "service.yaml").write_text((folder / "service.yaml").read_text() + "\n")
     assert quick_hit(s, folder) is None
     record_path(s, "demo").write_text("{")

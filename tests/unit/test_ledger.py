@@ -97,3 +97,20 @@ def test_runs_only_trust_releases_in_the_configured_registry(tmp_path: Path) -> 
     assert found is not None and found.repository == "127.0.0.1:5000/tool"
     with pytest.raises(CheckFailed, match=r"gefreg trusts 127\.0\.0\.1:5000/tool"):
         ledger.lookup("tool", None)  # the newest is 1.1.0, in another registry
+
+
+def test_rebuild_notes_follow_their_release_and_are_not_releases(tmp_path: Path) -> None:
+    from gefreg.release.ledger import RebuildNote, parse_lines
+
+    line = release("1.0.0").to_line()
+    note = RebuildNote("1.0.0", release("1.0.0").digest, "identical", "2025-01-02", "0.1.0")
+    lines = parse_lines(line + note.to_line(), tmp_path / "releases.jsonl")
+    assert [r.version for r in lines.releases] == ["1.0.0"] and lines.rebuilds == [note]
+    assert note.text == "rebuilt: identical on 2025-01-02 by gefreg 0.1.0"
+    for bad in (
+        note.to_line() + line,  # before its release
+        line + RebuildNote("1.0.0", "sha256:" + "0" * 64, "identical", "d", "x").to_line(),
+        line + '{"schema": "gefreg.rebuild/1", "version": "1.0.0"}\n',
+    ):
+        with pytest.raises(InvalidRecord):
+            parse_lines(bad, tmp_path / "releases.jsonl")

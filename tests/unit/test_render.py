@@ -192,6 +192,7 @@ def rendered_structure(entry: Entry) -> tuple[list[str], list[str]]:
         base=BASE,
         fingerprint=FAKE_DIGEST,
         entry_path="demo-service",
+        source_date_epoch=0,
     )
     parser = DockerfileParser(fileobj=io.BytesIO(out.dockerfile.encode()))
     return [i["instruction"] for i in parser.structure], sorted(parser.labels)
@@ -229,6 +230,7 @@ def test_lint_reads_labels_as_dockerfile_parse_does(catalog: Path, text: str) ->
             base=BASE,
             fingerprint=FAKE_DIGEST,
             entry_path="demo-service",
+            source_date_epoch=0,
         )
         parser = DockerfileParser(fileobj=io.BytesIO(out.dockerfile.encode()))
         read_back = {key: label_text(v) for key, v in out.labels}

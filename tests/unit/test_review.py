@@ -321,3 +321,27 @@ def test_hand_written_floating_tags_are_refused(repo: Path) -> None:
     ledger_file.write_text(published + json.dumps(claims) + "\n")
     [entry] = review(settings_for(repo), "HEAD").entries
     assert f"{ledger_file}:4: floating: 0.8.1 says it moved 0, latest" in entry.problems[0]
+
+
+def test_new_releases_can_be_required_to_have_rebuilt_identically(repo: Path) -> None:
+    from gefreg.release.ledger import RebuildNote
+
+    ledger_file = repo / "catalog" / "one" / "releases.jsonl"
+    ledger_file.write_text(release_line("0.9.0"))  # older releases need no note
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "publish")
+    with ledger_file.open("a") as fh:
+        fh.write(release_line("1.0.0"))
+
+    def rebuilt_problems(**options: bool) -> list[str]:
+        [entry] = review(settings_for(repo), "HEAD", **options).entries
+        return [p for p in entry.problems if "rebuilt" in p]
+
+    assert rebuilt_problems() == []  # not required unless asked
+    assert rebuilt_problems(require_rebuilt=True) == [
+        "one 1.0.0 has no 'rebuilt: identical' note: run `gefreg rebuild one@1.0.0 --record` "
+        "in a clean clone and commit the ledger"
+    ]
+    with ledger_file.open("a") as fh:
+        fh.write(RebuildNote("1.0.0", "sha256:" + "2" * 64, "identical", "d", "0").to_line())
+    assert rebuilt_problems(require_rebuilt=True) == []

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gefreg.cli import cli, ui
-from gefreg.release import ledger
+from gefreg.release import ledger, ledger_checks
 from tests.helpers import demo_entry, make_catalog
 
 # ESC [ 2 J clears the screen; ESC ] 0 ; … BEL sets the window title; U+009B is a one-character
@@ -69,7 +69,7 @@ def test_list_and_show_print_ledger_text_inert(catalog: Path) -> None:
 
 
 def test_a_yank_reason_is_one_line_of_text(catalog: Path, tmp_path: Path) -> None:
-    assert ledger.reason_problem("bad\x9b31m units") is not None
+    assert ledger_checks.reason_problem("bad\x9b31m units") is not None
     line = {"schema": ledger.YANK_SCHEMA, "version": "1.0.0", "reason": "x\x9b2J", "yanked": "t"}
     path = catalog / "demo" / "releases.jsonl"
     path.write_text(path.read_text().splitlines()[0] + "\n" + json.dumps(line) + "\n")
