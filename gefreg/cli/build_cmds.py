@@ -149,17 +149,8 @@ def build(
       gefreg build waveform-metadata
       gefreg build --all --json
     """
-    from gefreg.errors import BadInput
-
     settings = load(catalog, registry)
-    if build_all and entries:
-        raise BadInput("give entries or --all, not both")
-    if not build_all and not entries:
-        raise BadInput("name the entries to build, or use --all")
-    if build_all:
-        from gefreg.catalog.entries import resolve
-
-        resolve(settings.catalog, [])  # no service records is an error, not an empty success
+    _check_targets(settings, entries, build_all)
     if not build_all and not no_cache:
         hits = [_quick_hit(settings, target) for target in entries]
         if all(hits):
@@ -217,6 +208,19 @@ def build(
             results.append({**result.record.to_json(), "cached": result.cached})
     if as_json:
         ui.print_json(results if len(results) != 1 else results[0])
+
+
+def _check_targets(settings: Any, entries: tuple[str, ...], build_all: bool) -> None:
+    from gefreg.errors import BadInput
+
+    if build_all and entries:
+        raise BadInput("give entries or --all, not both")
+    if not build_all and not entries:
+        raise BadInput("name the entries to build, or use --all")
+    if build_all:
+        from gefreg.catalog.entries import resolve
+
+        resolve(settings.catalog, [])  # no service records is an error, not an empty success
 
 
 def _quick_hit(settings: Any, target: str) -> dict[str, Any] | None:
