@@ -21,8 +21,8 @@ from gefreg.model import Entry
 
 LOCK_FILE = "apt.lock"
 SCHEMA_VERSION = 1
-PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?$")
-VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]{1,128}$")
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?\Z")
+VERSION_RE = re.compile(r"^[A-Za-z0-9.+~:-]{1,128}\Z")
 HINT = "regenerate it with `gefreg lock NAME`"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from gefreg.errors import BadInput, EnvironmentFailure, ToolMissing
 
-COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+COMMIT_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 # A diff line that sets the record's version (git -G takes a POSIX regular expression).
 VERSION_LINE = "^version[[:space:]]*:"
 
@@ -100,8 +100,14 @@ def export(root: Path, sha: str, paths: list[str], into: Path) -> list[str]:
         done = _git(root, "archive", "--format=tar", sha, "--", *present)
         if done.returncode != 0:
             raise EnvironmentFailure(f"git archive {sha[:12]} failed: {done.stderr.decode()}")
-        with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
-            tar.extractall(into, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+                tar.extractall(into, filter="data")
+        except (tarfile.TarError, OSError) as exc:  # a link out of the folder, a device…
+            raise BadInput(
+                f"commit {sha[:12]} holds a file that cannot be taken out safely: {exc}",
+                "a catalog entry holds regular files and folders only",
+            ) from None
     return missing
 
 

@@ -68,7 +68,8 @@ def rebuild(
         click.echo(
             f"{name} {version}: {verdict} (rebuilt from the {result.source}, source date "
             f"{result.source_date['epoch']}, in {result.duration_s} s)\n"
-            f"  published  {result.published_digest}  image {result.published_image_id}\n"
+            f"  published  {ui.shown(result.published_digest)}  "
+            f"image {ui.shown(result.published_image_id)}\n"
             f"  rebuilt    {result.digest}  image {result.image_id}"
         )
         if result.note:
@@ -127,33 +128,42 @@ def diff_cmd(
 
 
 def _value(value: Any) -> str:
-    text = str(value)
+    from gefreg.cli.ui import shown
+
+    text = shown(str(value)).replace("\n", "\\n")
     return text if len(text) <= 70 else text[:67] + "..."
 
 
 def _print_diff(result: ImageDiff) -> None:
+    """The difference as text. Everything in it comes from the images (file names, link
+    targets, labels, diffoscope's rendering of their content): shown, never obeyed."""
+    from gefreg.cli.ui import shown
+
     if result.identical:
-        click.echo(f"identical: {result.a_id}")
+        click.echo(f"identical: {shown(result.a_id)}")
         return
-    click.echo(f"A {result.a} ({result.a_id})\nB {result.b} ({result.b_id})")
+    click.echo(
+        f"A {shown(result.a)} ({shown(result.a_id)})\nB {shown(result.b)} ({shown(result.b_id)})"
+    )
     if result.config:
         click.echo(f"config: {len(result.config)} differences")
         for key, a, b in result.config:
-            click.echo(f"  {key}: {_value(a)} -> {_value(b)}")
+            click.echo(f"  {_value(key)}: {_value(a)} -> {_value(b)}")
     if result.layers:
         click.echo(f"layers: {len(result.layers)} differ")
         for index, a, b in result.layers:
-            click.echo(f"  #{index}: {a or '-'} -> {b or '-'}")
+            click.echo(f"  #{index}: {_value(a or '-')} -> {_value(b or '-')}")
     if result.files:
         click.echo(f"files: {len(result.files)} differ")
     for change in result.files:
+        path = shown(change.path).replace("\n", "\\n")
         if change.status != "changed" or change.a is None or change.b is None:
-            click.echo(f"  {change.status:8} /{change.path}")
+            click.echo(f"  {change.status:8} /{path}")
             continue
         fields = ", ".join(
             f"{f} {_value(getattr(change.a, f))} -> {_value(getattr(change.b, f))}"
             for f in change.fields
         )
-        click.echo(f"  changed  /{change.path}: {fields}")
+        click.echo(f"  changed  /{path}: {fields}")
         if change.content:
-            click.echo("\n".join("    " + line for line in change.content.splitlines()))
+            click.echo("\n".join("    " + line for line in shown(change.content).splitlines()))

@@ -21,11 +21,19 @@ from typing import Any
 
 from gefreg.engine import Engine
 from gefreg.errors import BadInput, ToolMissing
-from gefreg.image.image_listing import FileEntry, ImageListing, clean_name, read_archive
+from gefreg.image.image_listing import (
+    CHUNK,
+    FileEntry,
+    ImageListing,
+    clean_name,
+    read_archive,
+)
 from gefreg.subprocesses import run_tool
+from gefreg.validators import inside
 
 FIELDS = ("kind", "size", "mode", "uid", "gid", "mtime", "sha256", "link")
 DIFFOSCOPE_LINES = 60
+DIFFOSCOPE_FILES = 20  # changed files explained by --content; the rest are only listed
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,14 @@ def _with_content(engine: Engine, a: str, b: str, on_step: Callable[[str], None]
                 listings.append(read_archive(fh, ref))
         result = compare(listings[0], listings[1])
         changes = []
+        explained = 0
         for change in result.files:
-            if change.status == "changed" and "sha256" in change.fields:
+            if (
+                change.status == "changed"
+                and "sha256" in change.fields
+                and explained < DIFFOSCOPE_FILES
+            ):
+                explained += 1
                 on_step(f"diffoscope /{change.path}")
                 left = _extract(tmp / "a.tar", change.path, tmp / "a")
                 right = _extract(tmp / "b.tar", change.path, tmp / "b")
@@ -183,17 +197,30 @@ def _with_content(engine: Engine, a: str, b: str, on_step: Callable[[str], None]
 
 
 def _extract(archive: Path, path: str, into: Path) -> Path | None:
-    """The file at ``path`` as the image's top-most layer that has it holds it."""
+    """The file at ``path`` as the image's top-most layer that has it holds it, written below
+    ``into``; None when it cannot be (a name that would leave ``into``, such as ``../x``:
+    image content is untrusted)."""
+    target = inside(into, path)
+    if target is None or ".." in path.split("/"):
+        return None
+    try:
+        return _copy_out(archive, path, target)
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, IndexError):
+        return None  # the listing already names the change; only its content is not shown
+
+
+def _copy_out(archive: Path, path: str, target: Path) -> Path | None:
     with tarfile.open(archive) as outer:
         entry = json.load(outer.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
         for layer_path in reversed(entry["Layers"]):
             with tarfile.open(fileobj=outer.extractfile(layer_path), mode="r:") as layer:
                 for member in layer:
                     if clean_name(member.name) == path and member.isreg():
-                        target = into / path
                         target.parent.mkdir(parents=True, exist_ok=True)
                         source = layer.extractfile(member)
-                        target.write_bytes(source.read() if source else b"")
+                        with open(target, "xb") as out:
+                            if source is not None:
+                                shutil.copyfileobj(source, out, CHUNK)
                         return target
     return None
 

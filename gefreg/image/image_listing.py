@@ -59,22 +59,39 @@ class ImageListing:
     layers: tuple[tuple[FileEntry, ...], ...] = field(repr=False)
 
     def files(self) -> dict[str, FileEntry]:
-        """The file system a container of this image starts with."""
+        """The file system a container of this image starts with. A layer's whiteouts hide
+        what the layers below it hold; the tree is filtered once per layer (by each path's
+        ancestors), so an image of many whiteouts costs no more than one of many files."""
         tree: dict[str, FileEntry] = {}
         for layer in self.layers:
+            gone: set[str] = set()
+            opaque: set[str] = set()
+            added = []
             for item in layer:
                 folder, _, base = item.path.rpartition("/")
                 if base == OPAQUE:
-                    prefix = folder + "/" if folder else ""
-                    for path in [p for p in tree if p.startswith(prefix) and p != folder]:
-                        del tree[path]
+                    opaque.add(folder)
                 elif base.startswith(WHITEOUT):
-                    gone = (folder + "/" if folder else "") + base[len(WHITEOUT) :]
-                    for path in [p for p in tree if p == gone or p.startswith(gone + "/")]:
-                        del tree[path]
+                    gone.add((folder + "/" if folder else "") + base[len(WHITEOUT) :])
                 else:
-                    tree[item.path] = item
+                    added.append(item)
+            if gone or opaque:
+                tree = {p: e for p, e in tree.items() if not _hidden(p, gone, opaque)}
+            for item in added:
+                tree[item.path] = item
         return tree
+
+
+def _hidden(path: str, gone: set[str], opaque: set[str]) -> bool:
+    """Whether a whiteout (``gone``) or an opaque folder hides ``path`` of a lower layer."""
+    if path in gone:
+        return True
+    parent = path
+    while parent:
+        parent = parent.rpartition("/")[0]
+        if parent in gone or parent in opaque:
+            return True
+    return False
 
 
 def clean_name(name: str) -> str:

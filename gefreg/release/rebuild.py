@@ -27,9 +27,10 @@ from gefreg.errors import BadInput, EnvironmentFailure, InputsUnavailable
 from gefreg.image.build import build_entry
 from gefreg.image.build_plan import prepare
 from gefreg.image.image_diff import ImageDiff, diff
-from gefreg.model import Entry
+from gefreg.model import NAME_RE, Entry, is_digest
 from gefreg.release import ledger
 from gefreg.settings import Settings
+from gefreg.validators import SEMVER_RE
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class Rebuilt:
 
 
 def _release(settings: Settings, name: str, version: str) -> ledger.Release:
+    if not NAME_RE.match(name) or not SEMVER_RE.match(version):
+        raise BadInput(
+            f"{name}@{version} is not NAME@VERSION of a catalog entry",
+            "e.g. fixity-manifest@1.0.0 (gefreg verify lists the published versions)",
+        )
     release = ledger.find(ledger.read(settings.catalog / name), version)
     if release is None:
         raise BadInput(
@@ -141,9 +147,19 @@ def _inputs(
 
 
 def _difference(
-    engine: Engine, release: ledger.Release, rebuilt: str, on_step: Callable[[str], None]
+    engine: Engine,
+    trusted: str,
+    release: ledger.Release,
+    rebuilt: str,
+    on_step: Callable[[str], None],
 ) -> ImageDiff | None:
-    published = f"{release.repository}@{release.digest}"
+    """How the rebuilt image differs from the published one, pulled from ``trusted`` (the
+    configured registry's repository of the entry) by the ledger's digest; None when the
+    registry cannot show it. A ledger line naming another registry, or no digest, is not
+    followed (the ledger is untrusted text)."""
+    if release.repository != trusted or not is_digest(release.digest):
+        return None
+    published = f"{trusted}@{release.digest}"
     try:
         if engine.image(published) is None:
             on_step(f"pulling {published} to compare")
@@ -195,7 +211,9 @@ def rebuild(
         round(time.monotonic() - t0, 3),
     )
     if not result.identical:
-        return replace(result, difference=_difference(engine, release, built.image_id, on_step))
+        trusted = f"{settings.registry}/{name}"
+        difference = _difference(engine, trusted, release, built.image_id, on_step)
+        return replace(result, difference=difference)
     if not record:
         return result
     note = ledger.RebuildNote(

@@ -188,3 +188,57 @@ def test_a_catalog_outside_git_is_rebuilt_from_its_working_tree_while_unchanged(
     assert (
         done.exit_code == 3 and "does not hold what rep-nogit 1.0.0 was built from" in done.stderr
     )
+
+
+def test_rebuild_of_a_release_that_is_not_what_its_commit_builds_exits_1_with_the_file(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    """The ledger says 1.0.0 is an image its commit does not build (here: the image of 1.0.1,
+    whose run.sh differs; say, one pushed from an unrecorded build). The rebuild from 1.0.0's
+    commit is bit-identical to nothing the ledger names: exit 1, and the difference, pulled
+    from the registry by the ledger's digest, names the file."""
+    pub = Published(tmp_path, "rep-other", registry.address)
+    pub.build()
+    pub.publish()
+    record = pub.catalog / pub.name / "service.yaml"
+    record.write_text(record.read_text().replace('version: "1.0.0"', 'version: "1.0.1"'))
+    (pub.catalog / pub.name / "run.sh").write_text("echo not what 1.0.0 was built from\n")
+    git(pub.catalog, "commit", "-qam", "1.0.1")
+    pub.build()
+    pub.publish()
+    first, second = pub.ledger()
+    assert first["digest"] != second["digest"]
+    ledger = pub.catalog / pub.name / "releases.jsonl"
+    forged = {**first, "digest": second["digest"], "image_id": second["image_id"]}
+    ledger.write_text(json.dumps(forged) + "\n" + json.dumps(second) + "\n")
+    subprocess.run(  # the rebuild must pull the published image to explain the difference
+        ["docker", "rmi", f"{registry.address}/rep-other@{second['digest']}"],
+        capture_output=True,
+        check=False,
+    )
+
+    done = pub.run("rebuild", f"{pub.name}@1.0.0", "--json")
+    assert done.exit_code == 1, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert result["identical"] is False
+    assert result["rebuilt"] == {"digest": first["digest"], "image_id": first["image_id"]}
+    files = {f["path"] for f in result["difference"]["files"]}
+    assert files == {"/opt/run.sh"}
+    text = pub.run("rebuild", f"{pub.name}@1.0.0")
+    assert text.exit_code == 1
+    assert "DIFFERENT" in text.stdout and "changed  /opt/run.sh: size" in text.stdout
+    assert "did not rebuild bit for bit" in text.stderr
+
+    # A ledger line naming another registry is not followed to explain the difference.
+    elsewhere = {**forged, "repository": "evil.example:5000/rep-other"}
+    ledger.write_text(json.dumps(elsewhere) + "\n" + json.dumps(second) + "\n")
+    done = pub.run("rebuild", f"{pub.name}@1.0.0", "--json")
+    assert done.exit_code == 1 and json.loads(done.stdout)["difference"] is None
+
+
+@pytest.mark.parametrize("target", ["../rep-x@1.0.0", "rep-x@../../1.0.0", "rep-x", "@1.0.0"])
+def test_rebuild_refuses_a_target_that_is_no_catalog_name(tmp_path: Path, target: str) -> None:
+    catalog = static_catalog(tmp_path, name="rep-x")
+    done = gefreg("rebuild", target, "--catalog", str(catalog), "--registry", "127.0.0.1:1")
+    assert done.exit_code == 2, done.stderr
+    assert "NAME@VERSION" in done.stderr

@@ -6,12 +6,15 @@ import hashlib
 import io
 import json
 import tarfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
 
-from gefreg.image.image_diff import compare, config_changes
+from gefreg.image.image_diff import _extract, compare, config_changes
 from gefreg.image.image_listing import read_archive
 
 
-def layer(files: dict[str, bytes | None], mtime: int = 0) -> bytes:
+def layer(files: Mapping[str, bytes | None], mtime: int = 0) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in files.items():
@@ -86,3 +89,35 @@ def test_config_changes_walk_lists_and_mappings() -> None:
         ("h[1].c", 2, 3)
     ]
     assert config_changes({"a": [1]}, {"a": [1, 2]}) == [("a", [1], [1, 2])]
+
+
+def test_a_whiteout_hides_only_lower_layers_and_many_whiteouts_stay_fast() -> None:
+    many = {f"d/f{n}": b"" for n in range(6000)}
+    gone = {f"d/.wh.f{n}": b"" for n in range(0, 6000, 2)}
+    listing = read_archive(archive([layer({"d": None, **many}), layer(gone)], {}), "img")
+    t0 = time.monotonic()
+    files = listing.files()
+    assert time.monotonic() - t0 < 1  # was a scan of the whole tree per whiteout
+    assert len(files) == 1 + 3000 and "d/f1" in files and "d/f0" not in files
+    same_layer = layer({"e": None, "e/x": b"x", "e/.wh..wh..opq": b""})
+    assert sorted(read_archive(archive([same_layer], {}), "i").files()) == ["e", "e/x"]
+
+
+def test_hostile_names_are_listed_but_never_written_outside_the_temporary_folder(
+    tmp_path: Path,
+) -> None:
+    """Image content is untrusted: a layer may name ``../x``, an absolute path or a file below
+    a file; --content extracts changed files, and must neither write outside its folder nor
+    crash."""
+    names = {"../../escape": b"a", "/abs/../../escape2": b"b", "f": b"c", "f/below": b"d"}
+    a = read_archive(archive([layer(names)], {}), "a")
+    assert {"../../escape", "abs/../../escape2", "f", "f/below"} <= set(a.files())
+    saved = tmp_path / "a.tar"
+    saved.write_bytes(b"".join(archive([layer(names)], {})))
+    into = tmp_path / "work" / "a"
+    for path in a.files():
+        _extract(saved, path, into)
+    outside = [p for p in tmp_path.rglob("*") if "work" not in p.parts and p != saved]
+    assert outside == []
+    assert (into / "f").read_bytes() == b"c"
+    assert not (tmp_path.parent / "escape").exists()
