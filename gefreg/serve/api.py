@@ -32,7 +32,7 @@ from gefreg.serve.tes_models import (
     TesView,
 )
 from gefreg.serve.tokens import TokenEntry
-from gefreg.serve.views import read_record, task_view
+from gefreg.serve.views import LIST_LOG_CAP, read_record, task_view
 
 MAX_PAGE = 2047
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -184,7 +184,7 @@ def build_router(app_state: Any) -> APIRouter:
         rows, token = app_state.store.page(
             TaskQuery(who.owner, state, name_prefix, tags, page_size, page_token or None)
         )
-        out: dict[str, Any] = {"tasks": [task_view(r, view) for r in rows]}
+        out: dict[str, Any] = {"tasks": [task_view(r, view, LIST_LOG_CAP) for r in rows]}
         if token:
             out["next_page_token"] = token
         return out

@@ -31,6 +31,7 @@ from gefreg.serve.staging import Canceled, Stager
 from gefreg.serve.store import TaskRow, TaskStore
 from gefreg.serve.task_plan import ExecutorPlan, TaskPlan
 from gefreg.serve.tes_models import TesState
+from gefreg.serve.views import log_notes
 
 log = logging.getLogger("gefreg.serve")
 
@@ -187,6 +188,7 @@ class TaskExecution:
         entry.update(exit_code=result.exit_code, status=result.status, error=result.error)
         if not result.succeeded:
             self.log["system_logs"].append(f"executors[{number}] {result.status}: {result.error}")
+        entry["notes"] = log_notes(entry["record"])
         folders = {_clean(p.path): outputs[p.name] for p in face.outputs}
         self._copy_logs(executor, folders, entry)
         self.save()

@@ -2,7 +2,9 @@
 stdout/stderr, input ``content`` and system logs) or FULL.
 
 Executor logs are read from the run's log files when asked for (FULL): what the runner kept,
-under the run's own log limit (``resources.logs``), with its note on what it dropped.
+under the run's own log limit (``resources.logs``), with its note on what it dropped. A page
+of tasks carries at most LIST_LOG_CAP of each log (TES lets a server shorten them; a FULL list
+of 2,047 tasks would otherwise hold gigabytes of logs in one answer); one task, up to LOG_CAP.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from gefreg.serve.tes_models import TesView
 
 API_PREFIX = "/ga4gh/tes/v1"
 LOG_CAP = 64 * 1024**2  # what one answer carries at most (the runner keeps 10 MiB by default)
+LIST_LOG_CAP = 64 * 1024  # of each log, per task in a list
 
 
-def read_log(path: str | None, cap: int = LOG_CAP) -> str | None:
-    """A log file's text (UTF-8, undecodable bytes replaced), at most ``cap`` bytes of it."""
+def read_log(path: str | None, cap: int = LOG_CAP, where: str = "") -> str | None:
+    """A log file's text (UTF-8, undecodable bytes replaced), at most ``cap`` bytes of it;
+    ``where`` says where to find the rest."""
     if not path:
         return None
     try:
@@ -31,7 +35,8 @@ def read_log(path: str | None, cap: int = LOG_CAP) -> str | None:
         return None
     text = data[:cap].decode("utf-8", "replace")
     if size > cap:
-        text += f"\n[gefreg: {size - cap} more bytes not shown; the run's log file has them all]\n"
+        rest = where or "the run's log file has them all"
+        text += f"\n[gefreg: {size - cap} more bytes not shown; {rest}]\n"
     return text
 
 
@@ -59,7 +64,14 @@ def read_record(path: str | None) -> Any:
         return None
 
 
-def executor_log(entry: dict[str, Any], full: bool) -> dict[str, Any]:
+def log_notes(record_path: str | None) -> dict[str, str | None]:
+    """The runner's notes on both logs, read from the run record once (kept with the task,
+    so views need not parse every run record again)."""
+    record = read_record(record_path)
+    return {key: log_note(record, key) for key in ("stdout", "stderr")}
+
+
+def executor_log(entry: dict[str, Any], full: bool, cap: int = LOG_CAP) -> dict[str, Any]:
     """TES ``tesExecutorLog``: stdout and stderr (FULL view) are the run's captured logs,
     capped by the runner as every run's are (``resources.logs``), with its note when it
     dropped anything."""
@@ -69,10 +81,11 @@ def executor_log(entry: dict[str, Any], full: bool) -> dict[str, Any]:
         if entry.get(key):
             out[key] = entry[key]
     if full:
-        record = read_record(entry.get("record"))
+        notes = entry.get("notes") or log_notes(entry.get("record"))
+        where = "" if cap == LOG_CAP else "GET the task for up to 64 MiB"
         for key in ("stdout", "stderr"):
-            text = read_log(entry.get(f"{key}_log"))
-            note = log_note(record, key)
+            text = read_log(entry.get(f"{key}_log"), cap, where)
+            note = notes.get(key)
             if text is not None:
                 out[key] = text + (f"\n[gefreg: {note}]\n" if note else "")
     return out
@@ -95,12 +108,13 @@ def metadata(row: TaskRow) -> dict[str, str]:
     return meta
 
 
-def task_log(row: TaskRow, full: bool) -> dict[str, Any] | None:
+def task_log(row: TaskRow, full: bool, cap: int = LOG_CAP) -> dict[str, Any] | None:
     log = row.log
     if not log:
         return None
+    started = [e for e in log.get("executors") or [] if e.get("started")]
     out: dict[str, Any] = {
-        "logs": [executor_log(e, full) for e in log.get("executors") or [] if e.get("started")],
+        "logs": [executor_log(e, full, cap) for e in started],
         "outputs": list(log.get("outputs") or []),
         "metadata": metadata(row),
     }
@@ -112,14 +126,15 @@ def task_log(row: TaskRow, full: bool) -> dict[str, Any] | None:
     return out
 
 
-def task_view(row: TaskRow, view: TesView) -> dict[str, Any]:
+def task_view(row: TaskRow, view: TesView, log_cap: int = LOG_CAP) -> dict[str, Any]:
+    """The task in ``view``; executor logs (FULL) cut at ``log_cap`` bytes each."""
     if view is TesView.MINIMAL:
         return {"id": row.id, "state": row.state.value}
     doc = dict(row.document)
     doc.update(id=row.id, state=row.state.value, creation_time=row.created)
     if view is not TesView.FULL and doc.get("inputs"):
         doc["inputs"] = [{k: v for k, v in i.items() if k != "content"} for i in doc["inputs"]]
-    log = task_log(row, view is TesView.FULL)
+    log = task_log(row, view is TesView.FULL, log_cap)
     if log is not None:
         doc["logs"] = [log]
     return doc

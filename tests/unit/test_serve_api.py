@@ -294,3 +294,28 @@ def test_the_token_file_holds_hashes_only(env: Env) -> None:
     for value in env.tokens.values():
         assert value not in text
     assert oct(os.stat(env.token_file).st_mode & 0o777) == "0o600"
+
+
+def test_a_full_list_carries_a_bounded_part_of_each_log(env: Env, tmp_path: Path) -> None:
+    """GET /tasks?view=FULL cuts each executor log at 64 KiB and says where the rest is; the
+    task itself carries it whole (up to 64 MiB); the runner's note comes along either way."""
+    task_id = env.create(task()).json()["id"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "out.log").write_bytes(b"o" * 100_000)
+    (run / "err.log").write_bytes(b"e" * 10)
+    entry = {
+        "started": True, "exit_code": 0, "record": str(run / "missing.json"),
+        "stdout_log": str(run / "out.log"), "stderr_log": str(run / "err.log"),
+        "notes": {"stdout": "truncated: 5 bytes dropped", "stderr": None},
+    }  # fmt: skip
+    env.client.app.state.gefreg.store.update_log(task_id, {"executors": [entry]})  # type: ignore[attr-defined]
+    listed = env.client.get(f"{API}/tasks", params={"view": "FULL"}, headers=env.headers())
+    [shown] = [t for t in listed.json()["tasks"] if t["id"] == task_id]
+    log = shown["logs"][0]["logs"][0]
+    assert log["stdout"].startswith("o" * 65536 + "\n[gefreg: 34464 more bytes not shown; GET")
+    assert log["stdout"].endswith("[gefreg: truncated: 5 bytes dropped]\n")
+    assert log["stderr"] == "e" * 10
+    one = env.client.get(f"{API}/tasks/{task_id}", params={"view": "FULL"}, headers=env.headers())
+    whole = one.json()["logs"][0]["logs"][0]["stdout"]
+    assert whole == "o" * 100_000 + "\n[gefreg: truncated: 5 bytes dropped]\n"
