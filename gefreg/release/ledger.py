@@ -121,6 +121,11 @@ class LedgerLines:
     def is_yanked(self, version: str) -> bool:
         return version in self.yanks
 
+    def published_text(self) -> str:
+        """'published: 1.0.0, 1.1.0 (yanked)': for errors about a version that is none."""
+        shown = [r.version + (" (yanked)" * self.is_yanked(r.version)) for r in self.releases]
+        return f"published: {', '.join(shown)}" if shown else "nothing is published yet"
+
     def usable(self) -> list[Release]:
         """The releases that are not yanked."""
         yanked = self.yanks

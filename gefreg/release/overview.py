@@ -226,9 +226,7 @@ def page(settings: Settings, name: str, version: str | None) -> EntryPage:
 
 
 def published_hint(lines: ledger.LedgerLines, spec: ServiceSpec | None) -> str:
-    yanked = lines.yanks
-    shown = [r.version + (" (yanked)" if r.version in yanked else "") for r in lines.releases]
-    text = f"published: {', '.join(shown)}" if shown else "nothing is published yet"
+    text = lines.published_text()
     if spec is not None and spec.version not in {r.version for r in lines.releases}:
         text += f"; the record is at {spec.version} (not published)"
     return text

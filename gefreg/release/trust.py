@@ -37,6 +37,7 @@ from gefreg.engine.protocols import ImageStore
 from gefreg.errors import BadInput, CheckFailed
 from gefreg.image.build_record import BuildRecord, all_builds, read_build
 from gefreg.model import is_digest
+from gefreg.release import versions
 from gefreg.release.ledger import TrustedRelease
 from gefreg.settings import Settings
 
@@ -268,8 +269,10 @@ def _build_of(settings: Settings, claim: ImageClaim) -> BuildRecord:
             f"{' ' + claim.version if claim.version else ''} in the ledger of "
             f"{settings.registry} nor an image gefreg built for {claim.name}"
         )
-    record = read_build(settings, claim.name)
     published = _published(settings, claim.name)
+    if claim.version is not None and versions.is_floating(claim.version):
+        raise versions.not_a_version(claim.name, claim.version, published)
+    record = read_build(settings, claim.name)
     if record is None:
         raise BadInput(
             f"{claim.name}{'@' + claim.version if claim.version else ''} is not built or "
@@ -290,10 +293,7 @@ def _published(settings: Settings, name: str) -> str:
     from gefreg.release.ledger import read_lines
 
     lines = read_lines(settings.catalog / name)
-    shown = [
-        r.version + (" (yanked)" if lines.is_yanked(r.version) else "") for r in lines.releases
-    ]
-    return f"; published: {', '.join(shown)}" if shown else ""
+    return f"; {lines.published_text()}" if lines.releases else ""
 
 
 def _release_checks(settings: Settings, release: TrustedRelease) -> dict[str, Any]:

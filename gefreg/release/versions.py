@@ -9,12 +9,16 @@ Yanked releases count: a version never disappears, so it is never reused or unde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import semver
 
+from gefreg.errors import BadInput
+
 FLOATING = ("major", "minor", "latest")
+_FLOATING_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?")  # 1 or 1.2
 
 
 def parse(version: str) -> semver.Version:
@@ -31,6 +35,21 @@ def understood(text: str) -> str:
     if text[:1] in ("v", "V") and is_version(text[1:]):
         return text[1:]
     return text
+
+
+def is_floating(text: str) -> bool:
+    """`latest`, `1`, `1.2`: tags gefreg moves in the registry, never a version to run."""
+    return text == "latest" or _FLOATING_RE.fullmatch(text) is not None
+
+
+def not_a_version(name: str, typed: str, published: str) -> BadInput:
+    """The error for NAME@latest or NAME@1.2, where a run needs an exact version."""
+    return BadInput(
+        f"{name}@{typed} is a floating tag, not a version: a run is pinned to an exact "
+        f"version{published}",
+        f"name one: {name}@MAJOR.MINOR.PATCH (`gefreg show {name}` lists them); "
+        f"`gefreg run {name}` runs its newest release that is not yanked",
+    )
 
 
 def is_prerelease(version: str) -> bool:

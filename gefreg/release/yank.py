@@ -46,11 +46,6 @@ class Yanked:
         }
 
 
-def published_versions_hint(lines: ledger.LedgerLines) -> str:
-    versions = [r.version for r in lines.releases]
-    return f"published: {', '.join(versions)}" if versions else "nothing is published yet"
-
-
 def yank(
     name: str,
     entry_dir: Path,
@@ -70,7 +65,7 @@ def yank(
         if release is None:
             raise BadInput(
                 f"{name} {version} was never published: nothing to yank",
-                published_versions_hint(lines),
+                lines.published_text(),
             )
         earlier = lines.yanks.get(version)
         if earlier is not None:

@@ -225,3 +225,11 @@ def test_versions_as_typed_and_versions_that_are_not(settings: Settings) -> None
     assert "demo@1.2.0 is not built or published; published: 1.0.0, 1.1.0 (yanked)" in (
         unknown.value.message
     )
+    for floating in ("latest", "1", "1.0"):  # registry tags, explained, never guessed
+        with pytest.raises(BadInput) as tag:
+            decide_with_ledger(settings, f"demo@{floating}")
+        assert tag.value.message == (
+            f"demo@{floating} is a floating tag, not a version: a run is pinned to an exact "
+            "version; published: 1.0.0, 1.1.0 (yanked)"
+        )
+        assert tag.value.hint and "gefreg run demo` runs its newest release" in tag.value.hint
