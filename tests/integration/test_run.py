@@ -132,6 +132,20 @@ shout)
 fill)
   head -c 100000000 /dev/zero > $out/big || echo "write failed" >&2
   ;;
+sparse)
+  # 20 files of 40 MiB each that take no room: holes
+  i=0
+  while [ $i -lt 20 ]; do
+    /bin/busybox dd if=/dev/zero of=$out/s$i bs=1048576 seek=40 count=0 2>/dev/null || exit 2
+    i=$((i+1))
+  done
+  ;;
+links)
+  # one 40 MB file under 21 names
+  head -c 40000000 /dev/zero > $out/big && mkdir $out/d || exit 2
+  i=0
+  while [ $i -lt 20 ]; do /bin/busybox ln $out/big $out/d/l$i || exit 2; i=$((i+1)); done
+  ;;
 limits)
   ulimit -n > $out/nofile
   ulimit -f > $out/fsize
@@ -1079,6 +1093,35 @@ def test_attack_filling_the_disk(services: Services, tmp_path: Path) -> None:
     )
     assert code == 1 and found["error"] == "output limit exceeded (disk 50m)"
     assert found["limits"]["disk"] == 50 * 2**20 and found["limits"]["from_command_line"] == []
+
+
+def taken(root: Path) -> int:
+    """Bytes the files under ``root`` take on disk (allocated blocks; a hard link counted once)."""
+    seen: dict[tuple[int, int], int] = {}
+    for _, _, files, fd in os.fwalk(root):
+        for name in files:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("mode", ["sparse", "links"])
+def test_attack_multiplying_its_outputs_on_delivery(
+    services: Services, tmp_path: Path, mode: str
+) -> None:
+    """Issue 11.5: sparse files and hard links take little room under the disk limit; copied
+    out of the run's own file system file by file they would take 800 MiB of the user's disk
+    for a 50m limit (and a service could make thousands). Delivery keeps holes and links."""
+    record = attack(services, tmp_path, mode, "--disk", "50m")
+    assert record["status"] == "succeeded", record["error"]
+    files = record["outputs"]["result"]["manifest"]["files"]
+    assert len(files) in (20, 21)
+    assert sum(f["size"] for f in files) >= 20 * 40 * 10**6  # what the names add up to
+    assert taken(tmp_path / "out") <= 50 * 2**20  # what the user's disk holds
+    if mode == "links":
+        assert (tmp_path / "out" / "d" / "l0").stat().st_ino == (
+            tmp_path / "out" / "big"
+        ).stat().st_ino
 
 
 def test_ulimits_are_set_and_recorded(services: Services, tmp_path: Path) -> None:

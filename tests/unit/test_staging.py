@@ -137,6 +137,58 @@ def _fill_and_deliver(staging: Staging, out: Path) -> None:
     assert os.readlink(target["result"] / "loop") == "loop"
 
 
+def test_a_copy_out_keeps_holes_and_links(tmp_path: Path) -> None:
+    """Copied out of the run's file system, a sparse file stays sparse and one file's names stay
+    links to one file: delivered outputs take no more room than the disk limit allowed."""
+    target = outputs(tmp_path, **{"old.txt": "mine"})
+    staging = create_staging(target, "urn:uuid:00000005", Identity(0, 0, 10001, 10001), 8 * 2**20)
+    try:
+        assert staging.enforced_by == FILESYSTEM
+        folder = staging.folders["result"]
+        with open(folder / "hole", "wb") as fh:  # 100 MiB long, 4 KiB of data in the middle
+            fh.seek(50 * 2**20)
+            fh.write(b"d" * 4096)
+            fh.truncate(100 * 2**20)
+        (folder / "a").write_bytes(os.urandom(2**20))
+        (folder / "sub").mkdir()
+        for name in ("sub/b", "sub/c", "z"):
+            os.link(folder / "a", folder / name)
+        done = deliver(staging, overwrite=False)
+        assert done.problems == () and done.moved == 4
+        assert remove_staging(staging, delivered=True) == []
+    finally:
+        if staging.mountpoint is not None and staging.mountpoint.is_mount():
+            subprocess.run(["umount", str(staging.mountpoint)], check=False)
+    out = target["result"]
+    hole = (out / "hole").stat()
+    assert hole.st_size == 100 * 2**20 and hole.st_blocks * 512 < 2**20
+    with open(out / "hole", "rb") as fh:
+        fh.seek(50 * 2**20 - 1)
+        assert fh.read(4098) == b"\0" + b"d" * 4096 + b"\0"
+    inodes = {(out / name).stat().st_ino for name in ("a", "sub/b", "sub/c", "z")}
+    assert len(inodes) == 1 and (out / "a").stat().st_nlink == 4
+    assert (out / "old.txt").read_text() == "mine"
+
+
+def test_a_replacing_file_keeps_its_links(tmp_path: Path) -> None:
+    target = outputs(tmp_path, **{"old.txt": "mine"})
+    staging = create_staging(target, "urn:uuid:00000006", Identity(0, 0, 10001, 10001), 8 * 2**20)
+    try:
+        folder = staging.folders["result"]
+        (folder / "old.txt").write_bytes(os.urandom(2**20))
+        for name in ("a1", "z1", "z2"):
+            os.link(folder / "old.txt", folder / name)
+        done = deliver(staging, overwrite=True)
+        assert done.problems == () and done.replaced == ("result/old.txt",)
+        assert remove_staging(staging, delivered=True) == []
+    finally:
+        if staging.mountpoint is not None and staging.mountpoint.is_mount():
+            subprocess.run(["umount", str(staging.mountpoint)], check=False)
+    out = target["result"]
+    assert len({(out / n).stat().st_ino for n in ("old.txt", "a1", "z1", "z2")}) == 1
+    assert not [p for p in out.iterdir() if p.name.endswith(".gefreg-new")]
+
+
 def test_the_disk_watch_stops_the_container(tmp_path: Path) -> None:
     staging = create_staging(outputs(tmp_path), "urn:uuid:00000005", WATCHED, 2**20)
     stopped = threading.Event()
