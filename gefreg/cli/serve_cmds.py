@@ -114,6 +114,14 @@ def token_new(tokens: Path, read_only: bool, owner: str | None, as_json: bool) -
     metavar="SIZE",
     help="Bytes a task may stage (unless it asks for resources.disk_gb).",
 )
+@click.option(
+    "--max-unfinished",
+    type=click.IntRange(1, 10**6),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="Tasks one owner may have queued or running; more are refused (429).",
+)
 @settings_options
 def serve(
     host: str,
@@ -127,6 +135,7 @@ def serve(
     doi_resolver: str,
     handle_resolver: str,
     max_input: str,
+    max_unfinished: int,
     catalog: str | None,
     registry: str | None,
 ) -> None:
@@ -172,6 +181,7 @@ def serve(
         doi_resolver=doi_resolver,
         handle_resolver=handle_resolver,
         max_input_bytes=limit,
+        max_unfinished=max_unfinished,
     )
     click.echo(
         f"gefreg serve: http://{host}:{port}/ (catalog {settings.catalog}, registry "

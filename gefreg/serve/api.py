@@ -44,6 +44,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "No such task (for this token)"),
     )
 }
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "The owner has as many unfinished tasks as allowed",
+    }
+}
 
 
 class Scheduler(Protocol):
@@ -141,12 +147,20 @@ def build_router(app_state: Any) -> APIRouter:
         response_model=TesCreateTaskResponse,
         operation_id="CreateTask",
         tags=["TaskService"],
+        responses=TOO_MANY,
     )
     def create_task(task: TesTask, who: Writer) -> dict[str, str]:
         """Queue a task whose executors are catalog releases (400 otherwise)."""
+        store: TaskStore = app_state.store
+        allowed = app_state.config.max_unfinished
+        if store.unfinished(who.owner) >= allowed:
+            raise HTTPException(
+                429,
+                f"{who.owner} has {allowed} tasks queued or running, as many as this server "
+                "allows (gefreg serve --max-unfinished); wait for some to finish",
+            )
         plan = admit(app_state.config, app_state.engine(), task)
         task_id = new_task_id()
-        store: TaskStore = app_state.store
         store.create(
             task_id,
             owner=who.owner,

@@ -25,6 +25,7 @@ class ServeConfig:
     doi_resolver: str = "https://doi.org"
     handle_resolver: str = "https://hdl.handle.net"
     max_input_bytes: int = DEFAULT_MAX_INPUT
+    max_unfinished: int = 1000  # tasks one owner may have queued or running (more: 429)
     poll_interval: float = 0.2
     organization: tuple[str, str] = ("gefreg", "https://example.org/gefreg")
     extra: dict[str, str] = field(default_factory=dict)

@@ -248,3 +248,11 @@ class TaskStore:
             return int(self._db().execute("SELECT count(*) FROM tasks").fetchone()[0])
         sql = "SELECT count(*) FROM tasks WHERE state = ?"
         return int(self._db().execute(sql, (state.value,)).fetchone()[0])
+
+    def unfinished(self, owner: str) -> int:
+        """How many tasks of ``owner`` are queued or under way."""
+        states = (TesState.QUEUED, *ACTIVE)
+        marks = ", ".join("?" * len(states))
+        sql = f"SELECT count(*) FROM tasks WHERE owner = ? AND state IN ({marks})"
+        found = self._db().execute(sql, (owner, *(s.value for s in states))).fetchone()
+        return int(found[0])

@@ -29,7 +29,7 @@ API = "/ga4gh/tes/v1"
 
 
 class Env:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **extra: Any) -> None:
         self.settings = published_catalog(tmp_path)
         self.data = tmp_path / "data"
         (self.data / "in").mkdir(parents=True)
@@ -41,7 +41,7 @@ class Env:
             reader={"read_only": True},
             other={"owner": "someone-else"},
         )
-        config = serve_config(self.settings, self.token_file, self.data)
+        config = serve_config(self.settings, self.token_file, self.data, **extra)
         app = create_app(config, start_workers=False, engine_factory=NoImagesEngine)  # type: ignore[arg-type]
         self.client = TestClient(app)
 
@@ -319,3 +319,17 @@ def test_a_full_list_carries_a_bounded_part_of_each_log(env: Env, tmp_path: Path
     one = env.client.get(f"{API}/tasks/{task_id}", params={"view": "FULL"}, headers=env.headers())
     whole = one.json()["logs"][0]["logs"][0]["stdout"]
     assert whole == "o" * 100_000 + "\n[gefreg: truncated: 5 bytes dropped]\n"
+
+
+def test_an_owner_may_have_only_so_many_unfinished_tasks(tmp_path: Path) -> None:
+    """--max-unfinished: past it a writer is told 429 (why, and what to do); other owners are
+    not held up; a task that ends makes room."""
+    env = Env(tmp_path, max_unfinished=2)
+    with env.client:
+        first, _ = (env.create(task()).json()["id"] for _ in range(2))
+        refused = env.create(task())
+        assert refused.status_code == 429, refused.text
+        assert "2 tasks queued or running" in refused.json()["msg"]
+        assert env.create(task(), who="other").status_code == 200
+        env.client.post(f"{API}/tasks/{first}:cancel", headers=env.headers())
+        assert env.create(task()).status_code == 200

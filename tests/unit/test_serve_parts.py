@@ -285,13 +285,14 @@ def test_serve_hands_its_options_to_the_server(
             "--registry", settings.registry, "--home", str(tmp_path / "home")]  # fmt: skip
     result = CliRunner().invoke(
         cli,
-        [*base, "--host", "0.0.0.0", "--port", "8765", "--workers", "3",
+        [*base, "--host", "0.0.0.0", "--port", "8765", "--workers", "3", "--max-unfinished", "5",
          "--data-root", str(roots[0]), "--data-root", str(roots[1])],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"]) == ("0.0.0.0", 8765)
     config = served["app"].state.gefreg.config
     assert config.workers == 3 and config.tokens == token_file.resolve()
+    assert config.max_unfinished == 5
     assert config.data_roots == tuple(r.resolve() for r in roots)
     served.clear()
     for bad in (
