@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,14 @@ TAG = "gefreg-bench-diff"
 def build(context: Path, tag: str, size_mb: int, changed: bool) -> None:
     data = context / "data"
     data.mkdir(parents=True)
+    noise = random.Random(0).randbytes(1024 * 1024)  # some incompressible data, in both images
     for i in range(size_mb // FILE_MB):
         seed = f"{i}-{'b' if changed and i == 3 else 'a'}".encode()
         block = (seed * (1024 * 1024 // len(seed) + 1))[: 1024 * 1024]
-        chunk = os.urandom(1024 * 1024) if i == 0 else block  # some incompressible data too
-        (data / f"part-{i:03d}.bin").write_bytes(chunk * FILE_MB)
+        part = data / f"part-{i:03d}.bin"
+        part.write_bytes((noise if i == 0 else block) * FILE_MB)
+        os.utime(part, (0, 0))  # COPY keeps the context's times: only part-003 may differ
+    os.utime(data, (0, 0))
     (context / "Dockerfile").write_text("FROM scratch\nCOPY data/ /data/\n")
     subprocess.run(
         ["docker", "build", "-q", "-t", tag, str(context)],

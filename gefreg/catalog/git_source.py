@@ -9,7 +9,6 @@ passed to git, so none can be read as an option.
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 import subprocess
@@ -97,18 +96,35 @@ def export(root: Path, sha: str, paths: list[str], into: Path) -> list[str]:
         done = _git(root, "cat-file", "-e", f"{sha}:{path}")
         (present if done.returncode == 0 else missing).append(path)
     if present:
-        done = _git(root, "archive", "--format=tar", sha, "--", *present)
-        if done.returncode != 0:
-            raise EnvironmentFailure(f"git archive {sha[:12]} failed: {done.stderr.decode()}")
+        _extract_archive(root, sha, present, into)
+    return missing
+
+
+def _extract_archive(root: Path, sha: str, paths: list[str], into: Path) -> None:
+    """``git archive`` of ``paths`` streamed into ``into`` (a commit may hold big data files:
+    never the whole archive in memory), with tarfile's "data" filter: nothing is written
+    outside ``into``, no link leads out of it, no device is made."""
+    git = shutil.which("git")
+    if git is None:
+        raise ToolMissing("git is not installed", "apt-get install git")
+    argv = [git, "-C", str(root), "archive", "--format=tar", sha, "--", *paths]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
         try:
-            with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 tar.extractall(into, filter="data")
-        except (tarfile.TarError, OSError) as exc:  # a link out of the folder, a device…
+        except tarfile.FilterError as exc:  # a link out of the folder, a device…
+            proc.kill()
             raise BadInput(
                 f"commit {sha[:12]} holds a file that cannot be taken out safely: {exc}",
                 "a catalog entry holds regular files and folders only",
             ) from None
-    return missing
+        except (tarfile.TarError, OSError) as exc:  # git stopped early, the disk is full…
+            proc.kill()
+            raise EnvironmentFailure(f"taking {sha[:12]} out of git failed: {exc}") from None
+        error = proc.stderr.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise EnvironmentFailure(f"git archive {sha[:12]} failed: {error.strip()}")
 
 
 def catalog_path(root: Path, catalog: Path, *parts: str) -> str:

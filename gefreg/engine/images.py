@@ -129,15 +129,19 @@ class ImageCalls:
         import docker.errors
 
         tmp = destination.with_name(destination.name + ".tmp")
-        with translated(f"exporting {ref}"):
+        # refused: an engine that cannot export what it holds (500, e.g. a loaded layer
+        # naming ../x) is an environment failure with its explanation, not a traceback
+        with translated(f"exporting {ref}"), refused(f"exporting {ref}"):
             try:
                 chunks = self.client.api.get_image(ref)
                 with open(tmp, "wb") as fh:
                     for chunk in chunks:
                         fh.write(chunk)
-            except docker.errors.ImageNotFound:
-                tmp.unlink(missing_ok=True)
-                raise BadInput(f"the engine has no image {ref}", "build it first") from None
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)  # no half export left behind
+                if isinstance(exc, docker.errors.ImageNotFound):
+                    raise BadInput(f"the engine has no image {ref}", "build it first") from None
+                raise
         tmp.replace(destination)
         return destination
 
@@ -146,7 +150,7 @@ class ImageCalls:
         readers that need not keep it."""
         import docker.errors
 
-        with translated(f"exporting {ref}"):
+        with translated(f"exporting {ref}"), refused(f"exporting {ref}"):
             try:
                 yield from self.client.api.get_image(ref)
             except docker.errors.ImageNotFound:

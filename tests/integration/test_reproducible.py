@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,3 +244,72 @@ def test_rebuild_refuses_a_target_that_is_no_catalog_name(tmp_path: Path, target
     done = gefreg("rebuild", target, "--catalog", str(catalog), "--registry", "127.0.0.1:1")
     assert done.exit_code == 2, done.stderr
     assert "NAME@VERSION" in done.stderr
+
+
+def _loaded(tmp_path: Path, tag: str, files: dict[str, bytes], label: str) -> str:
+    """An image the engine loads from a hand-made `docker save` archive (what a hostile
+    registry or tarball can hand a user): its names and labels are whatever it says."""
+    import hashlib
+    import io
+    import tarfile
+
+    def tar_of(members: list[tuple[str, bytes]]) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+
+    layer = tar_of(list(files.items()))
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"note": label}},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()],
+            },
+        }
+    ).encode()
+    name = hashlib.sha256(config).hexdigest() + ".json"
+    listing = json.dumps([{"Config": name, "RepoTags": [tag], "Layers": ["l/layer.tar"]}])
+    archive = tmp_path / f"{tag.replace(':', '-').replace('/', '-')}.tar"
+    archive.write_bytes(
+        tar_of([("l/layer.tar", layer), (name, config), ("manifest.json", listing.encode())])
+    )
+    subprocess.run(["docker", "load", "-i", str(archive)], check=True, capture_output=True)
+    return tag
+
+
+def test_diff_of_hostile_images_shows_names_escaped_and_writes_nothing_outside(
+    tmp_path: Path,
+) -> None:
+    """File names and labels with terminal control sequences are shown, never obeyed; a layer
+    naming ``../../x`` (the engine loads it, then cannot export it) is exit 3 with the
+    engine's words, not a traceback; --content leaves no temporary folder behind."""
+    tag = f"rep-hostile-{uuid.uuid4().hex[:12]}"
+    evil = "\x1b]0;owned\x07\x1b[2J"
+    a = _loaded(tmp_path, f"{tag}:a", {f"x{evil}y": b"a", "d/f": b"1"}, evil)
+    b = _loaded(tmp_path, f"{tag}:b", {f"x{evil}y": b"bb", "d/f": b"1"}, "plain")
+    gone = _loaded(tmp_path, f"{tag}:c", {"../../escape": b"x"}, "plain")
+    try:
+        before = set(Path(tempfile.gettempdir()).glob("gefreg-diff-*"))
+        done = gefreg("diff", a, b, "--content")
+        assert done.exit_code == 1, done.stderr
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+        assert "changed  /x\\x1b]0;owned\\x07\\x1b[2Jy: size 1 -> 2" in done.stdout
+        assert "config.Labels.note: \\x1b]0;owned\\x07\\x1b[2J -> plain" in done.stdout
+        assert "+00000000: 6262" in done.stdout  # diffoscope explained the escaped name's file
+        report = json.loads(gefreg("diff", a, b, "--json").stdout)
+        assert [f["path"] for f in report["files"]] == [f"/x{evil}y"]  # JSON keeps it exact
+        assert set(Path(tempfile.gettempdir()).glob("gefreg-diff-*")) == before
+        for extra in ([], ["--content"]):
+            done = gefreg("diff", a, gone, *extra)
+            assert done.exit_code == 3, done.stderr
+            assert f"the engine failed while exporting {gone}" in done.stderr
+        assert not (Path("/var/lib/docker/overlay2") / "escape").exists()
+    finally:
+        subprocess.run(["docker", "rmi", a, b, gone], capture_output=True, check=False)
