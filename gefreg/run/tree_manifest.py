@@ -145,6 +145,7 @@ class _Item:
     relpath: str
     root: int  # the descriptor of the tree's root folder
     size: int
+    inode: tuple[int, int] | None = None  # (device, inode) of a file with more than one name
 
 
 def _symlink(found: Found) -> FileEntry:
@@ -165,7 +166,9 @@ def scan_tree(root_fd: int, problems: list[Problem]) -> tuple[list[_Item], list[
         if stat.S_ISDIR(mode):
             continue
         if stat.S_ISREG(mode):
-            files.append(_Item(found.rel, root_fd, found.stat.st_size))
+            st = found.stat
+            inode = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+            files.append(_Item(found.rel, root_fd, st.st_size, inode))
         elif stat.S_ISLNK(mode):
             try:
                 others.append(_symlink(found))
@@ -280,6 +283,34 @@ def _hash_items(
     return out
 
 
+def _hash_once(
+    items: list[_Item],
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+    problems: dict[int, list[Problem]],
+) -> list[FileEntry | None]:
+    """:func:`_hash_items`, reading a file once however many names (hard links) it has: the
+    others take its digest, so a service cannot make gefreg read one file once per name."""
+    first: dict[tuple[int, int], int] = {}
+    once = [it.inode is None or first.setdefault(it.inode, k) == k for k, it in enumerate(items)]
+    unique = [k for k, keep in enumerate(once) if keep]
+    counter = None
+    if progress is not None:
+        counter = _Counter(sum(items[k].size for k in unique), progress)
+        progress(0, counter.total)
+    hashed = _hash_items([items[k] for k in unique], workers, counter, problems)
+    out: list[FileEntry | None] = [None] * len(items)
+    for k, entry in zip(unique, hashed, strict=True):
+        out[k] = entry
+    for k, it in enumerate(items):
+        j = first[it.inode] if it.inode is not None else k
+        if j != k and (entry := out[j]) is not None:
+            out[k] = FileEntry(it.relpath, entry.size, entry.sha256)
+        elif j != k:
+            problems.setdefault(it.root, []).append(Problem(it.relpath, "unreadable (a link)"))
+    return out
+
+
 @dataclass(frozen=True)
 class TreeReading:
     """Manifests of several trees, and per tree what could not be read (empty when all was)."""
@@ -322,11 +353,7 @@ def read_trees(
         for name, fd in fds.items():
             scans[name] = scan_tree(fd, found.setdefault(fd, []))
         tagged = [(name, item) for name, (files, _) in scans.items() for item in files]
-        counter = None
-        if progress is not None:
-            counter = _Counter(sum(item.size for _, item in tagged), progress)
-            progress(0, counter.total)
-        hashed = _hash_items([item for _, item in tagged], workers, counter, found)
+        hashed = _hash_once([item for _, item in tagged], workers, progress, found)
     finally:
         for fd in fds.values():
             os.close(fd)

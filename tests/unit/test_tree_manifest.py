@@ -107,6 +107,21 @@ def test_parallel_and_serial_agree_and_progress_adds_up(tmp_path: Path) -> None:
     assert seen[0] == (0, total) and max(d for d, _ in seen) == total
 
 
+def test_a_file_with_many_names_is_read_once(tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK)
+    (tmp_path / "one").write_bytes(data)
+    (tmp_path / "sub").mkdir()
+    for i in range(50):
+        os.link(tmp_path / "one", tmp_path / "sub" / f"n{i}")
+    (tmp_path / "other").write_bytes(b"x")
+    seen: list[tuple[int, int]] = []
+    manifest = tree_manifest(tmp_path, workers=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, len(data) + 1) and max(d for d, _ in seen) == len(data) + 1
+    entries = {f.path: f for f in manifest.files}
+    assert len(entries) == 52 and entries["sub/n49"] == FileEntry("sub/n49", len(data), sha(data))
+    assert entries["one"].sha256 == sha(data) and entries["other"].sha256 == sha(b"x")
+
+
 def test_several_trees_on_one_pool(tmp_path: Path) -> None:
     build_tree(tmp_path / "a", {"x": "1"})
     build_tree(tmp_path / "b", {"x": "2", "y": "3"})
