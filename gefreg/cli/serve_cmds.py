@@ -122,6 +122,13 @@ def token_new(tokens: Path, read_only: bool, owner: str | None, as_json: bool) -
     metavar="N",
     help="Tasks one owner may have queued or running; more are refused (429).",
 )
+@click.option(
+    "--staging-timeout",
+    default="1h",
+    show_default=True,
+    metavar="TIME",
+    help="Time a task's downloads (http, B2SHARE, DOI, handle inputs) may take together.",
+)
 @settings_options
 def serve(
     host: str,
@@ -136,6 +143,7 @@ def serve(
     handle_resolver: str,
     max_input: str,
     max_unfinished: int,
+    staging_timeout: str,
     catalog: str | None,
     registry: str | None,
 ) -> None:
@@ -159,7 +167,7 @@ def serve(
 
     from gefreg.cli.options import load
     from gefreg.errors import BadInput
-    from gefreg.limits import parse_memory
+    from gefreg.limits import parse_duration, parse_memory
     from gefreg.serve.app import create_app
     from gefreg.serve.config import DEFAULT_B2SHARE, ServeConfig
     from gefreg.serve.config import data_roots as check_roots
@@ -169,6 +177,9 @@ def serve(
     limit = parse_memory(max_input)
     if not limit:
         raise BadInput(f"--max-input {max_input!r}: expected a size like 10g or 500m")
+    seconds = parse_duration(staging_timeout)
+    if not seconds:
+        raise BadInput(f"--staging-timeout {staging_timeout!r}: expected a time like 1h or 90s")
     read_tokens(tokens)  # a missing or broken token file is an error now, not at the first request
     config = ServeConfig(
         settings=settings,
@@ -182,6 +193,7 @@ def serve(
         handle_resolver=handle_resolver,
         max_input_bytes=limit,
         max_unfinished=max_unfinished,
+        staging_timeout=seconds,
     )
     click.echo(
         f"gefreg serve: http://{host}:{port}/ (catalog {settings.catalog}, registry "

@@ -26,6 +26,7 @@ class ServeConfig:
     handle_resolver: str = "https://hdl.handle.net"
     max_input_bytes: int = DEFAULT_MAX_INPUT
     max_unfinished: int = 1000  # tasks one owner may have queued or running (more: 429)
+    staging_timeout: float = 3600.0  # seconds a task's downloads may take together
     poll_interval: float = 0.2
     organization: tuple[str, str] = ("gefreg", "https://example.org/gefreg")
     extra: dict[str, str] = field(default_factory=dict)

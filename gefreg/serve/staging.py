@@ -5,7 +5,8 @@ fills a port alone — that folder itself, mounted read-only as it is.
 Every staged file is recorded (input index, URL, path in the container, size, sha256, and
 whether the cache had it); a checksum from the caller (``#sha256=``/``#md5=``) or from a
 B2SHARE record is checked, and so is a size a record gives. The bytes staged per task are
-bounded (``resources.disk_gb``, else the server's ``--max-input``).
+bounded (``resources.disk_gb``, else the server's ``--max-input``), and so is the time a task's
+downloads may take together (``--staging-timeout``).
 
 A local path was resolved when the task was admitted; a queued task may wait, and meanwhile
 anyone who can write in a data root could turn a folder on that path into a link to ``/etc``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,19 @@ class Stager:
     limit: int
     roots: tuple[Path, ...]
     stopped: Callable[[], bool] = lambda: False
+    time_limit: float = 3600.0  # seconds all downloads of a task may take together
+    started: float = field(default_factory=time.monotonic)
+
+    def _going(self) -> bool:
+        """True when the task was stopped; CheckFailed once downloads took their time (a web
+        server sending a byte now and then would otherwise hold a worker for good)."""
+        if time.monotonic() - self.started > self.time_limit:
+            raise CheckFailed(
+                f"inputs: downloading took longer than {self.time_limit:g} s, the server's "
+                "limit (gefreg serve --staging-timeout)",
+                "fetch from a faster source, or copy the data under a data root",
+            )
+        return self.stopped()
 
     def stage(self, plan: TaskPlan, folder: Path) -> Staged:
         staged = Staged(folders={})
@@ -181,7 +196,7 @@ class Stager:
                     expect_size=remote.size,
                     limit=self._budget(staged),
                     what=what,
-                    stopped=self.stopped,
+                    stopped=self._going,
                 )
             except InterruptedError:
                 raise Canceled(what) from None

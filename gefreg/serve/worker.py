@@ -165,7 +165,8 @@ class Workers:
                 self._controls.pop(row.id, None)
 
     def _stager(self, stopped: Any, limit: int) -> Stager:
-        return Stager(self.cache, self.resolvers, limit, self.config.data_roots, stopped)
+        roots, seconds = self.config.data_roots, self.config.staging_timeout
+        return Stager(self.cache, self.resolvers, limit, roots, stopped, seconds)
 
     def _watch(self) -> None:
         """Keep killing the containers of cancelled tasks (a container may be created just

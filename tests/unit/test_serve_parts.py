@@ -285,19 +285,21 @@ def test_serve_hands_its_options_to_the_server(
             "--registry", settings.registry, "--home", str(tmp_path / "home")]  # fmt: skip
     result = CliRunner().invoke(
         cli,
-        [*base, "--host", "0.0.0.0", "--port", "8765", "--workers", "3", "--max-unfinished", "5",
+        [*base, "--host", "0.0.0.0", "--port", "8765", "--workers", "3",
+         "--max-unfinished", "5", "--staging-timeout", "90s",
          "--data-root", str(roots[0]), "--data-root", str(roots[1])],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"]) == ("0.0.0.0", 8765)
     config = served["app"].state.gefreg.config
     assert config.workers == 3 and config.tokens == token_file.resolve()
-    assert config.max_unfinished == 5
+    assert config.max_unfinished == 5 and config.staging_timeout == 90
     assert config.data_roots == tuple(r.resolve() for r in roots)
     served.clear()
     for bad in (
         ["--data-root", str(roots[0]), "--workers", "0"],
         ["--data-root", str(roots[0]), "--port", "70000"],
+        ["--data-root", str(roots[0]), "--staging-timeout", "soon"],
         ["--data-root", str(tmp_path / "missing")],
         [],  # no data root
     ):
@@ -312,7 +314,7 @@ def test_serve_hands_its_options_to_the_server(
 def test_a_cancel_stops_a_download_that_trickles_in(tmp_path: Path) -> None:
     """A web input that sends one byte at a time (against a real HTTP server on loopback):
     the stager stops within a read of the cancel, not after a whole chunk has come, and says
-    canceled, not 'cannot store'."""
+    canceled, not 'cannot store'; uncancelled, it stops when its time for downloads is up."""
     import time
     from collections.abc import Iterator
 
@@ -339,4 +341,11 @@ def test_a_cancel_stops_a_download_that_trickles_in(tmp_path: Path) -> None:
         with pytest.raises(Canceled):
             stager.stage(plan, tmp_path / "task")
         assert time.monotonic() - started < 5  # not the minute the whole trickle takes
+        # nobody cancels: the server's time for downloads runs out instead
+        started = time.monotonic()
+        stager = Stager(ContentCache(tmp_path / "cache"), resolvers, 10**9, (tmp_path,),
+                        time_limit=1)  # fmt: skip
+        with pytest.raises(CheckFailed, match="took longer than 1 s"):
+            stager.stage(plan, tmp_path / "task2")
+        assert time.monotonic() - started < 5
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
