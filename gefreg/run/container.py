@@ -47,6 +47,7 @@ class Ended:
     start_error: str | None
     over_disk: bool = False
     logs: tuple[LogFacts, LogFacts] | None = None
+    sizes: int | None = None  # the files' sizes added up, when holes took them past the limit
 
 
 class ContainerRun:
@@ -130,8 +131,10 @@ class ContainerRun:
         state = engine.inspect_container(container)
         engine.remove_container(container)
         self.container = None
-        over = watch.exceeded or self.staging.full()
-        return Ended(state, code is None, start_error, over, self.capture.facts())
+        sizes, limit = self.staging.sizes(), self.staging.limit
+        over = watch.exceeded or sizes > limit or self.staging.full()
+        big = sizes if sizes > limit and sizes > self.staging.used() else None  # holes, mostly
+        return Ended(state, code is None, start_error, over, self.capture.facts(), sizes=big)
 
     def __exit__(
         self,

@@ -11,7 +11,10 @@ the service's user, in gefreg's working folder ``.gefreg-run-<id8>`` inside the 
 * **watched** otherwise: the port folders are plain folders on the output folder's own file
   system, and :class:`DiskWatch` stops the container once they hold more than the limit.
 
-Either way ``ulimit fsize`` is the limit too, so no single file grows past it. After the
+Either way ``ulimit fsize`` is the limit too, so no single file grows past it, and the files'
+sizes may not add up to more than it either (:meth:`Staging.sizes`: sparse files take no room,
+but gefreg reads every byte of them to hash them — 10 GB of holes took 44 s — so a service
+could have made the hashing after its end last for days). After the
 container is gone the outputs are handed back, hashed and delivered (:mod:`gefreg.run.delivery`).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +60,11 @@ class Staging:
             return (st.f_blocks - st.f_bfree) * st.f_frsize - self.baseline
         return sum(allocated(folder) for folder in self.folders.values())
 
+    def sizes(self) -> int:
+        """What the outputs' files add up to by size (a file with several names once): holes
+        count, as gefreg reads every byte of them to hash them."""
+        return sum(file_sizes(folder) for folder in self.folders.values())
+
     def full(self) -> bool:
         """Whether the outputs reached the limit: they take as much as it allows (a file cut
         at ``ulimit fsize`` included), or their file system ran out of space or inodes."""
@@ -74,6 +83,20 @@ def allocated(folder: Path) -> int:
         return 0
     try:
         return sum(found.stat.st_blocks * 512 for found in walk(fd, []))
+    finally:
+        os.close(fd)
+
+
+def file_sizes(folder: Path) -> int:
+    """The sizes of the regular files under ``folder`` added up, each file once."""
+    try:
+        fd = open_root(folder)
+    except OSError:
+        return 0
+    try:
+        seen = {(f.stat.st_dev, f.stat.st_ino): f.stat.st_size for f in walk(fd, [])
+                if stat.S_ISREG(f.stat.st_mode)}  # fmt: skip
+        return sum(seen.values())
     finally:
         os.close(fd)
 
