@@ -35,6 +35,7 @@ from gefreg.serve.tokens import TokenEntry
 from gefreg.serve.views import LIST_LOG_CAP, read_record, task_view
 
 MAX_PAGE = 2047
+MAX_TAG_FILTERS = 64  # each is a clause of the query (1,500 made SQLite give up: a 500)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
@@ -193,6 +194,8 @@ def build_router(app_state: Any) -> APIRouter:
         """The owner's tasks, newest first, a page at a time."""
         if len(tag_value) > len(tag_key):
             raise HTTPException(400, "more tag_value than tag_key parameters")
+        if len(tag_key) > MAX_TAG_FILTERS:
+            raise HTTPException(400, f"at most {MAX_TAG_FILTERS} tag_key parameters")
         values = tag_value + [""] * (len(tag_key) - len(tag_value))
         tags = tuple(zip(tag_key, values, strict=True))
         rows, token = app_state.store.page(
