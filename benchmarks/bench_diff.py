@@ -68,7 +68,9 @@ def main() -> None:
                 )
                 assert done.returncode == 1, done.stderr
                 files = [f["path"] for f in json.loads(done.stdout)["files"]]
-                assert files == ["/data/part-003.bin"], files
+                # COPY gives /data the time of the build (the engine's, as gefreg normalizes
+                # away in its own builds): two plain builds a second apart differ there too
+                assert set(files) - {"/data"} == {"/data/part-003.bin"}, files
 
             def docker_save() -> None:
                 for tag, name in ((a, "a.tar"), (b, "b.tar")):
