@@ -191,12 +191,11 @@ def read_archive(source: Iterable[bytes] | IO[bytes], ref: str) -> ImageListing:
         config_bytes = small[entry["Config"]]
         config = json.loads(config_bytes)
         ordered = tuple(layers[path] for path in entry["Layers"])
-    except (KeyError, IndexError, ValueError) as exc:
-        raise EnvironmentFailure(f"the export of {ref} is not a docker archive: {exc}") from None
+        diff_ids = tuple(str(d) for d in config["rootfs"]["diff_ids"])
+    except (KeyError, IndexError, ValueError, TypeError) as exc:  # any shape but the expected
+        raise EnvironmentFailure(
+            f"the export of {ref} is not a docker archive: {type(exc).__name__} {exc}"
+        ) from None
     return ImageListing(
-        ref,
-        "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
-        config,
-        tuple(config.get("rootfs", {}).get("diff_ids", [])),
-        ordered,
+        ref, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, diff_ids, ordered
     )

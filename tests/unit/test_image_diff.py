@@ -10,6 +10,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
+from gefreg.errors import EnvironmentFailure
 from gefreg.image.image_diff import _extract, compare, config_changes
 from gefreg.image.image_listing import read_archive
 
@@ -121,3 +124,25 @@ def test_hostile_names_are_listed_but_never_written_outside_the_temporary_folder
     assert outside == []
     assert (into / "f").read_bytes() == b"c"
     assert not (tmp_path.parent / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b"{}",
+        b"[]",
+        b'[{"Config": 5}]',
+        b'[{"Config": "c.json", "Layers": ["nope"]}]',
+        b'[{"Config": "c.json", "Layers": []}]',  # its config is a list, not an object
+        b"\xff",
+    ],
+)
+def test_an_archive_of_any_other_shape_is_an_environment_failure(manifest: bytes) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in (("c.json", b"[1, 2]"), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(EnvironmentFailure, match="is not a docker archive"):
+        read_archive([out.getvalue()], "img")
