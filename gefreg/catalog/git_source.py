@@ -73,11 +73,20 @@ def dirty(root: Path, paths: list[str]) -> list[str]:
     return [line[3:] for line in done.stdout.decode().splitlines() if len(line) > 3]
 
 
+def check_name(sha: object) -> str:
+    """``sha`` if it is a full hexadecimal commit name (a ledger may hold anything there)."""
+    if not isinstance(sha, str) or not COMMIT_RE.match(sha):
+        raise BadInput(
+            f"{sha!r} is not a full commit name",
+            "a ledger line's catalog_commit is the 40 (or 64) hex digits publish wrote",
+        )
+    return sha
+
+
 def checked_commit(root: Path, sha: str) -> str:
     """``sha`` if it names a commit of the repository; BadInput (malformed) or
     EnvironmentFailure (not in this clone) otherwise."""
-    if not COMMIT_RE.match(sha):
-        raise BadInput(f"{sha!r} is not a full commit name")
+    check_name(sha)
     done = _git(root, "cat-file", "-e", f"{sha}^{{commit}}")
     if done.returncode != 0:
         raise EnvironmentFailure(

@@ -91,6 +91,7 @@ def _from_commit(
     settings: Settings, name: str, commit: str, into: Path
 ) -> tuple[Settings, Entry, source_date.SourceDate]:
     """The entry and the bases as ``commit`` holds them, in a catalog below ``into``."""
+    git_source.check_name(commit)
     root = git_source.repository_root(settings.catalog)
     if root is None:
         raise InputsUnavailable(

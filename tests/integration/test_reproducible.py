@@ -167,9 +167,10 @@ def test_rebuild_says_which_input_is_gone(tmp_path: Path, registry: LocalRegistr
         done = pub.run("rebuild", f"{pub.name}@1.0.0")
         assert done.exit_code == 3, done.stderr
         assert said in done.stderr
-    ledger.write_text(json.dumps({**line, "catalog_commit": "--output=/tmp/x"}) + "\n")
-    done = pub.run("rebuild", f"{pub.name}@1.0.0")
-    assert done.exit_code == 2 and "not a full commit name" in done.stderr
+    for hostile in ("--output=/tmp/x", "../../etc", "f" * 40 + "\n", 5, ["f" * 40]):
+        ledger.write_text(json.dumps({**line, "catalog_commit": hostile}) + "\n")
+        done = pub.run("rebuild", f"{pub.name}@1.0.0")
+        assert done.exit_code == 2 and "not a full commit name" in done.stderr, hostile
 
 
 def test_a_catalog_outside_git_is_rebuilt_from_its_working_tree_while_unchanged(

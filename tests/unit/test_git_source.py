@@ -28,13 +28,16 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
         "f" * 39,
         "f" * 40 + ":service.yaml",
         "",
+        5,
+        None,
+        ["f" * 40],
     ],
 )
-def test_only_a_full_commit_name_reaches_git(tmp_path: Path, hostile: str) -> None:
+def test_only_a_full_commit_name_reaches_git(tmp_path: Path, hostile: object) -> None:
     (tmp_path / "a").write_text("a\n")
     git_repository(tmp_path)
     with pytest.raises(BadInput, match="is not a full commit name"):
-        git_source.checked_commit(tmp_path, hostile)
+        git_source.checked_commit(tmp_path, hostile)  # type: ignore[arg-type]
 
 
 def test_a_commit_not_in_the_clone_is_an_environment_failure(tmp_path: Path) -> None:
