@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gefreg.catalog import git_source
+from gefreg.catalog.service_record import MAX_EPOCH
+from gefreg.errors import BadInput
 from gefreg.model import Entry
 
 DEFAULT = 0
@@ -49,4 +51,10 @@ def from_git(root: Path, record: str, rev: str) -> SourceDate:
     commit = git_source.version_commit(root, record, rev)
     if commit is None:  # never committed: the same default as outside git
         return SourceDate(DEFAULT, "default")
+    if not DEFAULT <= commit.time <= MAX_EPOCH:  # git takes any date a committer gives
+        raise BadInput(
+            f"{record}: commit {commit.sha[:12]} that set its version is dated {commit.time} "
+            "seconds after 1970, beyond 9999-12-31",
+            "set source_date_epoch in the record, or commit the version with a real date",
+        )
     return SourceDate(commit.time, "git", commit.sha)

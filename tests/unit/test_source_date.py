@@ -9,6 +9,7 @@ import pytest
 
 from gefreg.catalog import source_date
 from gefreg.catalog.entries import load_entry
+from gefreg.errors import BadInput
 from tests.helpers import demo_entry, git, git_repository, make_catalog
 
 JAN = "2025-01-01T00:00:00Z"  # 1735689600
@@ -66,3 +67,11 @@ def test_a_record_never_committed_gets_the_default(tmp_path: Path) -> None:
     git_repository(catalog, date=JAN)
     make_catalog(tmp_path / "c", demo_entry())  # added after the commit, untracked
     assert date_of(catalog) == source_date.SourceDate(0, "default")
+
+
+def test_a_commit_dated_beyond_year_9999_is_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    """git records any date a committer gives; the image's time could not be written."""
+    catalog = make_catalog(tmp_path / "c", demo_entry())
+    git_repository(catalog, date="@99999999999999 +0000")
+    with pytest.raises(BadInput, match="beyond 9999-12-31"):
+        date_of(catalog)
