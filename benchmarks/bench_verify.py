@@ -55,10 +55,10 @@ def release_versions(n: int) -> list[str]:
     return [f"{i // 100}.{(i // 10) % 10}.{i % 10}" for i in range(n)]
 
 
-def make_entry(root: Path) -> Path:
+def make_entry(root: Path, name: str = NAME) -> Path:
     """A catalog with one entry (never built: verify reads only the record and the ledger)."""
     tree = demo_entry(
-        name=NAME,
+        name=name,
         base="scratch",
         template="static",
         files={"run.sh": "/opt/run.sh"},
@@ -139,7 +139,7 @@ def main() -> None:
         address = served.status.address or ""
         try:
             catalog = make_entry(Path(tmp))
-            empty = make_catalog(Path(tmp) / "empty")
+            empty = make_entry(Path(tmp) / "unpublished", "bench-unpublished")  # no releases
             start = time.perf_counter()
             digest = populate(address, catalog, tags, floating)
             print(
@@ -183,7 +183,7 @@ def main() -> None:
             ("verify(deep=False) (library)", t_lib),
             ("gefreg verify, deep (CLI process)", deep_cli),
             ("verify(deep=True) (library)", deep_lib),
-            ("gefreg verify, empty catalog (start-up only)", startup),
+            ("gefreg verify, an entry with no releases (start-up only)", startup),
             (f"floor: {len(tags)} raw http.client HEADs", t_floor),
             (f"floor: {checked} raw HEADs (the tags verify checks)", t_floor_all),
             (
