@@ -44,6 +44,7 @@ class Rebuilt:
     image_id: str
     source_date: dict[str, Any]
     duration_s: float
+    engine_image: str = ""  # the engine's build before normalizing (removed afterwards)
     difference: ImageDiff | None = None
     note: ledger.RebuildNote | None = None
 
@@ -61,6 +62,7 @@ class Rebuilt:
             "rebuilt": {"digest": self.digest, "image_id": self.image_id},
             "source_date": self.source_date,
             "duration_s": self.duration_s,
+            "engine_image_removed": self.engine_image or None,
             "difference": self.difference.to_json() if self.difference else None,
             "recorded": self.note.text if self.note else None,
         }
@@ -200,6 +202,11 @@ def rebuild(
             tag=False,
             on_event=event,
         )
+    # The engine's own build (before gefreg normalized it) is of no use after a rebuild:
+    # removed, never forced, with the intermediate images this no-cache build made.
+    engine_image = str(built.record.engine_image_id or "")
+    if engine_image and engine_image != built.image_id:
+        engine.untag(engine_image)
     result = Rebuilt(
         name,
         version,
@@ -210,6 +217,7 @@ def rebuild(
         built.image_id,
         date.to_json(),
         round(time.monotonic() - t0, 3),
+        engine_image,
     )
     if not result.identical:
         trusted = f"{settings.registry}/{name}"

@@ -100,6 +100,10 @@ def test_publish_then_rebuild_is_bit_identical_and_can_be_recorded(
     assert result["rebuilt"] == {"digest": line["digest"], "image_id": line["image_id"]}
     assert result["source_date"]["origin"] == "git"
     assert result["recorded"].startswith("rebuilt: identical on ")
+    leftover = subprocess.run(  # the engine's own build is not left behind (1.2 GB for some)
+        ["docker", "image", "inspect", result["engine_image_removed"]], capture_output=True
+    )
+    assert result["engine_image_removed"].startswith("sha256:") and leftover.returncode != 0
     note = pub.ledger()[-1]
     assert note["schema"] == "gefreg.rebuild/1" and note["digest"] == line["digest"]
     assert pub.run("verify").exit_code == 0  # the note does not confuse the ledger readers
