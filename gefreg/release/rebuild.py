@@ -7,6 +7,8 @@ outside git) is rebuilt from the working tree if its fingerprint is still the on
 The build starts clean (a fresh state folder, no cache) and its image ID and manifest digest
 are compared with the ledger's. Inputs that are gone (a package version, the commit, the
 gefreg version) are exit 3 naming them; a different image is exit 1 with the difference.
+Before anything is built, the release passes trust.yaml's signature check like a run would
+(exit 1 naming the check and key): a rebuild vouches for the release it proves.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Rebuilt:
     engine_image: str = ""  # the engine's build before normalizing (removed afterwards)
     difference: ImageDiff | None = None
     note: ledger.RebuildNote | None = None
+    signature: dict[str, Any] | None = None  # trust.yaml's check of the release (run record form)
 
     @property
     def identical(self) -> bool:
@@ -64,6 +67,7 @@ class Rebuilt:
             "duration_s": self.duration_s,
             "engine_image_removed": self.engine_image or None,
             "difference": self.difference.to_json() if self.difference else None,
+            "signature": self.signature,
             "recorded": self.note.text if self.note else None,
         }
 
@@ -87,6 +91,17 @@ def _release(settings: Settings, name: str, version: str) -> ledger.Release:
             f"rebuild with that version: pip install gefreg=={release.gefreg_version}",
         )
     return release
+
+
+def _signature(settings: Settings, release: ledger.Release, name: str) -> dict[str, Any] | None:
+    """trust.yaml's signature check of the release (CheckFailed, exit 1, naming the check and
+    the key). A line naming another registry is not looked up there: it is only compared."""
+    from gefreg.release.signature_check import check_release
+
+    if release.repository != f"{settings.registry}/{name}":
+        return None
+    trusted = ledger.CatalogLedger(settings).lookup(name, release.version)
+    return check_release(settings, trusted).record() if trusted else None
 
 
 def _from_commit(
@@ -183,6 +198,7 @@ def rebuild(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Rebuilt:
     release = _release(settings, name, version)
+    signature = _signature(settings, release, name)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gefreg-rebuild-") as tmp:
         tmp_settings, entry, date, source = _inputs(settings, name, release, Path(tmp))
@@ -218,6 +234,7 @@ def rebuild(
         date.to_json(),
         round(time.monotonic() - t0, 3),
         engine_image,
+        signature=signature,
     )
     if not result.identical:
         trusted = f"{settings.registry}/{name}"

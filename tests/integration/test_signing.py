@@ -417,6 +417,10 @@ def test_runs_check_the_signature_before_anything_runs(
         "reproduce", str(record_file), "--catalog", str(pub.catalog), "--registry", address
     )
     assert again.exit_code == 1 and "the signature check failed" in again.stderr
+    rebuilt = gefreg("rebuild", *pub.opts(), f"{name}@1.0.0")  # refused before any build
+    assert rebuilt.exit_code == 1, rebuilt.stdout + rebuilt.stderr
+    assert "sig-runs@1.0.0: the signature check failed" in rebuilt.stderr
+    assert "building" not in rebuilt.stderr and "bit-identical" not in rebuilt.stdout
 
     replace_tag(address, name, sig_tag, good_sig)
     trust(pub, "revoke", "curators", "--reason", "key leaked")
