@@ -43,6 +43,18 @@ def _follow_pull(
             report(sum(current.values()), sum(totals.values()) or None)
 
 
+def _loaded(events: Iterable[dict[str, Any]] | None, what: str) -> list[str]:
+    """The image IDs or tags a `docker load` reports; an error in its stream fails the load."""
+    loaded = []
+    for event in events or []:
+        if "error" in event:
+            raise EnvironmentFailure(f"the engine could not load {what}: {event['error']}")
+        stream = str(event.get("stream", ""))
+        if stream.startswith("Loaded image"):
+            loaded.append(stream.split(": ", 1)[1].strip())
+    return loaded
+
+
 class ImageCalls:
     """Mixed into :class:`gefreg.engine.Engine`; ``client`` is the docker SDK client."""
 
@@ -115,14 +127,7 @@ class ImageCalls:
         """`docker load` an archive; returns the loaded image IDs or tags."""
         with translated(f"loading {archive}"), open(archive, "rb") as fh:
             events = self.client.api.load_image(fh)
-        loaded = []
-        for event in events or []:
-            if "error" in event:
-                raise EnvironmentFailure(f"the engine could not load {archive}: {event['error']}")
-            stream = str(event.get("stream", ""))
-            if stream.startswith("Loaded image"):
-                loaded.append(stream.split(": ", 1)[1].strip())
-        return loaded
+        return _loaded(events, str(archive))
 
     def save(self, ref: str, destination: Path) -> Path:
         """`docker save` one image into a docker-archive tarball (streamed to disk)."""
@@ -161,14 +166,7 @@ class ImageCalls:
         returns the loaded image IDs or tags."""
         with translated(f"loading {what}"):
             events = self.client.api.load_image(iter(chunks))
-        loaded = []
-        for event in events or []:
-            if "error" in event:
-                raise EnvironmentFailure(f"the engine could not load {what}: {event['error']}")
-            stream = str(event.get("stream", ""))
-            if stream.startswith("Loaded image"):
-                loaded.append(stream.split(": ", 1)[1].strip())
-        return loaded
+        return _loaded(events, what)
 
     def tag(self, image_id: str, repository: str, tag: str) -> None:
         with translated(f"tagging {image_id}"):
